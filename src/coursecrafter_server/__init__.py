@@ -1,0 +1,1 @@
+"""CourseCrafter API server."""

@@ -1,0 +1,43 @@
+"""The app factory: `create_app(settings)` builds a FastAPI app around one wired container."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
+from coursecrafter_server.api.errors import install_error_handlers
+from coursecrafter_server.api.routes import auth, health
+from coursecrafter_server.bootstrap import Container, build_container
+from coursecrafter_server.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    container = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        container.close()
+
+    app = FastAPI(
+        title="CourseCrafter API",
+        version="0.1.0",
+        description="Lecture recordings to streamable course videos.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt_prefixes=("/blobs/",)
+    )
+    app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(health.router, include_in_schema=False)  # probes also at the root
+    app.include_router(health.jwks_router)
+    return app

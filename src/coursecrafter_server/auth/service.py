@@ -1,0 +1,165 @@
+"""Accounts and sessions: register, login, refresh with rotation and reuse detection, logout."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
+from coursecrafter_server.auth.tokens import AccessClaims, AccessTokenService
+from coursecrafter_server.domain import (
+    InvalidCredentials,
+    InvalidToken,
+    RateLimited,
+    RefreshToken,
+    Role,
+    User,
+)
+from coursecrafter_server.limits.base import RateLimiter, RevocationList
+from coursecrafter_server.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    login_per_address: str
+    login_per_account: str
+    refresh_per_address: str
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: Store,
+        tokens: AccessTokenService,
+        passwords: PasswordHasherService,
+        revocations: RevocationList,
+        limiter: RateLimiter,
+        limits: RateLimits,
+        refresh_ttl: int,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.passwords = passwords
+        self.revocations = revocations
+        self.limiter = limiter
+        self.limits = limits
+        self.refresh_ttl = refresh_ttl
+
+    # Accounts --------------------------------------------------------------------------------
+    def register(self, username: str, email: str, password: str, role: Role) -> User:
+        check_password_strength(password, username=username, email=email)
+        user = User(
+            id=uuid.uuid4().hex,
+            username=username,
+            email=email,
+            password_hash=self.passwords.hash(password),
+            role=role,
+            created_at=_now(),
+        )
+        self.store.add_user(user)
+        log.info("registered user %s (%s)", user.id, role.value)
+        return user
+
+    # Sessions ----------------------------------------------------------------------------------
+    def login(self, username: str, password: str, client_address: str) -> TokenPair:
+        self._limit(self.limits.login_per_address, f"login:addr:{client_address}", hit=True)
+        account_key = f"login:acct:{username.lower()}"
+        self._limit(self.limits.login_per_account, account_key, hit=False)
+        user = self.store.get_user_by_username(username)
+        # Always run one argon2 verification, so timing does not tell whether the user exists.
+        if not self.passwords.verify(user.password_hash if user else None, password) or not user:
+            self._limit(self.limits.login_per_account, account_key, hit=True, quiet=True)
+            raise InvalidCredentials("wrong username or password")
+        if self.passwords.needs_rehash(user.password_hash):
+            log.info("password hash of user %s uses old parameters", user.id)
+        return self._issue(user, family_id=uuid.uuid4().hex)
+
+    def refresh(self, refresh_token: str, client_address: str) -> TokenPair:
+        self._limit(self.limits.refresh_per_address, f"refresh:addr:{client_address}", hit=True)
+        now = _now()
+        stored = self.store.get_refresh_token(hash_refresh_token(refresh_token))
+        if stored is None:
+            raise InvalidToken("refresh token is invalid")
+        if stored.revoked_at is not None or self.store.is_refresh_family_revoked(stored.family_id):
+            raise InvalidToken("refresh token has been revoked; log in again")
+        if stored.expires_at <= now:
+            raise InvalidToken("refresh token has expired; log in again")
+        # Compare-and-set: of two concurrent presentations exactly one wins; the other is reuse.
+        if not self.store.mark_refresh_token_used(stored.token_hash, now):
+            self.store.revoke_refresh_family(stored.family_id, now)
+            log.warning("refresh token reuse detected; family of user %s revoked", stored.user_id)
+            raise InvalidToken("refresh token was already used; all sessions of it are revoked")
+        user = self.store.get_user(stored.user_id)
+        if user is None:
+            raise InvalidToken("refresh token is invalid")
+        pair = self._issue(user, family_id=stored.family_id)
+        # A reuse may have revoked the family between our check and our insert: re-check after.
+        if self.store.is_refresh_family_revoked(stored.family_id):
+            raise InvalidToken("refresh token has been revoked; log in again")
+        return pair
+
+    def logout(self, refresh_token: str | None, access: AccessClaims | None) -> None:
+        now = _now()
+        if refresh_token:
+            stored = self.store.get_refresh_token(hash_refresh_token(refresh_token))
+            # Only the owner of the access token may end a family by presenting its refresh token.
+            if stored is not None and (access is None or stored.user_id == access.sub):
+                self.store.revoke_refresh_family(stored.family_id, now)
+        if access is not None:
+            self.revocations.revoke(access.jti, access.exp)
+
+    def authenticate(self, access_token: str) -> tuple[User, AccessClaims]:
+        claims = self.tokens.verify(access_token)
+        if self.revocations.is_revoked(claims.jti):
+            raise InvalidToken("access token has been revoked")
+        user = self.store.get_user(claims.sub)
+        if user is None:
+            raise InvalidToken("access token is invalid")
+        return user, claims
+
+    # Internals -------------------------------------------------------------------------------
+    def _issue(self, user: User, family_id: str) -> TokenPair:
+        now = _now()
+        secret = secrets.token_urlsafe(32)
+        self.store.add_refresh_token(
+            RefreshToken(
+                token_hash=hash_refresh_token(secret),
+                user_id=user.id,
+                family_id=family_id,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.refresh_ttl),
+            )
+        )
+        return TokenPair(
+            access_token=self.tokens.issue(user, now),
+            refresh_token=secret,
+            expires_in=self.tokens.ttl,
+        )
+
+    def _limit(self, limit: str, key: str, *, hit: bool, quiet: bool = False) -> None:
+        wait = self.limiter.hit(limit, key) if hit else self.limiter.check(limit, key)
+        if wait is not None and not quiet:
+            raise RateLimited(
+                f"too many attempts; try again in {wait} s", headers={"Retry-After": str(wait)}
+            )

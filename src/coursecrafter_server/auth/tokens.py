@@ -1,0 +1,79 @@
+"""RS256 access tokens: issue and verify exactly as DESIGN.md "Auth" says."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt
+
+from coursecrafter_server.auth.keys import SigningKey
+from coursecrafter_server.domain import InvalidToken, Role, User
+
+ALGORITHM = "RS256"
+TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    sub: str
+    jti: str
+    role: Role
+    exp: int
+
+
+class AccessTokenService:
+    def __init__(self, key: SigningKey, *, issuer: str, audience: str, ttl: int) -> None:
+        self._key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+
+    def issue(self, user: User, now: datetime | None = None) -> str:
+        issued = int((now or datetime.now(timezone.utc)).timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user.id,
+            "iat": issued,
+            "exp": issued + self.ttl,
+            "jti": uuid.uuid4().hex,
+            "role": user.role.value,
+        }
+        return jwt.encode(
+            claims,
+            self._key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": self._key.kid, "typ": TOKEN_TYPE},
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        """Raise InvalidToken for anything but a well-formed, current token of ours."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+                raise InvalidToken("access token has the wrong type or algorithm")
+            if header.get("kid") != self._key.kid:
+                raise InvalidToken("access token was signed by an unknown key")
+            # The algorithm list is pinned: `alg: none` and HS256-with-the-public-key both fail here.
+            claims = jwt.decode(
+                token,
+                self._key.public_key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+                leeway=5,
+            )
+            return AccessClaims(
+                sub=str(claims["sub"]),
+                jti=str(claims["jti"]),
+                role=Role(claims.get("role", "")),
+                exp=int(claims["exp"]),
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("access token has expired") from None
+        except (jwt.PyJWTError, ValueError, KeyError):
+            raise InvalidToken("access token is invalid") from None

@@ -1,0 +1,96 @@
+"""The one place that wires adapters to ports, chosen by the settings' URLs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from coursecrafter_server.auth.keys import SigningKey, load_signing_key
+from coursecrafter_server.auth.passwords import PasswordHasherService
+from coursecrafter_server.auth.service import AuthService, RateLimits
+from coursecrafter_server.auth.tokens import AccessTokenService
+from coursecrafter_server.limits.base import RateLimiter, RevocationList
+from coursecrafter_server.settings import Settings
+from coursecrafter_server.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+class UnsafeSettings(RuntimeError):
+    """Raised at start-up for settings that would be unsafe in production."""
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: Store
+    signing_key: SigningKey
+    revocations: RevocationList
+    limiter: RateLimiter
+    auth: AuthService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def check_production_safety(settings: Settings, key: SigningKey) -> None:
+    if settings.public_url_is_local:
+        return
+    problems = []
+    if key.generated:
+        problems.append("the JWT key was generated (set COURSECRAFTER_JWT_PRIVATE_KEY_FILE)")
+    if settings.webhook_secret is None:
+        problems.append("the webhook secret was generated (set COURSECRAFTER_WEBHOOK_SECRET)")
+    if problems:
+        raise UnsafeSettings(
+            f"refusing to serve {settings.public_url} with " + " and ".join(problems)
+            + "; generated secrets are only for a local server"
+        )
+
+
+def _limits_adapters(settings: Settings) -> tuple[RevocationList, RateLimiter]:
+    if settings.redis_url:
+        from coursecrafter_server.limits.redis import RedisRateLimiter, RedisRevocationList
+
+        return RedisRevocationList(settings.redis_url), RedisRateLimiter(settings.redis_url)
+    from coursecrafter_server.limits.memory import LimitsRateLimiter, MemoryRevocationList
+
+    return MemoryRevocationList(), LimitsRateLimiter()
+
+
+def build_container(settings: Settings) -> Container:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    key = load_signing_key(settings.jwt_private_key_file, settings.home)
+    check_production_safety(settings, key)
+    store = open_store(settings.resolved_database_url)
+    revocations, limiter = _limits_adapters(settings)
+    auth = AuthService(
+        store=store,
+        tokens=AccessTokenService(
+            key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=settings.access_token_ttl,
+        ),
+        passwords=PasswordHasherService(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        revocations=revocations,
+        limiter=limiter,
+        limits=RateLimits(
+            login_per_address=settings.login_rate_limit_address,
+            login_per_account=settings.login_rate_limit_account,
+            refresh_per_address=settings.refresh_rate_limit_address,
+        ),
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    return Container(
+        settings=settings,
+        store=store,
+        signing_key=key,
+        revocations=revocations,
+        limiter=limiter,
+        auth=auth,
+    )

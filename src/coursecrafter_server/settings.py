@@ -1,0 +1,80 @@
+"""Server settings: one pydantic-settings class, built by `get_settings()`, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("coursecrafter", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every variable of DESIGN.md "Configuration", read from the environment and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COURSECRAFTER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    broker_url: str | None = None
+    redis_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    jwt_private_key_file: Path | None = None
+    webhook_secret: SecretStr | None = None
+
+    registration: Literal["open", "closed"] = "open"
+
+    # Token lifetimes (seconds).
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+
+    # Rate limits in the `limits` notation ("N/period"). Login attempts count per client address;
+    # failed logins count per account, so a user's own successful logins never lock them out.
+    login_rate_limit_address: str = "30/minute"
+    login_rate_limit_account: str = "10/15 minutes"
+    refresh_rate_limit_address: str = "60/minute"
+
+    # argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile). Tune to the hardware.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
+
+    # Requests with a larger body are refused with 413 before they are read.
+    max_json_body_bytes: int = 1024 * 1024
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def jwt_issuer(self) -> str:
+        return self.public_url
+
+    @property
+    def jwt_audience(self) -> str:
+        return "coursecrafter-api"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'coursecrafter.sqlite3'}"
+
+    @property
+    def public_url_is_local(self) -> bool:
+        host = urlparse(self.public_url).hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,358 @@
+"""SQLite adapter of the store port: the embedded default, one file under COURSECRAFTER_HOME.
+
+Safe for several server processes and threads at once: WAL journal (readers never block the
+writer), a busy timeout instead of instant "database is locked", one connection per thread, and
+short write transactions opened with BEGIN IMMEDIATE so a read-then-write never has to upgrade
+its lock (an upgrade in WAL mode fails at once instead of waiting).
+
+Datetimes are stored as fixed-width UTC ISO-8601 text (`2025-01-02T03:04:05.123456Z`): readable
+with the sqlite3 shell, compared correctly as text, and exact to the microsecond.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+from coursecrafter_server.domain import AlreadyExists, RefreshToken, Role, User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's write lock
+
+# The schema, one entry per version: migration N (1-based) brings `PRAGMA user_version` from
+# N-1 to N. Append a tuple of statements to add tables; never edit one that has shipped.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # 1: accounts and refresh tokens
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            username_lower TEXT NOT NULL,
+            email TEXT NOT NULL,
+            email_lower TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        # Lowercased in Python (not COLLATE NOCASE, which folds ASCII only) so that every
+        # adapter agrees with `str.lower()` on what counts as the same name.
+        "CREATE UNIQUE INDEX users_username_lower ON users (username_lower)",
+        "CREATE UNIQUE INDEX users_email_lower ON users (email_lower)",
+        """
+        CREATE TABLE refresh_tokens (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            family_id TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT,
+            revoked_at TEXT
+        )
+        """,
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+        "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at)",
+        # Kept apart from the tokens so a revocation also covers tokens added afterwards.
+        """
+        CREATE TABLE revoked_refresh_families (
+            family_id TEXT PRIMARY KEY,
+            revoked_at TEXT NOT NULL
+        )
+        """,
+    ),
+]
+
+
+def _encode_time(value: datetime) -> str:
+    """UTC, fixed width; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _decode_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    # Strip the "Z" by hand: fromisoformat only accepts it from Python 3.11 on.
+    return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=timezone.utc)
+
+
+def _required_time(value: str) -> datetime:
+    decoded = _decode_time(value)
+    assert decoded is not None
+    return decoded
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file owner-only; SQLite gives its -wal/-shm files the same mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, 0o600)  # the umask may have taken bits away, never added: make it exact
+
+
+class SQLiteStore:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+        # Absolute now, so a later chdir cannot point new threads' connections elsewhere.
+        self.path = Path(path).expanduser().absolute()
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(self.path)
+        conn = self._conn()
+        # Switching to WAL skips the busy handler when processes open a new file at the same
+        # instant, so retry that (and the migrations with it) by hand within the timeout.
+        mode = _retry_while_locked(lambda: _enable_wal(conn), busy_timeout)
+        if mode != "wal":
+            # E.g. some network filesystems: still correct, but writers block readers.
+            log.warning("SQLite at %s could not switch to WAL (journal_mode=%s)", self.path, mode)
+        _retry_while_locked(lambda: _migrate(conn), busy_timeout)
+
+    # Connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("SQLiteStore is closed")
+        if os.getpid() != self._pid:
+            # Forked child: SQLite connections must not cross a fork; drop (do not close) the
+            # parent's and start afresh. A new lock too: the old one may have been held.
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._local = threading.local()
+            self._connections = []
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # autocommit; transactions are explicit below
+                check_same_thread=False,  # only so close() may close it from another thread
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            # NORMAL is safe with WAL (no corruption); a power cut may lose the last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction that holds the write lock from its first statement."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    # Users ---------------------------------------------------------------------------------
+    def add_user(self, user: User) -> None:
+        username_lower, email_lower = user.username.lower(), user.email.lower()
+        with self._write() as conn:
+            # Checked one by one inside the write lock so the message names the right field,
+            # username first, whatever order SQLite checks its indexes in.
+            if conn.execute(
+                "SELECT 1 FROM users WHERE username_lower = ?", (username_lower,)
+            ).fetchone():
+                raise AlreadyExists("username is already taken")
+            if conn.execute("SELECT 1 FROM users WHERE email_lower = ?", (email_lower,)).fetchone():
+                raise AlreadyExists("email is already registered")
+            try:
+                conn.execute(
+                    "INSERT INTO users (id, username, username_lower, email, email_lower,"
+                    " password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user.id,
+                        user.username,
+                        username_lower,
+                        user.email,
+                        email_lower,
+                        user.password_hash,
+                        user.role.value,
+                        _encode_time(user.created_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:  # only the primary key is left to clash
+                raise AlreadyExists("user already exists") from exc
+
+    def get_user(self, user_id: str) -> User | None:
+        row = self._conn().execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_username(self, username: str) -> User | None:
+        row = (
+            self._conn()
+            .execute("SELECT * FROM users WHERE username_lower = ?", (username.lower(),))
+            .fetchone()
+        )
+        return _user(row) if row else None
+
+    def count_users(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    # Refresh tokens ------------------------------------------------------------------------
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO refresh_tokens (token_hash, user_id, family_id, issued_at,"
+                " expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.token_hash,
+                    token.user_id,
+                    token.family_id,
+                    _encode_time(token.issued_at),
+                    _encode_time(token.expires_at),
+                    _encode_time(token.used_at) if token.used_at else None,
+                    _encode_time(token.revoked_at) if token.revoked_at else None,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("refresh token already exists") from exc
+
+    def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        row = (
+            self._conn()
+            .execute("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
+            .fetchone()
+        )
+        return _refresh_token(row) if row else None
+
+    def mark_refresh_token_used(self, token_hash: str, when: datetime) -> bool:
+        # One statement is atomic: of concurrent callers, exactly one sees rowcount 1.
+        cursor = self._conn().execute(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+            (_encode_time(when), token_hash),
+        )
+        return cursor.rowcount == 1
+
+    def revoke_refresh_family(self, family_id: str, when: datetime) -> int:
+        stamp = _encode_time(when)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_refresh_families (family_id, revoked_at)"
+                " VALUES (?, ?)",
+                (family_id, stamp),
+            )
+            cursor = conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = ?"
+                " WHERE family_id = ? AND revoked_at IS NULL",
+                (stamp, family_id),
+            )
+            return cursor.rowcount
+
+    def is_refresh_family_revoked(self, family_id: str) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM revoked_refresh_families WHERE family_id = ?", (family_id,))
+            .fetchone()
+        )
+        return row is not None
+
+    def delete_expired_refresh_tokens(self, now: datetime) -> int:
+        cursor = self._conn().execute(
+            "DELETE FROM refresh_tokens WHERE expires_at <= ?", (_encode_time(now),)
+        )
+        return cursor.rowcount
+
+
+def _enable_wal(conn: sqlite3.Connection) -> str:
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode == "wal":  # persistent in the file: only its first opener switches it
+        return mode
+    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+
+
+def _retry_while_locked(action: Callable[[], T], timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to `len(MIGRATIONS)`; a no-op (and no write lock) when it is current."""
+    target = len(MIGRATIONS)
+    if conn.execute("PRAGMA user_version").fetchone()[0] == target:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > target:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this CourseCrafter knows"
+                f" ({target}): upgrade CourseCrafter"
+            )
+        for number in range(version + 1, target + 1):
+            log.info("applying SQLite migration %d", number)
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+        # DDL and user_version are transactional in SQLite: all of it lands or none.
+        conn.execute(f"PRAGMA user_version = {target}")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        role=Role(row["role"]),
+        created_at=_required_time(row["created_at"]),
+    )
+
+
+def _refresh_token(row: sqlite3.Row) -> RefreshToken:
+    return RefreshToken(
+        token_hash=row["token_hash"],
+        user_id=row["user_id"],
+        family_id=row["family_id"],
+        issued_at=_required_time(row["issued_at"]),
+        expires_at=_required_time(row["expires_at"]),
+        used_at=_decode_time(row["used_at"]),
+        revoked_at=_decode_time(row["revoked_at"]),
+    )
