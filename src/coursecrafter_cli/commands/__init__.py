@@ -1,0 +1,1 @@
+"""Subcommands of ``coursecrafter``; see :mod:`coursecrafter_cli.main`."""

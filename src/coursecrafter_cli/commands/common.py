@@ -1,0 +1,263 @@
+"""Shared plumbing of the ``coursecrafter`` commands: options, output, errors, exit codes.
+
+Output rules (every command follows them):
+
+* a human-readable result goes to stdout as plain lines;
+* with ``--json`` stdout carries exactly one JSON document (one line) and nothing else;
+  on failure stdout stays empty;
+* messages, warnings, prompts and progress go to stderr; errors read ``error: <message>``,
+  warnings ``warning: <message>``;
+* ``NO_COLOR`` (any non-empty value) disables every ANSI style.
+
+Exit codes: see :class:`ExitCode`.
+
+Tests (or embedders) can point every command at a fake server by replacing
+:data:`transport_factory` (e.g. ``monkeypatch.setattr(common, "transport_factory",
+lambda: httpx.MockTransport(handler))``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from coursecrafter_cli.client import Client
+from coursecrafter_cli.errors import (
+    APIError,
+    AuthenticationError,
+    CourseCrafterError,
+    NotLoggedIn,
+    RateLimited,
+    ValidationError,
+)
+
+__all__ = [
+    "ExitCode",
+    "transport_factory",
+    "make_client",
+    "ApiUrlOption",
+    "JsonOption",
+    "PasswordStdinOption",
+    "handle_errors",
+    "usage_error",
+    "report",
+    "emit",
+    "emit_json",
+    "info",
+    "warn",
+    "error",
+    "ask",
+    "read_password",
+]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``coursecrafter``."""
+
+    OK = 0
+    ERROR = 1  #: any failure not listed below (server unreachable, rate limited, 4xx/5xx...)
+    USAGE = 2  #: bad command line (click/typer's own usage errors use 2 as well)
+    AUTH = 4  #: not logged in, session expired/revoked, or wrong credentials
+    VIDEO_FAILED = 5  #: the video ended in ``failed`` (upload --wait, wait, status)
+
+
+#: Returns the httpx transport for new clients (``None``: a real network transport).
+transport_factory: Callable[[], httpx.BaseTransport | None] = lambda: None
+
+
+def make_client(api_url: str | None) -> Client:
+    """A :class:`Client` for ``--api-url`` (or the env / saved / default url)."""
+    try:
+        return Client(api_url, transport=transport_factory())
+    except ValueError as exc:
+        usage_error(str(exc))
+
+
+# ---------------------------------------------------------------- options
+
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        metavar="URL",
+        help="CourseCrafter server (default: $COURSECRAFTER_API_URL, else the one you logged "
+        "in to, else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON document on stdout."),
+]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of stdin instead of prompting.",
+    ),
+]
+
+
+# ---------------------------------------------------------------- output
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def _stderr() -> Console:
+    no_color = _no_color()
+    return Console(
+        stderr=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+        no_color=no_color,
+        color_system=None if no_color else "auto",
+    )
+
+
+def emit(line: str) -> None:
+    """A human-readable result line on stdout."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(document: Any) -> None:
+    """The one JSON document of a ``--json`` run, on stdout."""
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """A message on stderr."""
+    _stderr().print(Text(message))
+
+
+def warn(message: str) -> None:
+    """``warning: <message>`` on stderr."""
+    _stderr().print(Text(f"warning: {message}", style="yellow"))
+
+
+def error(message: str) -> None:
+    """``error: <message>`` on stderr."""
+    _stderr().print(Text(f"error: {message}", style="bold red"))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def usage_error(message: str) -> NoReturn:
+    """``error: <message>`` on stderr, exit 2 (a bad command line)."""
+    error(message)
+    raise typer.Exit(int(ExitCode.USAGE))
+
+
+def _field_lines(fields: Any) -> list[str]:
+    lines: list[str] = []
+    if isinstance(fields, dict):
+        for name, msg in fields.items():
+            text = "; ".join(map(str, msg)) if isinstance(msg, list) else str(msg)
+            lines.append(f"  {name}: {text}")
+    elif isinstance(fields, list):
+        for item in fields:
+            if isinstance(item, dict):
+                name = item.get("field") or item.get("loc") or item.get("name")
+                if isinstance(name, list):
+                    name = ".".join(map(str, name))
+                msg = item.get("message") or item.get("msg") or ""
+                lines.append(f"  {name}: {msg}" if name else f"  {msg}")
+            else:
+                lines.append(f"  {item}")
+    return lines
+
+
+def report(exc: CourseCrafterError) -> ExitCode:
+    """Print ``exc`` on stderr the way the CLI does and return the exit code for it."""
+    if isinstance(exc, NotLoggedIn):
+        error(exc.message)
+        return ExitCode.AUTH
+    if isinstance(exc, AuthenticationError):
+        error(f"authentication failed: {exc.message}")
+        return ExitCode.AUTH
+    if isinstance(exc, RateLimited):
+        if exc.retry_after is not None:
+            wait = math.ceil(exc.retry_after)
+            error(f"{exc.message} (rate limited); retry after {wait} s")
+        else:
+            error(f"{exc.message} (rate limited); retry later")
+        return ExitCode.ERROR
+    if isinstance(exc, ValidationError):
+        error(exc.message)
+        lines = [ln for ln in _field_lines(exc.fields) if ln.strip() not in exc.message]
+        if lines:
+            info("\n".join(lines))
+        return ExitCode.ERROR
+    if isinstance(exc, APIError):
+        error(f"{exc.message} (HTTP {exc.status_code}, {exc.code})")
+        return ExitCode.ERROR
+    error(exc.message)
+    return ExitCode.ERROR
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Decorate a command: SDK errors become an ``error:`` line and the right exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CourseCrafterError as exc:
+            raise typer.Exit(int(report(exc))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- input
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def ask(value: str | None, option: str, label: str) -> str:
+    """``value`` if given, else prompt for it on a terminal, else a usage error."""
+    if value:
+        return value
+    if not _stdin_is_tty():
+        usage_error(f"missing option {option} (no terminal to prompt on)")
+    return str(typer.prompt(label, err=True))
+
+
+def read_password(password_stdin: bool, *, confirm: bool = False) -> str:
+    """The password: first line of stdin with ``--password-stdin``, else a hidden prompt
+    (asked twice when ``confirm``).  Never from argv."""
+    if password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            usage_error("--password-stdin: no password on standard input")
+        return password
+    if not _stdin_is_tty():
+        usage_error(
+            "cannot prompt for the password without a terminal; pipe it in with --password-stdin"
+        )
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True))

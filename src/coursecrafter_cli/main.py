@@ -1,0 +1,62 @@
+"""The ``coursecrafter`` command (entry point :func:`run`).
+
+Commands live in :mod:`coursecrafter_cli.commands`, one module per area; each module
+exposes ``add_to(app)`` (plain commands) or a ``typer.Typer`` sub-app added here with
+``app.add_typer(module.app, name="courses")``.  Every command:
+
+* takes ``--api-url URL`` and, when it prints a result, ``--json`` (placed after the
+  command name); with ``--json`` stdout carries exactly one JSON document;
+* writes messages, warnings and errors (``error: <message>``) on stderr; honours ``NO_COLOR``;
+* never takes a password in argv (``--password-stdin`` or a hidden prompt);
+* exits 0 ok, 1 error (including an unreachable server: ``error: cannot reach the
+  CourseCrafter server at <url>: <reason>`` and rate limiting: ``error: <message> (rate
+  limited); retry after <n> s``), 2 usage, 4 not logged in / auth failed, 5 video failed.
+
+See :mod:`coursecrafter_cli.commands.auth` for the exact output of the auth commands.
+"""
+
+from typing import Annotated
+
+import typer
+
+import coursecrafter_cli
+from coursecrafter_cli.commands import auth
+
+app = typer.Typer(
+    name="coursecrafter",
+    help="Turn lecture recordings into streamable course videos.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # tracebacks with locals could show a password
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"coursecrafter {coursecrafter_cli.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """CourseCrafter command-line client."""
+
+
+auth.add_to(app)
+# Later: courses.add_to(app) / app.add_typer(courses.app, name="courses"), upload, status,
+# wait, videos, retry.
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app(prog_name="coursecrafter")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
