@@ -4,7 +4,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from livesupport import LiveServer, start_live_server
+from moto.server import ThreadedMotoServer
 
 # Tests must never read a developer's real config or data.
 os.environ.pop("COURSECRAFTER_API_URL", None)
@@ -60,3 +63,68 @@ def app_factory(settings_factory):
 @pytest.fixture
 def api(app_factory) -> Iterator:
     yield app_factory()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The embedded default (SQLite, local blobs) in a real server process."""
+    server = start_live_server(tmp_path / "server-home")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, live_server: LiveServer) -> dict[str, str]:
+    """Environment for running the real `coursecrafter` command against `live_server`."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COURSECRAFTER_")},
+        "COURSECRAFTER_API_URL": live_server.url,
+        "COURSECRAFTER_CONFIG_DIR": str(tmp_path / "cli-config"),
+        "COURSECRAFTER_CREDENTIAL_STORE": "file",
+        "NO_COLOR": "1",
+    }
+
+
+# S3: moto's server over real HTTP (never a patched boto3) ----------------------------------------
+
+BUCKET = "coursecrafter-test"
+
+
+@pytest.fixture(scope="session")
+def aws_env() -> Iterator[None]:
+    """Dummy credentials, a fixed region and no shared config: the standard chain finds these."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_SESSION_TOKEN", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_REGION", "us-east-1")
+        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("NO_PROXY", "no_proxy"):
+            mp.setenv(name, "127.0.0.1,localhost")
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_env: None) -> Iterator[str]:
+    # Port 0: the OS picks a free port when the server binds, with no race.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(moto_endpoint: str) -> str:
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+

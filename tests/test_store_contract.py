@@ -9,6 +9,7 @@ imitation of it) removes expired tokens by itself.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 import stat
@@ -25,7 +26,18 @@ import mongomock
 import pytest
 from pymongo import MongoClient
 
-from coursecrafter_server.domain import AlreadyExists, RefreshToken, Role, User
+from coursecrafter_server.domain import (
+    AlreadyExists,
+    Course,
+    RefreshToken,
+    Role,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
 from coursecrafter_server.store import Store, open_store
 from coursecrafter_server.store import mongo as mongo_module
 from coursecrafter_server.store import sqlite as sqlite_module
@@ -111,6 +123,63 @@ def make_token(
         family_id=family_id,
         issued_at=NOW,
         expires_at=NOW + expires_in,
+    )
+
+
+def make_course(
+    owner_id: str = "owner-1", title: str = "Algorithms", *, created_at: datetime = NOW
+) -> Course:
+    return Course(
+        id=uuid.uuid4().hex,
+        owner_id=owner_id,
+        title=title,
+        description=f"All about {title}",
+        published=False,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def make_video(
+    owner_id: str = "owner-1",
+    course_id: str | None = None,
+    *,
+    status: VideoStatus = VideoStatus.AWAITING_UPLOAD,
+    created_at: datetime = NOW,
+) -> Video:
+    """A video as POST /uploads creates it: only the defaults after `updated_at`."""
+    return Video(
+        id=uuid.uuid4().hex,
+        owner_id=owner_id,
+        course_id=course_id,
+        kind=VideoKind.VIDEO,
+        title="Lecture 1",
+        filename="lecture-1.mp4",
+        content_type="video/mp4",
+        size=123_456_789,
+        sha256=None,
+        status=status,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def make_upload(
+    *, status: UploadStatus = UploadStatus.ACTIVE, expires_at: datetime = NOW + timedelta(days=1)
+) -> Upload:
+    video_id = uuid.uuid4().hex
+    return Upload(
+        id=uuid.uuid4().hex,
+        video_id=video_id,
+        owner_id="owner-1",
+        key=f"uploads/{video_id}/source",
+        storage_upload_id="storage-" + uuid.uuid4().hex,
+        size=50 * 2**20 + 7,
+        part_size=16 * 2**20,
+        part_count=4,
+        status=status,
+        created_at=expires_at - timedelta(days=1),  # a fixed lifetime, as the service grants
+        expires_at=expires_at,
     )
 
 
@@ -309,6 +378,348 @@ def test_delete_expired_removes_only_expired_tokens(store: Store) -> None:
     assert store.delete_expired_refresh_tokens(NOW + 2 * hour) == 0
 
 
+# Contract: courses -------------------------------------------------------------------------
+def test_course_roundtrip(store: Store) -> None:
+    draft = make_course(title="Draft")
+    published = dataclasses.replace(
+        make_course(title="Live"), published=True, updated_at=NOW + timedelta(days=2)
+    )
+    store.add_course(draft)
+    store.add_course(published)
+
+    assert store.get_course(draft.id) == draft
+    assert store.get_course(published.id) == published
+    fetched = store.get_course(published.id)
+    assert fetched is not None and fetched.published is True
+    assert fetched.updated_at.utcoffset() == timedelta(0)
+    assert store.get_course("no-such-id") is None
+
+
+def test_duplicate_course_id_is_refused(store: Store) -> None:
+    course = make_course()
+    store.add_course(course)
+
+    with pytest.raises(AlreadyExists):
+        store.add_course(dataclasses.replace(course, title="Other"))
+    assert store.get_course(course.id) == course
+
+
+def test_courses_are_listed_per_owner_oldest_first(store: Store) -> None:
+    second = make_course(title="Second", created_at=NOW + timedelta(minutes=1))
+    first = make_course(title="First", created_at=NOW)
+    third = make_course(title="Third", created_at=NOW + timedelta(minutes=2))
+    theirs = make_course("owner-2", title="Theirs", created_at=NOW - timedelta(days=1))
+    for course in (second, theirs, third, first):
+        store.add_course(course)
+
+    assert store.list_courses("owner-1") == [first, second, third]
+    assert store.list_courses("owner-2") == [theirs]
+    assert store.list_courses("owner-none") == []
+
+
+def test_update_course_replaces_the_editable_fields(store: Store) -> None:
+    course = make_course()
+    store.add_course(course)
+    later = NOW + timedelta(hours=1)
+
+    store.update_course(
+        dataclasses.replace(
+            course, title="Renamed", description="", published=True, updated_at=later
+        )
+    )
+
+    assert store.get_course(course.id) == dataclasses.replace(
+        course, title="Renamed", description="", published=True, updated_at=later
+    )
+
+
+def test_update_course_keeps_owner_and_creation_time(store: Store) -> None:
+    course = make_course()
+    store.add_course(course)
+
+    store.update_course(
+        dataclasses.replace(course, owner_id="intruder", created_at=NOW + timedelta(days=9))
+    )
+
+    assert store.get_course(course.id) == course
+    assert store.list_courses("intruder") == []
+
+
+def test_update_of_a_missing_course_creates_nothing(store: Store) -> None:
+    ghost = make_course()
+    store.update_course(ghost)
+
+    assert store.get_course(ghost.id) is None
+    assert store.list_courses(ghost.owner_id) == []
+
+
+def test_delete_course_keeps_its_videos_without_a_course(store: Store) -> None:
+    doomed, kept = make_course(title="Doomed"), make_course(title="Kept")
+    store.add_course(doomed)
+    store.add_course(kept)
+    orphans = [make_video(course_id=doomed.id) for _ in range(2)]
+    survivor = make_video(course_id=kept.id)
+    for video in (*orphans, survivor):
+        store.add_video(video)
+
+    assert store.delete_course(doomed.id) is True
+
+    assert store.get_course(doomed.id) is None
+    assert store.get_course(kept.id) == kept
+    for video in orphans:  # only the course reference changes
+        assert store.get_video(video.id) == dataclasses.replace(video, course_id=None)
+    assert store.get_video(survivor.id) == survivor
+    assert store.list_videos("owner-1", course_id=doomed.id) == []
+    assert store.list_videos("owner-1", course_id=kept.id) == [survivor]
+    assert store.delete_course(doomed.id) is False
+    assert store.delete_course("no-such-id") is False
+
+
+# Contract: videos --------------------------------------------------------------------------
+def test_video_roundtrip_keeps_every_field(store: Store) -> None:
+    ready = Video(
+        id=uuid.uuid4().hex,
+        owner_id="owner-1",
+        course_id="course-1",
+        kind=VideoKind.VIDEO,
+        title="Lecture 2: Graphs",
+        filename="lecture 2 (final).mov",
+        content_type="video/quicktime",
+        size=9_876_543_210,  # beyond 32 bits
+        sha256="ab" * 32,
+        status=VideoStatus.READY,
+        created_at=NOW,
+        updated_at=NOW + timedelta(minutes=7),
+        progress=100,
+        phase="uploading",
+        error_code=None,
+        error_message=None,
+        duration=3723.456,
+        width=1918,
+        height=1080,
+        renditions=(
+            {"height": 1080, "bitrate": 5_000_000},
+            {"height": 720, "bitrate": 2_800_000},
+            {"height": 360, "bitrate": 800_000},
+        ),
+    )
+    failed = dataclasses.replace(
+        make_video(status=VideoStatus.FAILED),
+        kind=VideoKind.ATTACHMENT,
+        error_code="probe_failed",
+        error_message="Not a video: no stream found ✗",
+        phase="probing",
+        progress=3,
+    )
+    fresh = make_video()  # every optional field at its default
+    for video in (ready, failed, fresh):
+        store.add_video(video)
+
+    for video in (ready, failed, fresh):
+        assert store.get_video(video.id) == video
+    fetched = store.get_video(ready.id)
+    assert fetched is not None
+    assert isinstance(fetched.kind, VideoKind) and isinstance(fetched.status, VideoStatus)
+    assert isinstance(fetched.duration, float) and fetched.duration == 3723.456
+    assert isinstance(fetched.renditions, tuple) and fetched.renditions == ready.renditions
+    assert fetched.created_at.utcoffset() == timedelta(0)
+    assert fetched.updated_at.utcoffset() == timedelta(0)
+    blank = store.get_video(fresh.id)
+    assert blank is not None
+    assert blank.renditions == () and isinstance(blank.renditions, tuple)
+    assert (blank.course_id, blank.sha256, blank.duration, blank.width) == (None,) * 4
+    assert store.get_video("no-such-id") is None
+
+
+def test_duplicate_video_id_is_refused(store: Store) -> None:
+    video = make_video()
+    store.add_video(video)
+
+    with pytest.raises(AlreadyExists):
+        store.add_video(dataclasses.replace(video, title="Other"))
+    assert store.get_video(video.id) == video
+
+
+def test_videos_are_listed_per_owner_newest_first(store: Store) -> None:
+    minute = timedelta(minutes=1)
+    old = make_video(course_id="course-a", created_at=NOW)
+    loose = make_video(course_id=None, created_at=NOW + minute)
+    new = make_video(course_id="course-a", created_at=NOW + 2 * minute)
+    other_course = make_video(course_id="course-b", created_at=NOW + 3 * minute)
+    theirs = make_video("owner-2", course_id="course-a", created_at=NOW + 4 * minute)
+    for video in (loose, theirs, new, other_course, old):
+        store.add_video(video)
+
+    assert store.list_videos("owner-1") == [other_course, new, loose, old]
+    assert store.list_videos("owner-1", course_id="course-a") == [new, old]
+    assert store.list_videos("owner-1", "course-b") == [other_course]
+    assert store.list_videos("owner-2") == [theirs]
+    assert store.list_videos("owner-2", "course-b") == []
+    assert store.list_videos("owner-none") == []
+
+
+def test_update_video_replaces_the_record(store: Store) -> None:
+    video = make_video(course_id="course-a", status=VideoStatus.PROCESSING)
+    store.add_video(video)
+    done = dataclasses.replace(
+        video,
+        course_id="course-b",
+        title="Renamed",
+        status=VideoStatus.READY,
+        updated_at=NOW + timedelta(minutes=3),
+        progress=100,
+        duration=61.5,
+        width=640,
+        height=360,
+        renditions=({"height": 360, "bitrate": 800_000},),
+    )
+
+    assert store.update_video(done) is True
+    assert store.get_video(video.id) == done
+    assert store.update_video(done) is True  # unchanged values still count as written
+    # And back: optional fields can be cleared again.
+    assert store.update_video(video) is True
+    assert store.get_video(video.id) == video
+
+
+def test_update_video_compares_and_sets_the_status(store: Store) -> None:
+    video = make_video(status=VideoStatus.UPLOADED)
+    store.add_video(video)
+    queued = dataclasses.replace(
+        video, status=VideoStatus.QUEUED, updated_at=NOW + timedelta(minutes=1)
+    )
+
+    assert store.update_video(queued, expected_status=VideoStatus.UPLOADED) is True
+    assert store.get_video(video.id) == queued
+    # A second writer that read the old status loses, and changes nothing.
+    stale = dataclasses.replace(video, status=VideoStatus.FAILED, error_code="x")
+    assert store.update_video(stale, expected_status=VideoStatus.UPLOADED) is False
+    assert store.get_video(video.id) == queued
+    assert store.update_video(stale, expected_status=VideoStatus.QUEUED) is True
+    assert store.get_video(video.id) == stale
+
+
+def test_update_of_a_missing_video_writes_nothing(store: Store) -> None:
+    ghost = make_video(status=VideoStatus.UPLOADED)
+
+    assert store.update_video(ghost) is False
+    assert store.update_video(ghost, expected_status=VideoStatus.UPLOADED) is False
+    assert store.get_video(ghost.id) is None
+
+
+def test_update_video_race_has_exactly_one_winner(thread_safe_store: Store) -> None:
+    video = make_video(status=VideoStatus.UPLOADED)
+    thread_safe_store.add_video(video)
+    attempts = [
+        dataclasses.replace(
+            video, status=VideoStatus.QUEUED, updated_at=NOW + timedelta(milliseconds=i + 1)
+        )
+        for i in range(THREADS)
+    ]
+
+    outcomes = race(
+        lambda i: thread_safe_store.update_video(
+            attempts[i], expected_status=VideoStatus.UPLOADED
+        )
+    )
+
+    assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
+    assert thread_safe_store.get_video(video.id) == attempts[outcomes.index(True)]
+
+
+def test_delete_video(store: Store) -> None:
+    video, other = make_video(), make_video()
+    store.add_video(video)
+    store.add_video(other)
+
+    assert store.delete_video(video.id) is True
+    assert store.get_video(video.id) is None
+    assert store.list_videos("owner-1") == [other]
+    assert store.delete_video(video.id) is False
+
+
+# Contract: uploads -------------------------------------------------------------------------
+def test_upload_roundtrip(store: Store) -> None:
+    active = make_upload()
+    done = make_upload(status=UploadStatus.COMPLETED)
+    for upload in (active, done):
+        store.add_upload(upload)
+
+    for upload in (active, done):
+        assert store.get_upload(upload.id) == upload
+    fetched = store.get_upload(done.id)
+    assert fetched is not None and isinstance(fetched.status, UploadStatus)
+    assert fetched.expires_at.utcoffset() == timedelta(0)
+    assert store.get_upload("no-such-id") is None
+
+
+def test_duplicate_upload_id_is_refused(store: Store) -> None:
+    upload = make_upload()
+    store.add_upload(upload)
+
+    with pytest.raises(AlreadyExists):
+        store.add_upload(dataclasses.replace(upload, key="elsewhere"))
+    assert store.get_upload(upload.id) == upload
+
+
+def test_set_upload_status_compares_and_sets(store: Store) -> None:
+    upload = make_upload()
+    store.add_upload(upload)
+
+    assert store.set_upload_status(
+        upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE
+    ) is True
+    assert store.get_upload(upload.id) == dataclasses.replace(
+        upload, status=UploadStatus.COMPLETED
+    )
+    # An abort that read "active" before the completion landed loses.
+    assert store.set_upload_status(
+        upload.id, UploadStatus.ABORTED, expected=UploadStatus.ACTIVE
+    ) is False
+    stored = store.get_upload(upload.id)
+    assert stored is not None and stored.status is UploadStatus.COMPLETED
+    assert store.set_upload_status(
+        "no-such-id", UploadStatus.ABORTED, expected=UploadStatus.ACTIVE
+    ) is False
+
+
+def test_set_upload_status_race_has_exactly_one_winner(thread_safe_store: Store) -> None:
+    upload = make_upload()
+    thread_safe_store.add_upload(upload)
+    targets = [UploadStatus.COMPLETED, UploadStatus.ABORTED] * (THREADS // 2)
+
+    outcomes = race(
+        lambda i: thread_safe_store.set_upload_status(
+            upload.id, targets[i], expected=UploadStatus.ACTIVE
+        )
+    )
+
+    assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
+    stored = thread_safe_store.get_upload(upload.id)
+    assert stored is not None and stored.status is targets[outcomes.index(True)]
+
+
+def test_list_expired_uploads_gives_active_expired_ones_oldest_first(store: Store) -> None:
+    hour = timedelta(hours=1)
+    oldest = make_upload(expires_at=NOW - 3 * hour)
+    older = make_upload(expires_at=NOW - hour)
+    boundary = make_upload(expires_at=NOW)  # expired means expires_at <= now
+    live = make_upload(expires_at=NOW + hour)
+    completed = make_upload(status=UploadStatus.COMPLETED, expires_at=NOW - 4 * hour)
+    aborted = make_upload(status=UploadStatus.ABORTED, expires_at=NOW - 2 * hour)
+    for upload in (boundary, completed, live, oldest, aborted, older):
+        store.add_upload(upload)
+
+    assert store.list_expired_uploads(NOW) == [oldest, older, boundary]
+    assert store.list_expired_uploads(NOW, limit=2) == [oldest, older]
+    assert store.list_expired_uploads(NOW, limit=0) == []
+    assert store.list_expired_uploads(NOW - 5 * hour) == []
+    assert store.list_expired_uploads(NOW + 2 * hour) == [oldest, older, boundary, live]
+    # Once settled, an upload is no longer listed.
+    store.set_upload_status(oldest.id, UploadStatus.ABORTED, expected=UploadStatus.ACTIVE)
+    assert store.list_expired_uploads(NOW) == [older, boundary]
+
+
 # MongoDB specifics ------------------------------------------------------------------------
 def test_mongo_store_accepts_a_tz_aware_client() -> None:
     store = MongoStore(mongomock.MongoClient(tz_aware=True)["coursecrafter_test"])
@@ -316,6 +727,33 @@ def test_mongo_store_accepts_a_tz_aware_client() -> None:
     store.add_user(user)
 
     assert store.get_user(user.id) == user
+
+
+def test_mongo_store_creates_its_indexes_at_start_up() -> None:
+    database = mongomock.MongoClient()["coursecrafter_test"]
+    MongoStore(database)
+    MongoStore(database)  # idempotent: every server runs it at start-up
+
+    def keys(collection: str) -> list[list[tuple[str, int]]]:
+        return [index["key"] for index in database[collection].index_information().values()]
+
+    assert [("owner_id", 1), ("created_at", 1)] in keys("courses")
+    assert [("owner_id", 1), ("created_at", 1)] in keys("videos")
+    assert [("course_id", 1)] in keys("videos")
+    assert [("status", 1), ("expires_at", 1)] in keys("uploads")
+    assert [("video_id", 1)] in keys("uploads")
+    ttl = [i for i in database["uploads"].index_information().values() if "expireAfterSeconds" in i]
+    assert ttl == []  # expired uploads must stay until they are listed and aborted
+
+
+def test_mongo_stores_renditions_as_an_array() -> None:
+    database = mongomock.MongoClient()["coursecrafter_test"]
+    store = MongoStore(database)
+    video = dataclasses.replace(make_video(), renditions=({"height": 720, "bitrate": 2_800_000},))
+    store.add_video(video)
+
+    doc = database["videos"].find_one({"_id": video.id})
+    assert doc is not None and doc["renditions"] == [{"height": 720, "bitrate": 2_800_000}]
 
 
 # SQLite specifics -------------------------------------------------------------------------
@@ -424,6 +862,73 @@ def test_sqlite_closed_store_refuses_use(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         store.ping()
+
+
+def _index_columns(raw: sqlite3.Connection, table: str) -> list[tuple[str, ...]]:
+    names = [row[1] for row in raw.execute(f"PRAGMA index_list({table})")]
+    return [tuple(r[2] for r in raw.execute(f"PRAGMA index_info({name})")) for name in names]
+
+
+def test_sqlite_indexes_cover_the_queries(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    SQLiteStore(path).close()
+
+    with sqlite3.connect(path) as raw:
+        assert ("owner_id", "created_at") in _index_columns(raw, "courses")
+        assert ("owner_id", "created_at") in _index_columns(raw, "videos")
+        assert ("course_id",) in _index_columns(raw, "videos")
+        assert ("status", "expires_at") in _index_columns(raw, "uploads")
+        assert ("video_id",) in _index_columns(raw, "uploads")
+
+
+def test_sqlite_stores_renditions_as_json_text(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(path)
+    video = dataclasses.replace(make_video(), renditions=({"height": 720, "bitrate": 2_800_000},))
+    store.add_video(video)
+    store.close()
+
+    with sqlite3.connect(path) as raw:
+        (text,) = raw.execute("SELECT renditions FROM videos WHERE id = ?", (video.id,)).fetchone()
+    assert json.loads(text) == [{"height": 720, "bitrate": 2_800_000}]
+
+
+def test_sqlite_migrates_a_version_1_file_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    user, token = make_user(), make_token()
+    # The file as the release with users and refresh tokens only left it.
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:1])
+    old = SQLiteStore(path)
+    old.add_user(user)
+    old.add_refresh_token(token)
+    old.revoke_refresh_family("family-old", NOW)
+    old.close()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        assert "videos" not in tables
+
+    store = SQLiteStore(path)
+
+    assert store.get_user(user.id) == user
+    assert store.get_refresh_token(token.token_hash) == token
+    assert store.is_refresh_family_revoked("family-old") is True
+    course = make_course(owner_id=user.id)
+    video = make_video(owner_id=user.id, course_id=course.id)
+    upload = make_upload()
+    store.add_course(course)
+    store.add_video(video)
+    store.add_upload(upload)
+    assert store.list_courses(user.id) == [course]
+    assert store.list_videos(user.id, course.id) == [video]
+    assert store.get_upload(upload.id) == upload
+    store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_module.MIGRATIONS)
+        assert len(sqlite_module.MIGRATIONS) >= 2
 
 
 # open_store --------------------------------------------------------------------------------

@@ -9,9 +9,12 @@ from fastapi import FastAPI
 
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
 from coursecrafter_server.api.errors import install_error_handlers
-from coursecrafter_server.api.routes import auth, health
+from coursecrafter_server.api.routes import auth, courses, health, uploads, videos
 from coursecrafter_server.bootstrap import Container, build_container
 from coursecrafter_server.settings import Settings, get_settings
+from coursecrafter_server.storage.local import LocalStorage
+from coursecrafter_server.storage.local_http import blob_router
+from coursecrafter_server.sweeper import Sweeper
 
 API_PREFIX = "/api/v1"
 
@@ -22,8 +25,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        container.close()
+        sweeper = Sweeper(container, settings.sweep_interval)
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            container.close()
 
     app = FastAPI(
         title="CourseCrafter API",
@@ -37,7 +45,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         BodySizeLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt_prefixes=("/blobs/",)
     )
     app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(courses.router, prefix=API_PREFIX)
+    app.include_router(uploads.router, prefix=API_PREFIX)
+    app.include_router(videos.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # probes also at the root
     app.include_router(health.jwks_router)
+    if isinstance(container.storage, LocalStorage):
+        # Embedded mode: the API serves the local adapter's pre-signed part and download URLs.
+        app.include_router(blob_router(lambda: container.storage))
     return app

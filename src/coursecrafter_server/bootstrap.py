@@ -9,9 +9,14 @@ from coursecrafter_server.auth.keys import SigningKey, load_signing_key
 from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
 from coursecrafter_server.auth.tokens import AccessTokenService
+from coursecrafter_server.courses import CourseService
 from coursecrafter_server.limits.base import RateLimiter, RevocationList
+from coursecrafter_server.secrets_files import load_or_create, random_secret
 from coursecrafter_server.settings import Settings
+from coursecrafter_server.storage import ObjectStorage, open_storage
 from coursecrafter_server.store import Store, open_store
+from coursecrafter_server.uploads import UploadService
+from coursecrafter_server.videos import VideoService
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +29,14 @@ class UnsafeSettings(RuntimeError):
 class Container:
     settings: Settings
     store: Store
+    storage: ObjectStorage
     signing_key: SigningKey
     revocations: RevocationList
     limiter: RateLimiter
     auth: AuthService
+    courses: CourseService
+    uploads: UploadService
+    videos: VideoService
 
     def close(self) -> None:
         self.store.close()
@@ -63,6 +72,13 @@ def build_container(settings: Settings) -> Container:
     key = load_signing_key(settings.jwt_private_key_file, settings.home)
     check_production_safety(settings, key)
     store = open_store(settings.resolved_database_url)
+    storage = open_storage(
+        settings.resolved_storage_url,
+        public_url=settings.public_url,
+        # Signs the local adapter's part and download URLs; unused by S3.
+        secret=load_or_create(settings.home / "blob_signing_secret", random_secret),
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
     revocations, limiter = _limits_adapters(settings)
     auth = AuthService(
         store=store,
@@ -89,8 +105,18 @@ def build_container(settings: Settings) -> Container:
     return Container(
         settings=settings,
         store=store,
+        storage=storage,
         signing_key=key,
         revocations=revocations,
         limiter=limiter,
         auth=auth,
+        courses=CourseService(store),
+        uploads=UploadService(
+            store,
+            storage,
+            max_upload_bytes=settings.max_upload_bytes,
+            upload_ttl=settings.upload_ttl,
+            url_ttl=settings.upload_url_ttl,
+        ),
+        videos=VideoService(store, storage, url_ttl=settings.playback_url_ttl),
     )

@@ -36,6 +36,81 @@ class RefreshToken:
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Course:
+    id: str
+    owner_id: str
+    title: str
+    description: str
+    published: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class VideoKind(str, enum.Enum):
+    VIDEO = "video"  # transcoded into HLS
+    ATTACHMENT = "attachment"  # slides, notes: stored as uploaded
+
+
+class VideoStatus(str, enum.Enum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video (or attachment) record; `status` follows DESIGN.md "Video lifecycle"."""
+
+    id: str
+    owner_id: str
+    course_id: str | None
+    kind: VideoKind
+    title: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str | None
+    status: VideoStatus
+    created_at: datetime
+    updated_at: datetime
+    progress: int = 0
+    phase: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    # Rungs of the HLS ladder once ready: [{"height": 720, "bitrate": 2800000}, ...]
+    renditions: tuple[dict[str, int], ...] = ()
+
+
+class UploadStatus(str, enum.Enum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One multipart upload of a video's bytes into storage at `key`."""
+
+    id: str
+    video_id: str
+    owner_id: str
+    key: str
+    storage_upload_id: str
+    size: int
+    part_size: int
+    part_count: int
+    status: UploadStatus
+    created_at: datetime
+    expires_at: datetime
+
+
 class DomainError(Exception):
     """Base of errors the API turns into `{"error": {"code", "message"}}` responses."""
 
@@ -81,6 +156,21 @@ class WeakPassword(DomainError):
 class RateLimited(DomainError):
     status_code = 429
     code = "rate_limited"
+
+
+class InvalidState(DomainError):
+    status_code = 409
+    code = "invalid_state"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class ServiceUnavailable(DomainError):

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 4
 
+    # Uploads
+    max_upload_bytes: int = 20 * 1024**3
+    upload_ttl: int = 24 * 3600  # an upload not completed by then is aborted by the sweeper
+    upload_url_ttl: int = 3600  # pre-signed part URLs; clients ask for fresh ones on 403
+    playback_url_ttl: int = 6 * 3600
+    sweep_interval: float = 60.0
+
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
 
@@ -68,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'coursecrafter.sqlite3'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.home / "blobs").resolve().as_uri()
 
     @property
     def public_url_is_local(self) -> bool:

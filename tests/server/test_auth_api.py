@@ -398,7 +398,7 @@ def test_unknown_route_uses_the_error_shape(api):
 def test_health_and_readiness(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     ready = api.get("/api/v1/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "storage": "ok"}
 
 
 def test_openapi_lists_the_auth_routes(api):

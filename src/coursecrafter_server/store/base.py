@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from coursecrafter_server.domain import RefreshToken, User
+from coursecrafter_server.domain import (
+    Course,
+    RefreshToken,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoStatus,
+)
 
 
 class Store(Protocol):
@@ -45,3 +53,47 @@ class Store(Protocol):
     def is_refresh_family_revoked(self, family_id: str) -> bool: ...
 
     def delete_expired_refresh_tokens(self, now: datetime) -> int: ...
+
+    # Courses ---------------------------------------------------------------------------------
+    def add_course(self, course: Course) -> None: ...
+
+    def get_course(self, course_id: str) -> Course | None: ...
+
+    def list_courses(self, owner_id: str) -> list[Course]:
+        """The owner's courses, oldest first."""
+
+    def update_course(self, course: Course) -> None:
+        """Replace the stored course of the same id (title, description, published, updated_at)."""
+
+    def delete_course(self, course_id: str) -> bool:
+        """True when it existed. Videos of the course keep existing with `course_id` None."""
+
+    # Videos ----------------------------------------------------------------------------------
+    def add_video(self, video: Video) -> None: ...
+
+    def get_video(self, video_id: str) -> Video | None: ...
+
+    def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
+        """The owner's videos (of one course when given), newest first."""
+
+    def update_video(
+        self, video: Video, *, expected_status: VideoStatus | None = None
+    ) -> bool:
+        """Replace the stored video of the same id. With `expected_status`, only if the stored
+        status still is that (compare-and-set, so two writers cannot both move a video); return
+        whether it was written."""
+
+    def delete_video(self, video_id: str) -> bool: ...
+
+    # Uploads ---------------------------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None: ...
+
+    def get_upload(self, upload_id: str) -> Upload | None: ...
+
+    def set_upload_status(
+        self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
+    ) -> bool:
+        """Compare-and-set the upload's status; True when this call changed it."""
+
+    def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
+        """Active uploads whose `expires_at` has passed, oldest first."""

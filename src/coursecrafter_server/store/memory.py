@@ -6,7 +6,16 @@ import dataclasses
 import threading
 from datetime import datetime
 
-from coursecrafter_server.domain import AlreadyExists, RefreshToken, User
+from coursecrafter_server.domain import (
+    AlreadyExists,
+    Course,
+    RefreshToken,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoStatus,
+)
 
 
 class MemoryStore:
@@ -15,6 +24,9 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._tokens: dict[str, RefreshToken] = {}
         self._revoked_families: set[str] = set()
+        self._courses: dict[str, Course] = {}
+        self._videos: dict[str, Video] = {}
+        self._uploads: dict[str, Upload] = {}
 
     def ping(self) -> None:
         return None
@@ -81,3 +93,104 @@ class MemoryStore:
             for key in expired:
                 del self._tokens[key]
             return len(expired)
+
+    # Courses -------------------------------------------------------------------------------
+    def add_course(self, course: Course) -> None:
+        with self._lock:
+            if course.id in self._courses:
+                raise AlreadyExists("course already exists")
+            self._courses[course.id] = course
+
+    def get_course(self, course_id: str) -> Course | None:
+        return self._courses.get(course_id)
+
+    def list_courses(self, owner_id: str) -> list[Course]:
+        with self._lock:
+            owned = [c for c in self._courses.values() if c.owner_id == owner_id]
+        # Ties broken by id, as the real adapters' ORDER BY / sort do.
+        return sorted(owned, key=lambda c: (c.created_at, c.id))
+
+    def update_course(self, course: Course) -> None:
+        with self._lock:
+            stored = self._courses.get(course.id)
+            if stored is None:  # as an UPDATE that matches nothing: no upsert
+                return
+            self._courses[course.id] = dataclasses.replace(
+                stored,
+                title=course.title,
+                description=course.description,
+                published=course.published,
+                updated_at=course.updated_at,
+            )
+
+    def delete_course(self, course_id: str) -> bool:
+        with self._lock:
+            existed = self._courses.pop(course_id, None) is not None
+            for key, video in self._videos.items():
+                if video.course_id == course_id:
+                    self._videos[key] = dataclasses.replace(video, course_id=None)
+            return existed
+
+    # Videos --------------------------------------------------------------------------------
+    def add_video(self, video: Video) -> None:
+        with self._lock:
+            if video.id in self._videos:
+                raise AlreadyExists("video already exists")
+            self._videos[video.id] = video
+
+    def get_video(self, video_id: str) -> Video | None:
+        return self._videos.get(video_id)
+
+    def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
+        with self._lock:
+            owned = [
+                v
+                for v in self._videos.values()
+                if v.owner_id == owner_id and (course_id is None or v.course_id == course_id)
+            ]
+        return sorted(owned, key=lambda v: (v.created_at, v.id), reverse=True)
+
+    def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
+        with self._lock:
+            stored = self._videos.get(video.id)
+            if stored is None:
+                return False
+            if expected_status is not None and stored.status != expected_status:
+                return False
+            self._videos[video.id] = video
+            return True
+
+    def delete_video(self, video_id: str) -> bool:
+        with self._lock:
+            return self._videos.pop(video_id, None) is not None
+
+    # Uploads -------------------------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        with self._lock:
+            if upload.id in self._uploads:
+                raise AlreadyExists("upload already exists")
+            self._uploads[upload.id] = upload
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        return self._uploads.get(upload_id)
+
+    def set_upload_status(
+        self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
+    ) -> bool:
+        with self._lock:
+            stored = self._uploads.get(upload_id)
+            if stored is None or stored.status != expected:
+                return False
+            self._uploads[upload_id] = dataclasses.replace(stored, status=status)
+            return True
+
+    def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            expired = [
+                u
+                for u in self._uploads.values()
+                if u.status == UploadStatus.ACTIVE and u.expires_at <= now
+            ]
+        return sorted(expired, key=lambda u: (u.expires_at, u.id))[:limit]

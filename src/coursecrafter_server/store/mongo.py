@@ -12,12 +12,23 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from coursecrafter_server.domain import AlreadyExists, RefreshToken, Role, User
+from coursecrafter_server.domain import (
+    AlreadyExists,
+    Course,
+    RefreshToken,
+    Role,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
 
 DEFAULT_DATABASE = "coursecrafter"
 SERVER_SELECTION_TIMEOUT_MS = 5000
@@ -58,6 +69,9 @@ class MongoStore:
         self._tokens: Collection[Document] = database["refresh_tokens"]
         # Kept apart from the tokens so a revocation also covers tokens added afterwards.
         self._revoked_families: Collection[Document] = database["revoked_refresh_families"]
+        self._courses: Collection[Document] = database["courses"]
+        self._videos: Collection[Document] = database["videos"]
+        self._uploads: Collection[Document] = database["uploads"]
         self._create_indexes()
 
     @classmethod
@@ -90,6 +104,18 @@ class MongoStore:
         self._tokens.create_index(
             [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"
         )
+        self._courses.create_index(
+            [("owner_id", ASCENDING), ("created_at", ASCENDING)], name="owner_created"
+        )
+        self._videos.create_index(
+            [("owner_id", ASCENDING), ("created_at", ASCENDING)], name="owner_created"
+        )
+        self._videos.create_index([("course_id", ASCENDING)], name="course_id")
+        # No TTL here: an expired upload must be listed so its storage upload gets aborted.
+        self._uploads.create_index(
+            [("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expires"
+        )
+        self._uploads.create_index([("video_id", ASCENDING)], name="video_id")
 
     def ping(self) -> None:
         self._db.command("ping")
@@ -207,6 +233,130 @@ class MongoStore:
         result = self._tokens.delete_many({"expires_at": {"$lte": _encode_time(now)}})
         return result.deleted_count
 
+    # Courses -------------------------------------------------------------------------------
+    def add_course(self, course: Course) -> None:
+        try:
+            self._courses.insert_one(
+                {
+                    "_id": course.id,
+                    "owner_id": course.owner_id,
+                    "title": course.title,
+                    "description": course.description,
+                    "published": bool(course.published),
+                    "created_at": _encode_time(course.created_at),
+                    "updated_at": _encode_time(course.updated_at),
+                }
+            )
+        except DuplicateKeyError as exc:
+            raise AlreadyExists("course already exists") from exc
+
+    def get_course(self, course_id: str) -> Course | None:
+        doc = self._courses.find_one({"_id": course_id})
+        return _course(doc) if doc else None
+
+    def list_courses(self, owner_id: str) -> list[Course]:
+        cursor = self._courses.find({"owner_id": owner_id}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_course(doc) for doc in cursor]
+
+    def update_course(self, course: Course) -> None:
+        self._courses.update_one(
+            {"_id": course.id},
+            {
+                "$set": {
+                    "title": course.title,
+                    "description": course.description,
+                    "published": bool(course.published),
+                    "updated_at": _encode_time(course.updated_at),
+                }
+            },
+        )
+
+    def delete_course(self, course_id: str) -> bool:
+        # Two writes, no transaction (a standalone server has none): the course goes first, then
+        # its videos are detached; the detach runs even when the course was already gone, so
+        # calling again repairs what an interrupted call left.
+        result = self._courses.delete_one({"_id": course_id})
+        self._videos.update_many({"course_id": course_id}, {"$set": {"course_id": None}})
+        return result.deleted_count == 1
+
+    # Videos --------------------------------------------------------------------------------
+    def add_video(self, video: Video) -> None:
+        try:
+            self._videos.insert_one({"_id": video.id, **_video_fields(video)})
+        except DuplicateKeyError as exc:
+            raise AlreadyExists("video already exists") from exc
+
+    def get_video(self, video_id: str) -> Video | None:
+        doc = self._videos.find_one({"_id": video_id})
+        return _video(doc) if doc else None
+
+    def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
+        query: Document = {"owner_id": owner_id}
+        if course_id is not None:
+            query["course_id"] = course_id
+        cursor = self._videos.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        return [_video(doc) for doc in cursor]
+
+    def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
+        query: Document = {"_id": video.id}
+        if expected_status is not None:
+            query["status"] = VideoStatus(expected_status).value
+        # A single-document replace is atomic: of concurrent compare-and-sets exactly one
+        # matches. matched, not modified: writing identical values still counts as written.
+        result = self._videos.replace_one(query, _video_fields(video))
+        return result.matched_count == 1
+
+    def delete_video(self, video_id: str) -> bool:
+        return self._videos.delete_one({"_id": video_id}).deleted_count == 1
+
+    # Uploads -------------------------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        try:
+            self._uploads.insert_one(
+                {
+                    "_id": upload.id,
+                    "video_id": upload.video_id,
+                    "owner_id": upload.owner_id,
+                    "key": upload.key,
+                    "storage_upload_id": upload.storage_upload_id,
+                    "size": upload.size,
+                    "part_size": upload.part_size,
+                    "part_count": upload.part_count,
+                    "status": UploadStatus(upload.status).value,
+                    "created_at": _encode_time(upload.created_at),
+                    "expires_at": _encode_time(upload.expires_at),
+                }
+            )
+        except DuplicateKeyError as exc:
+            raise AlreadyExists("upload already exists") from exc
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        doc = self._uploads.find_one({"_id": upload_id})
+        return _upload(doc) if doc else None
+
+    def set_upload_status(
+        self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
+    ) -> bool:
+        result = self._uploads.update_one(
+            {"_id": upload_id, "status": UploadStatus(expected).value},
+            {"$set": {"status": UploadStatus(status).value}},
+        )
+        return result.matched_count == 1
+
+    def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
+        if limit <= 0:  # MongoDB reads limit 0 as "no limit"
+            return []
+        cursor = (
+            self._uploads.find(
+                {"status": UploadStatus.ACTIVE.value, "expires_at": {"$lte": _encode_time(now)}}
+            )
+            .sort([("expires_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_upload(doc) for doc in cursor]
+
 
 def _user(doc: Document) -> User:
     return User(
@@ -228,4 +378,82 @@ def _refresh_token(doc: Document) -> RefreshToken:
         expires_at=_required_time(doc["expires_at"]),
         used_at=_decode_time(doc.get("used_at")),
         revoked_at=_decode_time(doc.get("revoked_at")),
+    )
+
+
+def _course(doc: Document) -> Course:
+    return Course(
+        id=doc["_id"],
+        owner_id=doc["owner_id"],
+        title=doc["title"],
+        description=doc["description"],
+        published=bool(doc["published"]),
+        created_at=_required_time(doc["created_at"]),
+        updated_at=_required_time(doc["updated_at"]),
+    )
+
+
+def _video_fields(video: Video) -> Document:
+    """Every field but the id (the `_id`, which a replace leaves alone)."""
+    return {
+        "owner_id": video.owner_id,
+        "course_id": video.course_id,
+        "kind": VideoKind(video.kind).value,
+        "title": video.title,
+        "filename": video.filename,
+        "content_type": video.content_type,
+        "size": video.size,
+        "sha256": video.sha256,
+        "status": VideoStatus(video.status).value,
+        "created_at": _encode_time(video.created_at),
+        "updated_at": _encode_time(video.updated_at),
+        "progress": video.progress,
+        "phase": video.phase,
+        "error_code": video.error_code,
+        "error_message": video.error_message,
+        "duration": video.duration,
+        "width": video.width,
+        "height": video.height,
+        "renditions": [dict(rung) for rung in video.renditions],
+    }
+
+
+def _video(doc: Document) -> Video:
+    return Video(
+        id=doc["_id"],
+        owner_id=doc["owner_id"],
+        course_id=doc.get("course_id"),
+        kind=VideoKind(doc["kind"]),
+        title=doc["title"],
+        filename=doc["filename"],
+        content_type=doc["content_type"],
+        size=doc["size"],
+        sha256=doc.get("sha256"),
+        status=VideoStatus(doc["status"]),
+        created_at=_required_time(doc["created_at"]),
+        updated_at=_required_time(doc["updated_at"]),
+        progress=doc.get("progress", 0),
+        phase=doc.get("phase"),
+        error_code=doc.get("error_code"),
+        error_message=doc.get("error_message"),
+        duration=doc.get("duration"),
+        width=doc.get("width"),
+        height=doc.get("height"),
+        renditions=tuple(dict(rung) for rung in doc.get("renditions") or ()),
+    )
+
+
+def _upload(doc: Document) -> Upload:
+    return Upload(
+        id=doc["_id"],
+        video_id=doc["video_id"],
+        owner_id=doc["owner_id"],
+        key=doc["key"],
+        storage_upload_id=doc["storage_upload_id"],
+        size=doc["size"],
+        part_size=doc["part_size"],
+        part_count=doc["part_count"],
+        status=UploadStatus(doc["status"]),
+        created_at=_required_time(doc["created_at"]),
+        expires_at=_required_time(doc["expires_at"]),
     )

@@ -11,6 +11,7 @@ with the sqlite3 shell, compared correctly as text, and exact to the microsecond
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -22,7 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from coursecrafter_server.domain import AlreadyExists, RefreshToken, Role, User
+from coursecrafter_server.domain import (
+    AlreadyExists,
+    Course,
+    RefreshToken,
+    Role,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,7 +82,90 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (  # 2: courses, videos, uploads
+        # No foreign keys: the other adapters have none either, so the contract (e.g. a video
+        # may name a course that is gone) is the same everywhere; delete_course clears
+        # videos.course_id itself.
+        """
+        CREATE TABLE courses (
+            id TEXT PRIMARY KEY,
+            owner_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            published INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX courses_owner_created ON courses (owner_id, created_at)",
+        """
+        CREATE TABLE videos (
+            id TEXT PRIMARY KEY,
+            owner_id TEXT NOT NULL,
+            course_id TEXT,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            progress INTEGER NOT NULL,
+            phase TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            duration REAL,
+            width INTEGER,
+            height INTEGER,
+            renditions TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX videos_owner_created ON videos (owner_id, created_at)",
+        "CREATE INDEX videos_course ON videos (course_id)",
+        """
+        CREATE TABLE uploads (
+            id TEXT PRIMARY KEY,
+            video_id TEXT NOT NULL,
+            owner_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            storage_upload_id TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            part_size INTEGER NOT NULL,
+            part_count INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX uploads_status_expires ON uploads (status, expires_at)",
+        "CREATE INDEX uploads_video ON uploads (video_id)",
+    ),
 ]
+
+# Every column of a video but its id, in the order `_video_values` gives them.
+_VIDEO_COLUMNS = (
+    "owner_id",
+    "course_id",
+    "kind",
+    "title",
+    "filename",
+    "content_type",
+    "size",
+    "sha256",
+    "status",
+    "created_at",
+    "updated_at",
+    "progress",
+    "phase",
+    "error_code",
+    "error_message",
+    "duration",
+    "width",
+    "height",
+    "renditions",
+)
 
 
 def _encode_time(value: datetime) -> str:
@@ -286,6 +381,144 @@ class SQLiteStore:
         )
         return cursor.rowcount
 
+    # Courses -------------------------------------------------------------------------------
+    def add_course(self, course: Course) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO courses (id, owner_id, title, description, published, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    course.id,
+                    course.owner_id,
+                    course.title,
+                    course.description,
+                    int(course.published),
+                    _encode_time(course.created_at),
+                    _encode_time(course.updated_at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("course already exists") from exc
+
+    def get_course(self, course_id: str) -> Course | None:
+        row = self._conn().execute("SELECT * FROM courses WHERE id = ?", (course_id,)).fetchone()
+        return _course(row) if row else None
+
+    def list_courses(self, owner_id: str) -> list[Course]:
+        rows = self._conn().execute(
+            "SELECT * FROM courses WHERE owner_id = ? ORDER BY created_at, id", (owner_id,)
+        )
+        return [_course(row) for row in rows]
+
+    def update_course(self, course: Course) -> None:
+        self._conn().execute(
+            "UPDATE courses SET title = ?, description = ?, published = ?, updated_at = ?"
+            " WHERE id = ?",
+            (
+                course.title,
+                course.description,
+                int(course.published),
+                _encode_time(course.updated_at),
+                course.id,
+            ),
+        )
+
+    def delete_course(self, course_id: str) -> bool:
+        with self._write() as conn:
+            conn.execute("UPDATE videos SET course_id = NULL WHERE course_id = ?", (course_id,))
+            cursor = conn.execute("DELETE FROM courses WHERE id = ?", (course_id,))
+            return cursor.rowcount == 1
+
+    # Videos --------------------------------------------------------------------------------
+    def add_video(self, video: Video) -> None:
+        columns = ("id", *_VIDEO_COLUMNS)
+        try:
+            self._conn().execute(
+                f"INSERT INTO videos ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' for _ in columns)})",
+                (video.id, *_video_values(video)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("video already exists") from exc
+
+    def get_video(self, video_id: str) -> Video | None:
+        row = self._conn().execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
+        return _video(row) if row else None
+
+    def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
+        if course_id is None:
+            rows = self._conn().execute(
+                "SELECT * FROM videos WHERE owner_id = ? ORDER BY created_at DESC, id DESC",
+                (owner_id,),
+            )
+        else:
+            rows = self._conn().execute(
+                "SELECT * FROM videos WHERE owner_id = ? AND course_id = ?"
+                " ORDER BY created_at DESC, id DESC",
+                (owner_id, course_id),
+            )
+        return [_video(row) for row in rows]
+
+    def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
+        sql = f"UPDATE videos SET {', '.join(f'{c} = ?' for c in _VIDEO_COLUMNS)} WHERE id = ?"
+        params: tuple[object, ...] = (*_video_values(video), video.id)
+        if expected_status is not None:
+            sql += " AND status = ?"
+            params += (VideoStatus(expected_status).value,)
+        # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
+        return self._conn().execute(sql, params).rowcount == 1
+
+    def delete_video(self, video_id: str) -> bool:
+        cursor = self._conn().execute("DELETE FROM videos WHERE id = ?", (video_id,))
+        return cursor.rowcount == 1
+
+    # Uploads -------------------------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO uploads (id, video_id, owner_id, key, storage_upload_id, size,"
+                " part_size, part_count, status, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    upload.id,
+                    upload.video_id,
+                    upload.owner_id,
+                    upload.key,
+                    upload.storage_upload_id,
+                    upload.size,
+                    upload.part_size,
+                    upload.part_count,
+                    UploadStatus(upload.status).value,
+                    _encode_time(upload.created_at),
+                    _encode_time(upload.expires_at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("upload already exists") from exc
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        row = self._conn().execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
+        return _upload(row) if row else None
+
+    def set_upload_status(
+        self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
+    ) -> bool:
+        cursor = self._conn().execute(
+            "UPDATE uploads SET status = ? WHERE id = ? AND status = ?",
+            (UploadStatus(status).value, upload_id, UploadStatus(expected).value),
+        )
+        return cursor.rowcount == 1
+
+    def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        rows = self._conn().execute(
+            "SELECT * FROM uploads WHERE status = ? AND expires_at <= ?"
+            " ORDER BY expires_at, id LIMIT ?",
+            (UploadStatus.ACTIVE.value, _encode_time(now), limit),
+        )
+        return [_upload(row) for row in rows]
+
 
 def _enable_wal(conn: sqlite3.Connection) -> str:
     mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -355,4 +588,83 @@ def _refresh_token(row: sqlite3.Row) -> RefreshToken:
         expires_at=_required_time(row["expires_at"]),
         used_at=_decode_time(row["used_at"]),
         revoked_at=_decode_time(row["revoked_at"]),
+    )
+
+
+def _course(row: sqlite3.Row) -> Course:
+    return Course(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        title=row["title"],
+        description=row["description"],
+        published=bool(row["published"]),
+        created_at=_required_time(row["created_at"]),
+        updated_at=_required_time(row["updated_at"]),
+    )
+
+
+def _video_values(video: Video) -> tuple[object, ...]:
+    """The values of `_VIDEO_COLUMNS`, encoded for SQLite."""
+    return (
+        video.owner_id,
+        video.course_id,
+        VideoKind(video.kind).value,
+        video.title,
+        video.filename,
+        video.content_type,
+        video.size,
+        video.sha256,
+        VideoStatus(video.status).value,
+        _encode_time(video.created_at),
+        _encode_time(video.updated_at),
+        video.progress,
+        video.phase,
+        video.error_code,
+        video.error_message,
+        video.duration,
+        video.width,
+        video.height,
+        # JSON text: readable in the sqlite3 shell, and queryable with json_each() if needed.
+        json.dumps([dict(rung) for rung in video.renditions], separators=(",", ":")),
+    )
+
+
+def _video(row: sqlite3.Row) -> Video:
+    return Video(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        course_id=row["course_id"],
+        kind=VideoKind(row["kind"]),
+        title=row["title"],
+        filename=row["filename"],
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+        status=VideoStatus(row["status"]),
+        created_at=_required_time(row["created_at"]),
+        updated_at=_required_time(row["updated_at"]),
+        progress=row["progress"],
+        phase=row["phase"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        duration=row["duration"],
+        width=row["width"],
+        height=row["height"],
+        renditions=tuple(json.loads(row["renditions"])),
+    )
+
+
+def _upload(row: sqlite3.Row) -> Upload:
+    return Upload(
+        id=row["id"],
+        video_id=row["video_id"],
+        owner_id=row["owner_id"],
+        key=row["key"],
+        storage_upload_id=row["storage_upload_id"],
+        size=row["size"],
+        part_size=row["part_size"],
+        part_count=row["part_count"],
+        status=UploadStatus(row["status"]),
+        created_at=_required_time(row["created_at"]),
+        expires_at=_required_time(row["expires_at"]),
     )

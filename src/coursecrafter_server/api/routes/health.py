@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(container: ContainerDep) -> JSONResponse:
     checks: dict[str, str] = {}
-    probes = {"store": container.store.ping}
+    probes = {"store": container.store.ping, "storage": container.storage.ping}
     if container.settings.redis_url:
         probes["redis"] = container.revocations.ping
     for name, probe in probes.items():

@@ -1,0 +1,79 @@
+"""/courses: an instructor's courses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from coursecrafter_server.api.deps import ContainerDep, InstructorUser
+from coursecrafter_server.api.schemas import ErrorResponse
+from coursecrafter_server.courses import CourseService
+from coursecrafter_server.domain import Course
+
+router = APIRouter(prefix="/courses", tags=["courses"])
+_errors = {code: {"model": ErrorResponse} for code in (401, 403, 404, 422)}
+
+
+def get_courses(container: ContainerDep) -> CourseService:
+    return container.courses
+
+
+Courses = Annotated[CourseService, Depends(get_courses)]
+
+
+class CourseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class CoursePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    published: bool | None = None
+
+
+class CourseOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    published: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, course: Course) -> "CourseOut":
+        return cls(
+            id=course.id, title=course.title, description=course.description,
+            published=course.published, created_at=course.created_at, updated_at=course.updated_at,
+        )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_errors)
+def create_course(body: CourseIn, user: InstructorUser, courses: Courses) -> CourseOut:
+    return CourseOut.of(courses.create(user, body.title, body.description))
+
+
+@router.get("", responses=_errors)
+def list_courses(user: InstructorUser, courses: Courses) -> list[CourseOut]:
+    return [CourseOut.of(c) for c in courses.list(user)]
+
+
+@router.get("/{course_id}", responses=_errors)
+def get_course(course_id: str, user: InstructorUser, courses: Courses) -> CourseOut:
+    return CourseOut.of(courses.get_owned(user, course_id))
+
+
+@router.patch("/{course_id}", responses=_errors)
+def update_course(course_id: str, body: CoursePatch, user: InstructorUser, courses: Courses) -> CourseOut:
+    return CourseOut.of(courses.update(user, course_id, **body.model_dump()))
+
+
+@router.delete("/{course_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors)
+def delete_course(course_id: str, user: InstructorUser, courses: Courses) -> Response:
+    courses.delete(user, course_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,46 @@
+"""Courses: owned by an instructor; another owner's course is reported as not found."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timezone
+
+from coursecrafter_server.domain import Course, NotFound, Role, User
+from coursecrafter_server.store.base import Store
+
+
+class CourseService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, owner: User, title: str, description: str = "") -> Course:
+        now = datetime.now(timezone.utc)
+        course = Course(
+            id=uuid.uuid4().hex, owner_id=owner.id, title=title, description=description,
+            published=False, created_at=now, updated_at=now,
+        )
+        self.store.add_course(course)
+        return course
+
+    def get_owned(self, user: User, course_id: str) -> Course:
+        """The course if `user` owns it (admins see all); NotFound otherwise, never 403, so ids of
+        other instructors' courses cannot be probed."""
+        course = self.store.get_course(course_id)
+        if course is None or (course.owner_id != user.id and user.role is not Role.ADMIN):
+            raise NotFound("course not found")
+        return course
+
+    def list(self, user: User) -> list[Course]:
+        return self.store.list_courses(user.id)
+
+    def update(self, user: User, course_id: str, **changes: object) -> Course:
+        course = self.get_owned(user, course_id)
+        fields = {k: v for k, v in changes.items() if v is not None}
+        updated = dataclasses.replace(course, **fields, updated_at=datetime.now(timezone.utc))
+        self.store.update_course(updated)
+        return updated
+
+    def delete(self, user: User, course_id: str) -> None:
+        self.get_owned(user, course_id)
+        self.store.delete_course(course_id)

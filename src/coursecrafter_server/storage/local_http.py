@@ -1,0 +1,113 @@
+"""HTTP face of `LocalStorage`: the pre-signed URLs it hands out point here.
+
+    PUT /blobs/{key}?uploadId=..&partNumber=..&expires=..&signature=..   (raw part bytes)
+        200 with the part's `ETag` header, like S3's UploadPart
+    GET /blobs/{key}?expires=..&signature=..                              (HTTP Range supported)
+
+Errors are `{"error": {"code", "message"}}`: 400 `invalid_key`, 403 `signature_invalid` /
+`url_expired`, 404 `no_such_upload` / `no_such_key`, 413 `entity_too_large`.
+
+Mount it at the application root (`app.include_router(blob_router(get_storage))`), since the URLs
+are `{public_url}/blobs/...`, and only when the storage is a `LocalStorage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from .base import InvalidKey, NoSuchKey, NoSuchUpload, validate_key
+from .local import EntityTooLarge, LocalStorage, PartWriter, SignatureInvalid, UrlExpired
+
+#: Body bytes gathered before one (threaded) disk write: bounds memory per request.
+WRITE_BUFFER = 1024 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _check(storage: Any, method: str, key: str, request: Request) -> tuple[str, int | None] | JSONResponse:
+    if not isinstance(storage, LocalStorage):
+        return _error(404, "not_found", "this server does not serve blobs")
+    try:
+        validate_key(key)
+    except InvalidKey as exc:
+        return _error(400, "invalid_key", str(exc))
+    try:
+        return storage.verify_url(method, key, request.query_params)
+    except UrlExpired as exc:
+        return _error(403, "url_expired", str(exc))
+    except SignatureInvalid as exc:
+        return _error(403, "signature_invalid", str(exc))
+
+
+def blob_router(storage_getter: Callable[..., LocalStorage]) -> APIRouter:
+    """Routes serving `LocalStorage` blobs. `storage_getter` is a FastAPI dependency (a plain
+    zero-argument callable works, so does one taking `request: Request`)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.put("/blobs/{key:path}")
+    async def put_part(
+        key: str, request: Request, storage: LocalStorage = Depends(storage_getter)
+    ) -> Response:
+        checked = _check(storage, "PUT", key, request)
+        if isinstance(checked, Response):
+            return checked
+        upload_id, part_number = checked
+        assert part_number is not None
+
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > storage.max_part_size:
+            return _error(413, "entity_too_large", f"a part may hold at most {storage.max_part_size} bytes")
+
+        try:
+            writer: PartWriter = await run_in_threadpool(
+                storage.open_part_writer, key, upload_id, part_number
+            )
+        except NoSuchUpload as exc:
+            return _error(404, "no_such_upload", str(exc))
+        try:
+            buffer = bytearray()
+            async for chunk in request.stream():
+                buffer += chunk
+                if len(buffer) >= WRITE_BUFFER:
+                    await run_in_threadpool(writer.write, buffer)
+                    buffer = bytearray()
+            if buffer:
+                await run_in_threadpool(writer.write, buffer)
+            del buffer
+            part = await run_in_threadpool(writer.commit)
+        except EntityTooLarge as exc:
+            return _error(413, "entity_too_large", str(exc))
+        except NoSuchUpload as exc:
+            return _error(404, "no_such_upload", str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            writer.abort()  # no-op after commit; drops the temp file otherwise
+        return Response(status_code=200, headers={"ETag": part.etag})
+
+    @router.api_route("/blobs/{key:path}", methods=["GET", "HEAD"])
+    async def get_blob(
+        key: str, request: Request, storage: LocalStorage = Depends(storage_getter)
+    ) -> Response:
+        # HEAD is answered with a GET signature (headers of what the same URL would GET).
+        checked = _check(storage, "GET", key, request)
+        if isinstance(checked, Response):
+            return checked
+        try:
+            path, info = await run_in_threadpool(storage.stat_object, key)
+        except NoSuchKey as exc:
+            return _error(404, "no_such_key", str(exc))
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if info.etag:
+            headers["ETag"] = info.etag
+        return FileResponse(path, media_type=info.content_type, headers=headers)
+
+    return router

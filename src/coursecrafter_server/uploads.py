@@ -1,0 +1,349 @@
+"""Direct-to-storage multipart uploads: the server signs part URLs and records; it never carries
+the bytes. One flow for both storage adapters (local directory, S3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from coursecrafter_server.domain import (
+    DomainError,
+    InvalidState,
+    NotFound,
+    PayloadTooLarge,
+    Role,
+    UnsupportedMediaType,
+    Upload,
+    UploadStatus,
+    User,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
+from coursecrafter_server.storage import (
+    MAX_PART_NUMBER,
+    InvalidPart,
+    NoSuchUpload,
+    ObjectStorage,
+    UploadedPart,
+)
+from coursecrafter_server.store.base import Store
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MIN_PART_SIZE = 8 * MIB
+FIRST_BATCH = 32  # part URLs handed out with the upload; the client asks for more as it goes
+MAX_BATCH = 200
+
+# What may be uploaded, by declared content type. Sources are probed again by the worker.
+ATTACHMENT_TYPES = frozenset(
+    {
+        "application/pdf",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "application/zip",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.oasis.opendocument.presentation",
+        "image/png",
+        "image/jpeg",
+    }
+)
+
+
+class UploadIncomplete(DomainError):
+    status_code = 409
+    code = "upload_incomplete"
+
+
+class SizeMismatch(DomainError):
+    status_code = 422
+    code = "size_mismatch"
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    part_number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class StartedUpload:
+    upload: Upload
+    video: Video
+    parts: list[PartUrl]
+    url_expires_in: int
+
+
+def choose_part_size(size: int) -> int:
+    """8 MiB, or the smallest whole MiB that keeps the upload within 10,000 parts."""
+    needed = math.ceil(size / MAX_PART_NUMBER)
+    return max(MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
+
+
+def safe_filename(name: str) -> str:
+    """The last path component, without control characters: a display name, never a path."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().lstrip(".")
+    return name[:255] or "upload"
+
+
+def source_key(video: Video) -> str:
+    if video.kind is VideoKind.ATTACHMENT:
+        return f"attachments/{video.id}/source"
+    return f"uploads/{video.id}/source"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UploadService:
+    def __init__(
+        self,
+        store: Store,
+        storage: ObjectStorage,
+        *,
+        max_upload_bytes: int,
+        upload_ttl: int,
+        url_ttl: int,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.max_upload_bytes = max_upload_bytes
+        self.upload_ttl = upload_ttl
+        self.url_ttl = url_ttl
+
+    # Start -------------------------------------------------------------------------------------
+    def start(
+        self,
+        owner: User,
+        *,
+        filename: str,
+        size: int,
+        content_type: str,
+        course_id: str | None = None,
+        title: str | None = None,
+        sha256: str | None = None,
+        kind: VideoKind = VideoKind.VIDEO,
+    ) -> StartedUpload:
+        content_type = content_type.split(";")[0].strip().lower()
+        self._check_content(kind, content_type)
+        if size <= 0:
+            raise SizeMismatch("the file is empty: nothing to upload")
+        if size > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"the file is {size} bytes; the limit is {self.max_upload_bytes} bytes"
+            )
+        if course_id is not None:
+            course = self.store.get_course(course_id)
+            if course is None or (course.owner_id != owner.id and owner.role is not Role.ADMIN):
+                raise NotFound("course not found")
+        name = safe_filename(filename)
+        now = _now()
+        video = Video(
+            id=uuid.uuid4().hex,
+            owner_id=owner.id,
+            course_id=course_id,
+            kind=kind,
+            title=(title or name.rsplit(".", 1)[0] or name)[:200],
+            filename=name,
+            content_type=content_type,
+            size=size,
+            sha256=sha256.lower() if sha256 else None,
+            status=VideoStatus.AWAITING_UPLOAD,
+            created_at=now,
+            updated_at=now,
+        )
+        key = source_key(video)
+        part_size = choose_part_size(size)
+        part_count = math.ceil(size / part_size)
+        storage_upload_id = self.storage.create_multipart_upload(key, content_type)
+        upload = Upload(
+            id=uuid.uuid4().hex,
+            video_id=video.id,
+            owner_id=owner.id,
+            key=key,
+            storage_upload_id=storage_upload_id,
+            size=size,
+            part_size=part_size,
+            part_count=part_count,
+            status=UploadStatus.ACTIVE,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.upload_ttl),
+        )
+        self.store.add_video(video)
+        self.store.add_upload(upload)
+        log.info("upload %s started: video %s, %d bytes in %d parts", upload.id, video.id, size,
+                 part_count)
+        first = range(1, min(part_count, FIRST_BATCH) + 1)
+        return StartedUpload(upload, video, self._sign(upload, first), self.url_ttl)
+
+    # During --------------------------------------------------------------------------------------
+    def sign_parts(self, user: User, upload_id: str, part_numbers: list[int]) -> list[PartUrl]:
+        upload = self._active(user, upload_id)
+        if not part_numbers:
+            part_numbers = list(range(1, min(upload.part_count, MAX_BATCH) + 1))
+        if len(part_numbers) > MAX_BATCH:
+            raise SizeMismatch(f"at most {MAX_BATCH} part URLs per request")
+        bad = [n for n in part_numbers if not 1 <= n <= upload.part_count]
+        if bad:
+            raise SizeMismatch(f"part numbers must be 1..{upload.part_count}; got {bad[:5]}")
+        return self._sign(upload, sorted(set(part_numbers)))
+
+    def list_parts(self, user: User, upload_id: str) -> tuple[Upload, list[UploadedPart]]:
+        upload = self.get_owned(user, upload_id)
+        if upload.status is not UploadStatus.ACTIVE:
+            return upload, []
+        return upload, self._storage_parts(upload)
+
+    # Finish ------------------------------------------------------------------------------------
+    def complete(
+        self, user: User, upload_id: str, etags: dict[int, str] | None = None
+    ) -> Video:
+        upload = self.get_owned(user, upload_id)
+        if upload.status is UploadStatus.COMPLETED:
+            return self._video(upload)  # a retried complete (lost response) is not an error
+        if upload.status is not UploadStatus.ACTIVE:
+            raise InvalidState(f"the upload was {upload.status.value}; start a new upload")
+        parts = self._storage_parts(upload)
+        self._check_parts(upload, parts, etags or {})
+        try:
+            self.storage.complete_multipart_upload(upload.key, upload.storage_upload_id, parts)
+        except InvalidPart as exc:
+            raise UploadIncomplete(f"storage refused the parts: {exc}") from exc
+        info = self.storage.head(upload.key)
+        if info is None or info.size != upload.size:
+            raise SizeMismatch(
+                f"storage holds {info.size if info else 0} bytes; {upload.size} were declared"
+            )
+        if not self.store.set_upload_status(
+            upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE
+        ):
+            return self._video(self.get_owned(user, upload_id))
+        video = self._video(upload)
+        # Attachments are stored as they are; videos go on to transcoding.
+        status = VideoStatus.READY if video.kind is VideoKind.ATTACHMENT else VideoStatus.UPLOADED
+        done = dataclasses.replace(video, status=status, updated_at=_now())
+        self.store.update_video(done, expected_status=VideoStatus.AWAITING_UPLOAD)
+        log.info("upload %s complete: video %s is %s", upload.id, video.id, status.value)
+        return done
+
+    def abort(self, user: User, upload_id: str) -> None:
+        upload = self.get_owned(user, upload_id)
+        if upload.status is UploadStatus.COMPLETED:
+            raise InvalidState("the upload is complete; delete the video instead")
+        self._abort(upload)
+        self.store.delete_video(upload.video_id)
+
+    def expire_abandoned(self, now: datetime | None = None) -> int:
+        """Abort uploads left active past their expiry and mark their videos failed."""
+        expired = self.store.list_expired_uploads(now or _now())
+        for upload in expired:
+            if not self._abort(upload):
+                continue
+            video = self.store.get_video(upload.video_id)
+            if video is not None and video.status is VideoStatus.AWAITING_UPLOAD:
+                failed = dataclasses.replace(
+                    video,
+                    status=VideoStatus.FAILED,
+                    error_code="upload_expired",
+                    error_message="the upload was not completed in time; upload the file again",
+                    updated_at=_now(),
+                )
+                self.store.update_video(failed, expected_status=VideoStatus.AWAITING_UPLOAD)
+            log.info("expired abandoned upload %s", upload.id)
+        return len(expired)
+
+    # Internals ---------------------------------------------------------------------------------
+    def get_owned(self, user: User, upload_id: str) -> Upload:
+        upload = self.store.get_upload(upload_id)
+        if upload is None or (upload.owner_id != user.id and user.role is not Role.ADMIN):
+            raise NotFound("upload not found")
+        return upload
+
+    def _active(self, user: User, upload_id: str) -> Upload:
+        upload = self.get_owned(user, upload_id)
+        if upload.status is not UploadStatus.ACTIVE:
+            raise InvalidState(f"the upload was {upload.status.value}; start a new upload")
+        return upload
+
+    def _video(self, upload: Upload) -> Video:
+        video = self.store.get_video(upload.video_id)
+        if video is None:
+            raise NotFound("video not found")
+        return video
+
+    def _sign(self, upload: Upload, numbers: range | list[int]) -> list[PartUrl]:
+        return [
+            PartUrl(n, self.storage.presign_upload_part(
+                upload.key, upload.storage_upload_id, n, self.url_ttl))
+            for n in numbers
+        ]
+
+    def _storage_parts(self, upload: Upload) -> list[UploadedPart]:
+        try:
+            return self.storage.list_parts(upload.key, upload.storage_upload_id)
+        except NoSuchUpload:
+            raise InvalidState("storage no longer has this upload; start a new upload") from None
+
+    def _check_parts(
+        self, upload: Upload, parts: list[UploadedPart], etags: dict[int, str]
+    ) -> None:
+        held = {p.part_number: p for p in parts}
+        missing = [n for n in range(1, upload.part_count + 1) if n not in held]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
+            raise UploadIncomplete(f"{len(missing)} part(s) missing: {shown}")
+        extra = sorted(n for n in held if n > upload.part_count)
+        if extra:
+            raise UploadIncomplete(f"unexpected part(s) beyond {upload.part_count}: {extra[:5]}")
+        for number, part in held.items():
+            expected = (
+                upload.size - upload.part_size * (upload.part_count - 1)
+                if number == upload.part_count
+                else upload.part_size
+            )
+            if part.size != expected:
+                raise SizeMismatch(
+                    f"part {number} has {part.size} bytes; {expected} were expected"
+                )
+            claimed = etags.get(number)
+            if claimed is not None and claimed.strip('"') != part.etag.strip('"'):
+                raise UploadIncomplete(
+                    f"part {number} in storage is not the part you sent (ETag differs); upload "
+                    "it again"
+                )
+
+    def _abort(self, upload: Upload) -> bool:
+        if not self.store.set_upload_status(
+            upload.id, UploadStatus.ABORTED, expected=UploadStatus.ACTIVE
+        ):
+            return False
+        try:
+            self.storage.abort_multipart_upload(upload.key, upload.storage_upload_id)
+        except NoSuchUpload:
+            pass
+        return True
+
+    @staticmethod
+    def _check_content(kind: VideoKind, content_type: str) -> None:
+        if kind is VideoKind.VIDEO:
+            major = content_type.split("/")[0]
+            if major not in ("video", "audio") and content_type != "application/octet-stream":
+                raise UnsupportedMediaType(
+                    f"{content_type!r} is not a video or audio type; send slides and notes with "
+                    "kind=attachment"
+                )
+        elif content_type not in ATTACHMENT_TYPES:
+            raise UnsupportedMediaType(f"{content_type!r} is not an accepted attachment type")

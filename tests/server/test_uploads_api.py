@@ -1,0 +1,353 @@
+"""Courses and direct-to-storage uploads through the HTTP API, on both storage adapters.
+
+Part bytes go where a real client sends them: to the API's /blobs URLs (local adapter) or over
+real HTTP to the moto S3 server (S3 adapter)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from coursecrafter_server.domain import Role
+
+PASSWORD = "correct horse battery"
+MIB = 1024 * 1024
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request):
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        return {
+            "storage_url": f"s3://{bucket}/up-{uuid.uuid4().hex[:8]}",
+            "s3_endpoint_url": endpoint,
+        }
+    return {}
+
+
+@pytest.fixture
+def make_api(app_factory, backend, home):
+    def make(**overrides):
+        return app_factory(
+            database_url=f"sqlite:///{home}/db.sqlite3", **{**backend, **overrides}
+        )
+
+    return make
+
+
+@pytest.fixture
+def api(make_api):
+    return make_api()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def account(api, username: str, role: Role = Role.INSTRUCTOR) -> dict[str, str]:
+    api.app.state.container.auth.register(username, f"{username}@example.edu", PASSWORD, role)
+    tokens = api.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    return bearer(tokens.json()["access_token"])
+
+
+@pytest.fixture
+def alice(api):
+    return account(api, "alice")
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    return (hashlib.sha256(str(seed).encode()).digest() * (size // 32 + 1))[:size]
+
+
+def start(api, who, data: bytes, **extra):
+    body = {"filename": "lecture.mp4", "size": len(data), "content_type": "video/mp4", **extra}
+    return api.post("/api/v1/uploads", json=body, headers=who)
+
+
+def put(api, url: str, data: bytes) -> httpx.Response:
+    if url.startswith(str(api.base_url)) or "/blobs/" in url:
+        return api.put(url, content=data)
+    return httpx.put(url, content=data, timeout=30)
+
+
+def chunk(data: bytes, part_size: int, number: int) -> bytes:
+    return data[(number - 1) * part_size : number * part_size]
+
+
+def put_all(api, upload: dict, data: bytes, skip: set[int] = frozenset()) -> dict[int, str]:
+    etags = {}
+    for part in upload["parts"]:
+        n = part["part_number"]
+        if n in skip:
+            continue
+        response = put(api, part["url"], chunk(data, upload["part_size"], n))
+        assert response.status_code == 200, response.text
+        etags[n] = response.headers["etag"]
+    return etags
+
+
+def stored_sha256(api, key: str) -> str:
+    with api.app.state.container.storage.open_read(key) as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+def error_code(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return response.json()["error"]["code"]
+
+
+# Courses ---------------------------------------------------------------------------------------
+def test_courses_belong_to_their_instructor(api, alice):
+    created = api.post("/api/v1/courses", json={"title": "Algorithms"}, headers=alice)
+    assert created.status_code == 201
+    course = created.json()
+    assert course["title"] == "Algorithms" and course["published"] is False
+    assert [c["id"] for c in api.get("/api/v1/courses", headers=alice).json()] == [course["id"]]
+    patched = api.patch(f"/api/v1/courses/{course['id']}", json={"title": "Algorithms II"},
+                        headers=alice)
+    assert patched.json()["title"] == "Algorithms II"
+
+    bob = account(api, "bob")
+    assert api.get("/api/v1/courses", headers=bob).json() == []
+    for method in ("get", "patch", "delete"):
+        kwargs = {"json": {"title": "mine"}} if method == "patch" else {}
+        response = getattr(api, method)(f"/api/v1/courses/{course['id']}", headers=bob, **kwargs)
+        assert error_code(response, 404) == "not_found"
+    student = account(api, "stu", Role.STUDENT)
+    assert error_code(api.post("/api/v1/courses", json={"title": "x"}, headers=student), 403)
+    assert api.delete(f"/api/v1/courses/{course['id']}", headers=alice).status_code == 204
+    assert api.get(f"/api/v1/courses/{course['id']}", headers=alice).status_code == 404
+
+
+# The happy path --------------------------------------------------------------------------------
+def test_multipart_upload_arrives_byte_identical(api, alice):
+    course = api.post("/api/v1/courses", json={"title": "Physics"}, headers=alice).json()
+    data = payload(20 * MIB + 12345)
+    response = start(api, alice, data, course_id=course["id"], title="Week 1")
+    assert response.status_code == 201, response.text
+    upload = response.json()
+    assert upload["part_size"] == 8 * MIB and upload["part_count"] == 3
+    assert [p["part_number"] for p in upload["parts"]] == [1, 2, 3]
+    video = api.get(f"/api/v1/videos/{upload['video_id']}", headers=alice).json()
+    assert video["status"] == "awaiting_upload" and video["title"] == "Week 1"
+
+    etags = put_all(api, upload, data)
+    listed = api.get(f"/api/v1/uploads/{upload['upload_id']}/parts", headers=alice).json()
+    assert [(p["part_number"], p["size"]) for p in listed["parts"]] == [
+        (1, 8 * MIB), (2, 8 * MIB), (3, 4 * MIB + 12345)]
+    assert [p["etag"].strip('"') for p in listed["parts"]] == [
+        hashlib.md5(chunk(data, 8 * MIB, n)).hexdigest() for n in (1, 2, 3)]
+
+    done = api.post(
+        f"/api/v1/uploads/{upload['upload_id']}/complete",
+        json={"parts": [{"part_number": n, "etag": e} for n, e in etags.items()]},
+        headers=alice,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "uploaded" and done.json()["course_id"] == course["id"]
+    assert stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+    assert upload["key"] == f"uploads/{upload['video_id']}/source"
+    # Completing again (a client whose response got lost) is answered, not refused.
+    again = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert again.status_code == 200 and again.json()["status"] == "uploaded"
+    listed = api.get("/api/v1/videos", headers=alice).json()
+    assert [v["id"] for v in listed] == [upload["video_id"]]
+
+
+def test_part_size_grows_so_no_upload_needs_more_than_10000_parts(api, alice):
+    response = start(api, alice, b"", size=int(19.5 * 1024**3))
+    upload = response.json()
+    assert upload["part_count"] <= 10_000 and upload["part_size"] % MIB == 0
+    assert upload["part_size"] * upload["part_count"] >= int(19.5 * 1024**3)
+    assert len(upload["parts"]) < upload["part_count"]  # first batch only; more on request
+    more = api.post(f"/api/v1/uploads/{upload['upload_id']}/parts",
+                    json={"part_numbers": [2000, 2001]}, headers=alice).json()
+    assert [p["part_number"] for p in more["parts"]] == [2000, 2001]
+
+
+def test_resigned_part_url_works(api, alice):
+    data = payload(3 * MIB)
+    upload = start(api, alice, data).json()
+    fresh = api.post(f"/api/v1/uploads/{upload['upload_id']}/parts",
+                     json={"part_numbers": [1]}, headers=alice).json()["parts"][0]
+    assert put(api, fresh["url"], data).status_code == 200
+    done = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert done.status_code == 200 and stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+# Bad input loses nothing -----------------------------------------------------------------------
+def test_zero_byte_file_is_refused(api, alice):
+    assert error_code(start(api, alice, b""), 422) == "size_mismatch"
+
+
+def test_file_over_the_limit_is_413(make_api):
+    api = make_api(max_upload_bytes=10 * MIB)
+    who = account(api, "alice")
+    assert error_code(start(api, who, b"", size=10 * MIB + 1), 413) == "payload_too_large"
+
+
+def test_non_video_content_type_is_415(api, alice):
+    response = start(api, alice, b"x" * 10, content_type="application/x-msdownload")
+    assert error_code(response, 415) == "unsupported_media_type"
+
+
+def test_someone_elses_course_is_404(api, alice):
+    course = api.post("/api/v1/courses", json={"title": "Mine"}, headers=alice).json()
+    bob = account(api, "bob")
+    assert error_code(start(api, bob, b"x" * 10, course_id=course["id"]), 404) == "not_found"
+
+
+def test_students_cannot_upload(api):
+    student = account(api, "stu", Role.STUDENT)
+    assert error_code(start(api, student, b"x" * 10), 403) == "forbidden"
+
+
+def test_path_traversal_filename_is_only_a_name(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data, filename="../../../etc/passwd\x00.mp4").json()
+    video = api.get(f"/api/v1/videos/{upload['video_id']}", headers=alice).json()
+    assert video["filename"] == "passwd.mp4"
+    assert upload["key"] == f"uploads/{upload['video_id']}/source"
+
+
+def test_another_users_upload_is_404_everywhere(api, alice):
+    upload = start(api, alice, payload(1000)).json()
+    bob = account(api, "bob")
+    uid = upload["upload_id"]
+    for response in (
+        api.get(f"/api/v1/uploads/{uid}/parts", headers=bob),
+        api.post(f"/api/v1/uploads/{uid}/parts", json={"part_numbers": [1]}, headers=bob),
+        api.post(f"/api/v1/uploads/{uid}/complete", headers=bob),
+        api.delete(f"/api/v1/uploads/{uid}", headers=bob),
+        api.get(f"/api/v1/videos/{upload['video_id']}", headers=bob),
+        api.delete(f"/api/v1/videos/{upload['video_id']}", headers=bob),
+    ):
+        assert error_code(response, 404) == "not_found"
+    assert api.get(f"/api/v1/uploads/{uid}/parts", headers=alice).status_code == 200
+
+
+def test_missing_part_on_complete_is_named_and_can_still_be_sent(api, alice):
+    data = payload(17 * MIB)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data, skip={2})
+    response = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert error_code(response, 409) == "upload_incomplete"
+    assert "2" in response.json()["error"]["message"]
+    put(api, upload["parts"][1]["url"], chunk(data, upload["part_size"], 2))
+    assert api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).status_code == 200
+    assert stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_declared_size_that_does_not_match_what_was_sent(api, alice):
+    data = payload(9 * MIB)
+    upload = start(api, alice, data).json()
+    put(api, upload["parts"][0]["url"], chunk(data, upload["part_size"], 1))
+    put(api, upload["parts"][1]["url"], b"short")  # the last part is cut off
+    response = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert error_code(response, 422) == "size_mismatch"
+    put(api, upload["parts"][1]["url"], chunk(data, upload["part_size"], 2))
+    assert api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).status_code == 200
+    assert stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_part_uploaded_twice_keeps_the_last(api, alice):
+    data = payload(2 * MIB)
+    upload = start(api, alice, data).json()
+    put(api, upload["parts"][0]["url"], payload(2 * MIB, seed=99))
+    put(api, upload["parts"][0]["url"], data)
+    assert api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).status_code == 200
+    assert stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_wrong_etag_on_complete_is_refused(api, alice):
+    data = payload(2 * MIB)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    response = api.post(
+        f"/api/v1/uploads/{upload['upload_id']}/complete",
+        json={"parts": [{"part_number": 1, "etag": '"0123456789abcdef0123456789abcdef"'}]},
+        headers=alice,
+    )
+    assert error_code(response, 409) == "upload_incomplete"
+    assert api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).status_code == 200
+
+
+def test_abort_frees_storage_and_the_record(api, alice):
+    data = payload(2 * MIB)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    assert api.delete(f"/api/v1/uploads/{upload['upload_id']}", headers=alice).status_code == 204
+    storage = api.app.state.container.storage
+    with pytest.raises(Exception):
+        storage.list_parts(upload["key"], api.app.state.container.store.get_upload(
+            upload["upload_id"]).storage_upload_id)
+    assert api.get(f"/api/v1/videos/{upload['video_id']}", headers=alice).status_code == 404
+    response = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert error_code(response, 409) == "invalid_state"
+
+
+def test_abandoned_upload_is_expired_by_the_sweeper(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    container = api.app.state.container
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    assert container.uploads.expire_abandoned(later) == 1
+    video = api.get(f"/api/v1/videos/{upload['video_id']}", headers=alice).json()
+    assert video["status"] == "failed" and video["error"]["code"] == "upload_expired"
+    assert container.uploads.expire_abandoned(later) == 0
+
+
+def test_attachment_is_stored_not_transcoded(api, alice):
+    pdf = b"%PDF-1.4\n" + payload(5000)
+    upload = start(api, alice, pdf, filename="slides.pdf", content_type="application/pdf",
+                   kind="attachment").json()
+    put_all(api, upload, pdf)
+    done = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).json()
+    assert done["kind"] == "attachment" and done["status"] == "ready"
+    url = done["download_url"]
+    body = (api.get(url) if "/blobs/" in url else httpx.get(url)).content
+    assert body == pdf
+    assert error_code(start(api, alice, pdf, content_type="application/pdf"), 415)
+
+
+def test_delete_video_removes_its_objects(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert api.delete(f"/api/v1/videos/{upload['video_id']}", headers=alice).status_code == 204
+    assert api.app.state.container.storage.head(upload["key"]) is None
+
+
+# Local adapter only: the API's own signed URLs ---------------------------------------------------
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_expired_part_url_is_403_and_a_fresh_one_works(make_api):
+    api = make_api(upload_url_ttl=1)
+    who = account(api, "alice")
+    data = payload(1000)
+    upload = start(api, who, data).json()
+    time.sleep(2.1)
+    assert error_code(put(api, upload["parts"][0]["url"], data), 403) == "url_expired"
+    fresh = api.post(f"/api/v1/uploads/{upload['upload_id']}/parts", json={"part_numbers": [1]},
+                     headers=who).json()["parts"][0]["url"]
+    assert put(api, fresh, data).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_url_signed_for_another_upload_is_403(api, alice):
+    first = start(api, alice, payload(1000)).json()
+    second = start(api, alice, payload(1000)).json()
+    url = first["parts"][0]["url"]
+    # Same signature, pointed at the other upload: the signature no longer matches.
+    forged = url.replace(first["video_id"], second["video_id"])
+    assert error_code(put(api, forged, payload(1000)), 403) == "signature_invalid"
+    tampered = url.replace("partNumber=1", "partNumber=2")
+    assert error_code(put(api, tampered, payload(1000)), 403) == "signature_invalid"
