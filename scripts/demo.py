@@ -1,11 +1,14 @@
 """`make demo`: the embedded default end to end, with nothing but Python installed.
 
-Starts `coursecrafter-server` on a free loopback port with its data in .demo/, then drives the real
-`coursecrafter` command: register a demo instructor, log in, whoami, log out.
+Starts `coursecrafter-server` on a free loopback port with its data in .demo/, generates a short
+lecture-like clip with FFmpeg, then drives the real `coursecrafter` command: register and log in a
+demo instructor, create a course, upload the clip and wait until it is playable, print the
+playback URL, and read the master playlist back through it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +17,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from coursecrafter_worker.pipeline import find_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -41,12 +46,33 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 30) -> Non
     raise SystemExit("demo: the server did not become healthy in time")
 
 
-def cli(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True) -> int:
+def cli(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True,
+        capture: bool = False) -> subprocess.CompletedProcess:
     print(f"$ coursecrafter {' '.join(args)}", flush=True)
-    done = subprocess.run([str(BIN / "coursecrafter"), *args], input=stdin, text=True, env=env)
+    done = subprocess.run([str(BIN / "coursecrafter"), *args], input=stdin, text=True, env=env,
+                          stdout=subprocess.PIPE if capture else None)
     if check and done.returncode != 0:
         raise SystemExit(f"demo: `coursecrafter {args[0]}` exited with {done.returncode}")
-    return done.returncode
+    return done
+
+
+def make_lecture_clip(path: Path, seconds: int = 12) -> None:
+    """A slide-like still with a moving pointer and a tone: what a lecture looks like to FFmpeg."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = (
+        f"color=c=0xf4f1e8:s=1280x720:d={seconds}:r=30[bg];"
+        f"testsrc2=s=320x180:d={seconds}:r=30[fig];"
+        "[bg][fig]overlay=x='80+mod(t*40,800)':y=420[v]"
+    )
+    subprocess.run(
+        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+         "-filter_complex", graph, "-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
+         "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt",
+         "yuv420p", "-c:a", "aac", "-shortest", str(path)],
+        check=True,
+    )
 
 
 def main() -> None:
@@ -74,7 +100,18 @@ def main() -> None:
             raise SystemExit(f"demo: register exited with {registered}")
         cli(env, "login", "--username", "demo", "--password-stdin", stdin=PASSWORD + "\n")
         cli(env, "whoami")
-        cli(env, "whoami", "--json")
+        clip = DEMO / "lecture-01.mp4"
+        make_lecture_clip(clip)
+        course = json.loads(cli(env, "courses", "create", "Demo: Algorithms 101", "--json",
+                                capture=True).stdout)
+        video = json.loads(cli(env, "upload", str(clip), "--course", course["id"], "--title",
+                               "Lecture 1", "--wait", "--json", capture=True).stdout)
+        print(f"demo: {video['title']} is {video['status']}: {video['duration']:.1f} s, "
+              f"renditions {[r['height'] for r in video['renditions']]}", flush=True)
+        print(f"demo: playback URL (HLS, expires): {video['playback_url']}", flush=True)
+        master = httpx.get(video["playback_url"], timeout=10)
+        master.raise_for_status()
+        print("demo: master playlist:\n" + master.text, flush=True)
         cli(env, "logout")
         print("demo: done", flush=True)
     finally:

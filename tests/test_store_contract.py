@@ -29,6 +29,8 @@ from pymongo import MongoClient
 from coursecrafter_server.domain import (
     AlreadyExists,
     Course,
+    Job,
+    JobStatus,
     RefreshToken,
     Role,
     Upload,
@@ -180,6 +182,27 @@ def make_upload(
         status=status,
         created_at=expires_at - timedelta(days=1),  # a fixed lifetime, as the service grants
         expires_at=expires_at,
+    )
+
+
+def make_job(
+    video_id: str = "video-1",
+    *,
+    status: JobStatus = JobStatus.PENDING,
+    attempt: int = 1,
+    created_at: datetime = NOW,
+    updated_at: datetime | None = None,
+    heartbeat_at: datetime | None = None,
+    job_id: str | None = None,
+) -> Job:
+    return Job(
+        id=job_id or uuid.uuid4().hex,
+        video_id=video_id,
+        attempt=attempt,
+        status=status,
+        created_at=created_at,
+        updated_at=updated_at or created_at,
+        heartbeat_at=heartbeat_at,
     )
 
 
@@ -720,6 +743,216 @@ def test_list_expired_uploads_gives_active_expired_ones_oldest_first(store: Stor
     assert store.list_expired_uploads(NOW) == [older, boundary]
 
 
+# Contract: jobs ----------------------------------------------------------------------------
+def test_job_roundtrip(store: Store) -> None:
+    pending = make_job()
+    processing = make_job(
+        "video-2",
+        status=JobStatus.PROCESSING,
+        attempt=3,
+        updated_at=NOW + timedelta(minutes=2),
+        heartbeat_at=NOW + timedelta(minutes=3),
+    )
+    for job in (pending, processing):
+        store.add_job(job)
+
+    for job in (pending, processing):
+        assert store.get_job(job.id) == job
+    fetched = store.get_job(processing.id)
+    assert fetched is not None and isinstance(fetched.status, JobStatus)
+    assert fetched.attempt == 3 and isinstance(fetched.attempt, int)
+    assert fetched.heartbeat_at is not None and fetched.heartbeat_at.utcoffset() == timedelta(0)
+    assert fetched.updated_at.utcoffset() == timedelta(0)
+    blank = store.get_job(pending.id)
+    assert blank is not None and blank.heartbeat_at is None
+    assert store.get_job("no-such-id") is None
+
+
+def test_duplicate_job_id_is_refused(store: Store) -> None:
+    job = make_job()
+    store.add_job(job)
+
+    with pytest.raises(AlreadyExists):
+        store.add_job(dataclasses.replace(job, video_id="video-other"))
+    assert store.get_job(job.id) == job
+
+
+def test_get_latest_job_gives_the_newest_created(store: Store) -> None:
+    minute = timedelta(minutes=1)
+    first = make_job(created_at=NOW, updated_at=NOW + 9 * minute)  # updated last, created first
+    tie_a = make_job(created_at=NOW + minute, job_id="job-a")
+    tie_b = make_job(created_at=NOW + minute, job_id="job-b")  # same instant: larger id wins
+    theirs = make_job("video-2", created_at=NOW + 5 * minute)
+    for job in (tie_b, first, theirs, tie_a):
+        store.add_job(job)
+
+    assert store.get_latest_job("video-1") == tie_b
+    assert store.get_latest_job("video-2") == theirs
+    assert store.get_latest_job("video-none") is None
+    newest = make_job(created_at=NOW + 2 * minute)
+    store.add_job(newest)
+    assert store.get_latest_job("video-1") == newest
+
+
+def test_update_job_replaces_the_record(store: Store) -> None:
+    job = make_job(status=JobStatus.PUBLISHED)
+    store.add_job(job)
+    beating = dataclasses.replace(
+        job,
+        status=JobStatus.PROCESSING,
+        updated_at=NOW + timedelta(minutes=1),
+        heartbeat_at=NOW + timedelta(minutes=2),
+    )
+
+    assert store.update_job(beating) is True
+    assert store.get_job(job.id) == beating
+    assert store.update_job(beating) is True  # unchanged values still count as written
+    # And back: the heartbeat can be cleared again.
+    assert store.update_job(job) is True
+    assert store.get_job(job.id) == job
+
+
+def test_update_job_compares_and_sets_status_and_attempt(store: Store) -> None:
+    job = make_job(status=JobStatus.PUBLISHED, attempt=1)
+    store.add_job(job)
+    started = dataclasses.replace(
+        job, status=JobStatus.PROCESSING, updated_at=NOW + timedelta(minutes=1)
+    )
+    requeued = dataclasses.replace(
+        job, status=JobStatus.PENDING, attempt=2, updated_at=NOW + timedelta(minutes=2)
+    )
+
+    # Either condition alone, and both together, must hold.
+    assert store.update_job(started, expected_status=JobStatus.PENDING) is False
+    assert store.update_job(started, expected_attempt=2) is False
+    assert store.update_job(
+        started, expected_status=JobStatus.PUBLISHED, expected_attempt=2
+    ) is False
+    assert store.update_job(
+        started, expected_status=JobStatus.PENDING, expected_attempt=1
+    ) is False
+    assert store.get_job(job.id) == job
+    assert store.update_job(
+        started, expected_status=JobStatus.PUBLISHED, expected_attempt=1
+    ) is True
+    assert store.get_job(job.id) == started
+    # An event of the old attempt arriving after the re-queue loses.
+    assert store.update_job(requeued, expected_attempt=1) is True
+    late = dataclasses.replace(started, status=JobStatus.DONE)
+    assert store.update_job(late, expected_attempt=1) is False
+    assert store.update_job(late, expected_status=JobStatus.PROCESSING) is False
+    assert store.get_job(job.id) == requeued
+    assert store.update_job(late, expected_status=JobStatus.PENDING) is True
+    assert store.get_job(job.id) == late
+
+
+def test_update_of_a_missing_job_writes_nothing(store: Store) -> None:
+    ghost = make_job()
+
+    assert store.update_job(ghost) is False
+    assert store.update_job(ghost, expected_status=JobStatus.PENDING, expected_attempt=1) is False
+    assert store.get_job(ghost.id) is None
+    assert store.get_latest_job(ghost.video_id) is None
+
+
+def test_update_job_race_has_exactly_one_winner(thread_safe_store: Store) -> None:
+    job = make_job(status=JobStatus.PROCESSING, attempt=1)
+    thread_safe_store.add_job(job)
+    attempts = [
+        dataclasses.replace(
+            job, status=JobStatus.PENDING, attempt=2, updated_at=NOW + timedelta(milliseconds=i + 1)
+        )
+        for i in range(THREADS)
+    ]
+
+    outcomes = race(lambda i: thread_safe_store.update_job(attempts[i], expected_attempt=1))
+
+    assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
+    assert thread_safe_store.get_job(job.id) == attempts[outcomes.index(True)]
+
+
+def test_list_jobs_filters_and_orders_by_updated_at(store: Store) -> None:
+    minute = timedelta(minutes=1)
+    pending = make_job(status=JobStatus.PENDING, updated_at=NOW - 3 * minute)
+    published = make_job(status=JobStatus.PUBLISHED, updated_at=NOW - 2 * minute)
+    boundary = make_job(status=JobStatus.PENDING, updated_at=NOW)  # "before" is strict
+    # Updated long ago, but its heartbeat is fresh: alive.
+    alive = make_job(
+        status=JobStatus.PROCESSING, updated_at=NOW - 10 * minute, heartbeat_at=NOW - minute
+    )
+    # No heartbeat yet: its updated_at stands in for one.
+    silent = make_job(status=JobStatus.PROCESSING, updated_at=NOW - 5 * minute)
+    stale = make_job(
+        status=JobStatus.PROCESSING, updated_at=NOW - 4 * minute, heartbeat_at=NOW - 3 * minute
+    )
+    done = make_job(status=JobStatus.DONE, updated_at=NOW - 20 * minute)
+    failed = make_job(status=JobStatus.FAILED, updated_at=NOW - 20 * minute)  # tie: by id
+    for job in (stale, done, boundary, alive, pending, failed, silent, published):
+        store.add_job(job)
+    outbox = [JobStatus.PENDING, JobStatus.PUBLISHED]
+
+    assert store.list_jobs(outbox) == [pending, published, boundary]
+    assert store.list_jobs(outbox, updated_before=NOW) == [pending, published]
+    assert store.list_jobs(outbox, updated_before=NOW - 2 * minute) == [pending]
+    assert store.list_jobs([JobStatus.PUBLISHED]) == [published]
+    assert store.list_jobs([JobStatus.PROCESSING]) == [alive, silent, stale]
+    assert store.list_jobs([JobStatus.PROCESSING], heartbeat_before=NOW - 2 * minute) == [
+        silent,
+        stale,
+    ]
+    assert store.list_jobs([JobStatus.PROCESSING], heartbeat_before=NOW - 3 * minute) == [silent]
+    assert store.list_jobs([JobStatus.PROCESSING], heartbeat_before=NOW) == [alive, silent, stale]
+    # Both filters at once must both hold.
+    assert store.list_jobs(
+        [JobStatus.PROCESSING], updated_before=NOW - 6 * minute, heartbeat_before=NOW
+    ) == [alive]
+    assert store.list_jobs(
+        [JobStatus.PROCESSING], updated_before=NOW - 6 * minute, heartbeat_before=NOW - minute
+    ) == []
+    assert store.list_jobs([JobStatus.DONE, JobStatus.FAILED]) == sorted(
+        [done, failed], key=lambda j: j.id
+    )
+    assert store.list_jobs([JobStatus.PROCESSING], limit=2) == [alive, silent]
+    assert store.list_jobs([JobStatus.PROCESSING], limit=0) == []
+    assert store.list_jobs([JobStatus.PROCESSING], limit=-1) == []
+    assert store.list_jobs([]) == []
+    # Once moved on, a job leaves the list.
+    assert store.update_job(
+        dataclasses.replace(pending, status=JobStatus.PUBLISHED, updated_at=NOW + minute),
+        expected_status=JobStatus.PENDING,
+    ) is True
+    assert store.list_jobs([JobStatus.PENDING]) == [boundary]
+
+
+# Contract: webhook events ------------------------------------------------------------------
+def test_record_event_is_true_only_the_first_time(store: Store) -> None:
+    assert store.record_event("evt-1", NOW) is True
+    assert store.record_event("evt-1", NOW + timedelta(seconds=1)) is False
+    assert store.record_event("evt-2", NOW) is True
+    assert store.record_event("evt-2", NOW) is False
+
+
+def test_record_event_race_has_exactly_one_winner(thread_safe_store: Store) -> None:
+    outcomes = race(lambda i: thread_safe_store.record_event("evt-race", NOW))
+
+    assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
+
+
+def test_delete_events_before_removes_only_older_ones(store: Store) -> None:
+    hour = timedelta(hours=1)
+    # Recent times: MongoDB's TTL index (and mongomock's imitation) forgets old events itself.
+    for event_id, received_at in (("old", NOW - 2 * hour), ("boundary", NOW - hour), ("new", NOW)):
+        assert store.record_event(event_id, received_at) is True
+
+    assert store.delete_events_before(NOW - hour) == 1  # "before" is strict
+
+    assert store.record_event("boundary", NOW) is False
+    assert store.record_event("new", NOW) is False
+    assert store.record_event("old", NOW) is True  # forgotten, so new again
+    assert store.delete_events_before(NOW - hour) == 0
+    assert store.delete_events_before(NOW + hour) == 3
+
+
 # MongoDB specifics ------------------------------------------------------------------------
 def test_mongo_store_accepts_a_tz_aware_client() -> None:
     store = MongoStore(mongomock.MongoClient(tz_aware=True)["coursecrafter_test"])
@@ -744,6 +977,22 @@ def test_mongo_store_creates_its_indexes_at_start_up() -> None:
     assert [("video_id", 1)] in keys("uploads")
     ttl = [i for i in database["uploads"].index_information().values() if "expireAfterSeconds" in i]
     assert ttl == []  # expired uploads must stay until they are listed and aborted
+    assert [("status", 1), ("updated_at", 1)] in keys("jobs")
+    assert [("video_id", 1), ("created_at", 1)] in keys("jobs")
+    ttl = [i for i in database["jobs"].index_information().values() if "expireAfterSeconds" in i]
+    assert ttl == []  # jobs are the outbox: never dropped behind the sweeper's back
+    events = database["webhook_events"].index_information().values()
+    assert [i["expireAfterSeconds"] for i in events if i["key"] == [("received_at", 1)]] == [
+        mongo_module.WEBHOOK_EVENT_TTL_SECONDS
+    ]
+
+
+def test_mongo_keys_webhook_events_by_id() -> None:
+    database = mongomock.MongoClient()["coursecrafter_test"]
+    store = MongoStore(database)
+    store.record_event("evt-1", NOW)
+
+    assert database["webhook_events"].find_one({"_id": "evt-1"}) is not None
 
 
 def test_mongo_stores_renditions_as_an_array() -> None:
@@ -879,6 +1128,12 @@ def test_sqlite_indexes_cover_the_queries(tmp_path: Path) -> None:
         assert ("course_id",) in _index_columns(raw, "videos")
         assert ("status", "expires_at") in _index_columns(raw, "uploads")
         assert ("video_id",) in _index_columns(raw, "uploads")
+        assert ("status", "updated_at") in _index_columns(raw, "jobs")
+        assert ("video_id", "created_at") in _index_columns(raw, "jobs")
+        assert ("received_at",) in _index_columns(raw, "webhook_events")
+        # The event id is the primary key: INSERT OR IGNORE is the atomic "seen before?".
+        pk = [row[1] for row in raw.execute("PRAGMA table_info(webhook_events)") if row[5]]
+        assert pk == ["event_id"]
 
 
 def test_sqlite_stores_renditions_as_json_text(tmp_path: Path) -> None:
@@ -929,6 +1184,44 @@ def test_sqlite_migrates_a_version_1_file_in_place(
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_module.MIGRATIONS)
         assert len(sqlite_module.MIGRATIONS) >= 2
+
+
+def test_sqlite_migrates_a_version_2_file_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    user, course = make_user(), make_course()
+    video, upload = make_video(course_id=course.id), make_upload()
+    # The file as the release with courses, videos and uploads (but no jobs) left it.
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+    old = SQLiteStore(path)
+    old.add_user(user)
+    old.add_course(course)
+    old.add_video(video)
+    old.add_upload(upload)
+    old.close()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        assert "jobs" not in tables and "webhook_events" not in tables
+
+    store = SQLiteStore(path)
+
+    assert store.get_user(user.id) == user
+    assert store.get_course(course.id) == course
+    assert store.get_video(video.id) == video
+    assert store.get_upload(upload.id) == upload
+    job = make_job(video.id)
+    store.add_job(job)
+    assert store.get_latest_job(video.id) == job
+    assert store.list_jobs([JobStatus.PENDING]) == [job]
+    assert store.record_event("evt-1", NOW) is True
+    assert store.record_event("evt-1", NOW) is False
+    store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_module.MIGRATIONS)
+        assert len(sqlite_module.MIGRATIONS) >= 3
 
 
 # open_store --------------------------------------------------------------------------------

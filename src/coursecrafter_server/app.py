@@ -9,7 +9,15 @@ from fastapi import FastAPI
 
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
 from coursecrafter_server.api.errors import install_error_handlers
-from coursecrafter_server.api.routes import auth, courses, health, uploads, videos
+from coursecrafter_server.api.routes import (
+    auth,
+    courses,
+    health,
+    internal,
+    playback,
+    uploads,
+    videos,
+)
 from coursecrafter_server.bootstrap import Container, build_container
 from coursecrafter_server.settings import Settings, get_settings
 from coursecrafter_server.storage.local import LocalStorage
@@ -25,12 +33,20 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        transcoders = None
+        if not settings.broker_url and settings.transcode_concurrency > 0:
+            from coursecrafter_server.transcoders import InProcessTranscoders
+
+            transcoders = InProcessTranscoders(container)
+            transcoders.start()
         sweeper = Sweeper(container, settings.sweep_interval)
         sweeper.start()
         try:
             yield
         finally:
             sweeper.stop()
+            if transcoders is not None:
+                transcoders.stop()
             container.close()
 
     app = FastAPI(
@@ -48,6 +64,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(courses.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)
     app.include_router(videos.router, prefix=API_PREFIX)
+    app.include_router(playback.router, prefix=API_PREFIX)
+    app.include_router(internal.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # probes also at the root
     app.include_router(health.jwks_router)

@@ -10,6 +10,8 @@ from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
 from coursecrafter_server.auth.tokens import AccessTokenService
 from coursecrafter_server.courses import CourseService
+from coursecrafter_server.jobs import JobService, Publisher
+from coursecrafter_server.playback import PlaybackService, PlaybackSigner
 from coursecrafter_server.limits.base import RateLimiter, RevocationList
 from coursecrafter_server.secrets_files import load_or_create, random_secret
 from coursecrafter_server.settings import Settings
@@ -37,8 +39,15 @@ class Container:
     courses: CourseService
     uploads: UploadService
     videos: VideoService
+    queue: Publisher
+    jobs: JobService
+    playback: PlaybackService
+    webhook_secret: bytes
 
     def close(self) -> None:
+        close = getattr(self.queue, "close", None)
+        if close is not None:
+            close()
         self.store.close()
 
 
@@ -67,18 +76,39 @@ def _limits_adapters(settings: Settings) -> tuple[RevocationList, RateLimiter]:
     return MemoryRevocationList(), LimitsRateLimiter()
 
 
+def _queue(settings: Settings) -> Publisher:
+    if settings.broker_url:
+        from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
+
+        # A short publish timeout: a request must not hang on a broker that is down; the job
+        # stays in the outbox and the sweeper publishes it later.
+        return RabbitMQQueue(
+            settings.broker_url, max_attempts=settings.max_attempts, publish_timeout=3
+        )
+    from coursecrafter_worker.queue.inprocess import InProcessQueue
+
+    return InProcessQueue(max_attempts=settings.max_attempts)
+
+
 def build_container(settings: Settings) -> Container:
     settings.home.mkdir(parents=True, exist_ok=True)
     key = load_signing_key(settings.jwt_private_key_file, settings.home)
     check_production_safety(settings, key)
     store = open_store(settings.resolved_database_url)
+    # Signs the local adapter's part and download URLs (unused by S3) and playback tokens.
+    blob_secret = load_or_create(settings.home / "blob_signing_secret", random_secret)
     storage = open_storage(
         settings.resolved_storage_url,
         public_url=settings.public_url,
-        # Signs the local adapter's part and download URLs; unused by S3.
-        secret=load_or_create(settings.home / "blob_signing_secret", random_secret),
+        secret=blob_secret,
         s3_endpoint_url=settings.s3_endpoint_url,
     )
+    webhook_secret = (
+        settings.webhook_secret.get_secret_value().encode()
+        if settings.webhook_secret
+        else load_or_create(settings.home / "webhook_secret", random_secret)
+    )
+    queue = _queue(settings)
     revocations, limiter = _limits_adapters(settings)
     auth = AuthService(
         store=store,
@@ -119,4 +149,19 @@ def build_container(settings: Settings) -> Container:
             url_ttl=settings.upload_url_ttl,
         ),
         videos=VideoService(store, storage, url_ttl=settings.playback_url_ttl),
+        queue=queue,
+        jobs=JobService(
+            store,
+            storage,
+            queue,
+            callback_url=f"{settings.public_url}/api/v1/internal/jobs/events",
+            max_attempts=settings.max_attempts,
+            republish_after=settings.republish_after,
+            heartbeat_timeout=settings.heartbeat_timeout,
+        ),
+        playback=PlaybackService(
+            storage,
+            PlaybackSigner(blob_secret, api_url=settings.public_url, ttl=settings.playback_url_ttl),
+        ),
+        webhook_secret=webhook_secret,
     )

@@ -111,6 +111,28 @@ class Upload:
     expires_at: datetime
 
 
+class JobStatus(str, enum.Enum):
+    PENDING = "pending"  # written, not yet confirmed by the queue (outbox)
+    PUBLISHED = "published"  # the queue has it
+    PROCESSING = "processing"  # a worker reported `started`; heartbeats keep it alive
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    """The transcoding job of a video. `attempt` grows with every re-queue; events of an older
+    attempt are ignored."""
+
+    id: str
+    video_id: str
+    attempt: int
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    heartbeat_at: datetime | None = None
+
+
 class DomainError(Exception):
     """Base of errors the API turns into `{"error": {"code", "message"}}` responses."""
 

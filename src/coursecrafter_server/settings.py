@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     playback_url_ttl: int = 6 * 3600
     sweep_interval: float = 60.0
 
+    # Transcoding jobs
+    # In-process transcoders (embedded mode only); 0 runs none, jobs then wait in `queued`.
+    transcode_concurrency: int = 1
+    max_attempts: int = 3
+    republish_after: float = 30.0  # a job not confirmed by the queue for this long is re-published
+    heartbeat_timeout: float = 120.0  # a worker silent for this long has lost its job
+    heartbeat_interval: float = 10.0
+    ffmpeg_timeout: float = 4 * 3600.0
+
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
 

@@ -29,6 +29,7 @@ class Sweeper:
 
     def sweep_once(self) -> None:
         self.container.uploads.expire_abandoned()
+        self.container.jobs.sweep()
         self.container.store.delete_expired_refresh_tokens(datetime.now(timezone.utc))
 
     def _run(self) -> None:

@@ -1,24 +1,150 @@
-"""`coursecrafter-worker`: the RabbitMQ transcoding consumer.
+"""`coursecrafter-worker [--concurrency N]`: the RabbitMQ transcoding consumer.
 
-The queue consumer and FFmpeg pipeline arrive with the transcoding issue (#4); until then this
-command says so plainly instead of pretending to work.
+Needs `COURSECRAFTER_BROKER_URL`. SIGTERM/SIGINT stop it cleanly: no new jobs are taken, jobs in
+hand are cancelled and go back to the queue (nack with requeue, or the broker requeues them when
+the connection closes), then the process exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
+import signal
 import sys
+import threading
+from typing import Any
+
+from pydantic import ValidationError
+
+log = logging.getLogger("coursecrafter_worker")
 
 
-def run(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coursecrafter-worker", description="Consume transcoding jobs from RabbitMQ."
     )
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.parse_args(argv)
-    if not os.environ.get("COURSECRAFTER_BROKER_URL"):
-        print("coursecrafter-worker: COURSECRAFTER_BROKER_URL is not set", file=sys.stderr)
-        raise SystemExit(2)
-    print("coursecrafter-worker: transcoding is not available in this version yet", file=sys.stderr)
-    raise SystemExit(1)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="jobs transcoded at once (default: COURSECRAFTER_CONCURRENCY or 1)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"coursecrafter-worker: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        _fail("--concurrency must be at least 1", 2)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # pika logs every lost connection as an ERROR with a traceback; ours say it once, plainly.
+    logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level == "debug"
+                                       else logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    from coursecrafter_worker.settings import ConfigError, get_worker_settings
+
+    try:
+        settings = get_worker_settings()
+    except ValidationError as exc:
+        _fail(f"invalid configuration: {exc}", 2)
+    broker_url = settings.broker
+    if not broker_url:
+        _fail("COURSECRAFTER_BROKER_URL is not set (amqp://user:password@host:5672/vhost); "
+              "without a broker, transcoding runs inside coursecrafter-server", 2)
+    if not broker_url.startswith(("amqp://", "amqps://")):
+        _fail("COURSECRAFTER_BROKER_URL must be an amqp:// or amqps:// URL", 2)
+    try:
+        webhook_secret = settings.resolved_webhook_secret()
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    concurrency = args.concurrency or settings.concurrency
+
+    from coursecrafter_server.storage import open_storage
+    from coursecrafter_worker.notifier import WebhookNotifier
+    from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
+    from coursecrafter_worker.runner import JobRunner
+
+    try:
+        storage = open_storage(
+            settings.resolved_storage_url,
+            public_url=settings.public_url,
+            secret=settings.resolved_blob_secret(),
+            s3_endpoint_url=settings.s3_endpoint_url,
+        )
+        queue = RabbitMQQueue(
+            broker_url, max_attempts=settings.max_attempts,
+            shutdown_grace=settings.shutdown_grace,
+        )
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    notifier = WebhookNotifier(webhook_secret, max_elapsed=settings.webhook_max_elapsed)
+    runner = JobRunner(
+        storage, notifier, work_dir=settings.work_dir,
+        heartbeat_interval=settings.heartbeat_interval, ffmpeg_timeout=settings.ffmpeg_timeout,
+    )
+
+    try:
+        from coursecrafter_worker.pipeline import find_ffmpeg
+
+        ffmpeg = find_ffmpeg()
+    except Exception as exc:  # a worker that cannot transcode must not take jobs
+        _fail(f"FFmpeg is not usable: {exc}", 1)
+    log.info("FFmpeg: %s", ffmpeg)
+
+    # Job directories of a worker that was killed (SIGKILL, power loss) are never cleaned by it.
+    purged = runner.purge_stale(older_than=(settings.ffmpeg_timeout or 4 * 3600) + 3600)
+    if purged:
+        log.info("removed %d stale job director%s from %s", purged, "y" if purged == 1 else "ies",
+                 settings.work_dir)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            raise SystemExit(1)
+        log.info("%s received: finishing up, jobs in hand go back to the queue",
+                 signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def handle(message: Any) -> None:
+        runner.run(message, cancel=stop)
+
+    log.info(
+        "coursecrafter-worker starting: broker %s, storage %s, concurrency %d, max attempts %d, "
+        "work dir %s", queue.safe_url, settings.resolved_storage_url.split("?")[0], concurrency,
+        settings.max_attempts, settings.work_dir,
+    )
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            queue.consume(handle, concurrency=concurrency, stop=stop)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    try:
+        # In a thread, so the main thread stays free to run signal handlers at once.
+        consumer = threading.Thread(target=consume, name="coursecrafter-consumer", daemon=True)
+        consumer.start()
+        while consumer.is_alive():
+            consumer.join(0.5)
+    finally:
+        stop.set()
+        queue.close()
+        notifier.close()
+    if errors:
+        log.error("coursecrafter-worker stopped: %s", errors[0])
+        raise SystemExit(1)
+    log.info("coursecrafter-worker stopped")

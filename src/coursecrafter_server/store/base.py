@@ -11,6 +11,8 @@ from typing import Protocol
 
 from coursecrafter_server.domain import (
     Course,
+    Job,
+    JobStatus,
     RefreshToken,
     Upload,
     UploadStatus,
@@ -97,3 +99,31 @@ class Store(Protocol):
 
     def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
         """Active uploads whose `expires_at` has passed, oldest first."""
+
+    # Jobs (the outbox: written before publishing; the sweeper re-publishes what got stuck) ------
+    def add_job(self, job: Job) -> None: ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def get_latest_job(self, video_id: str) -> Job | None:
+        """The video's most recently created job."""
+
+    def update_job(
+        self, job: Job, *, expected_status: JobStatus | None = None,
+        expected_attempt: int | None = None,
+    ) -> bool:
+        """Replace the stored job of the same id, only if the stored status/attempt still are
+        the expected ones (compare-and-set); return whether it was written."""
+
+    def list_jobs(
+        self, statuses: list[JobStatus], *, updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None, limit: int = 100,
+    ) -> list[Job]:
+        """Jobs in any of `statuses`, oldest `updated_at` first; with `updated_before`, only those
+        updated before it; with `heartbeat_before`, only those whose heartbeat (or, when none
+        yet, updated_at) is before it."""
+
+    def record_event(self, event_id: str, received_at: datetime) -> bool:
+        """Remember a webhook event id; True when it is new, False when seen before (atomic)."""
+
+    def delete_events_before(self, when: datetime) -> int: ...

@@ -9,6 +9,8 @@ from datetime import datetime
 from coursecrafter_server.domain import (
     AlreadyExists,
     Course,
+    Job,
+    JobStatus,
     RefreshToken,
     Upload,
     UploadStatus,
@@ -27,6 +29,8 @@ class MemoryStore:
         self._courses: dict[str, Course] = {}
         self._videos: dict[str, Video] = {}
         self._uploads: dict[str, Upload] = {}
+        self._jobs: dict[str, Job] = {}
+        self._events: dict[str, datetime] = {}
 
     def ping(self) -> None:
         return None
@@ -194,3 +198,77 @@ class MemoryStore:
                 if u.status == UploadStatus.ACTIVE and u.expires_at <= now
             ]
         return sorted(expired, key=lambda u: (u.expires_at, u.id))[:limit]
+
+    # Jobs ----------------------------------------------------------------------------------
+    def add_job(self, job: Job) -> None:
+        with self._lock:
+            if job.id in self._jobs:
+                raise AlreadyExists("job already exists")
+            self._jobs[job.id] = job
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def get_latest_job(self, video_id: str) -> Job | None:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.video_id == video_id]
+        # Ties broken by id, newest (largest) first, as the real adapters' ORDER BY / sort do.
+        return max(jobs, key=lambda j: (j.created_at, j.id), default=None)
+
+    def update_job(
+        self,
+        job: Job,
+        *,
+        expected_status: JobStatus | None = None,
+        expected_attempt: int | None = None,
+    ) -> bool:
+        with self._lock:
+            stored = self._jobs.get(job.id)
+            if stored is None:
+                return False
+            if expected_status is not None and stored.status != expected_status:
+                return False
+            if expected_attempt is not None and stored.attempt != expected_attempt:
+                return False
+            self._jobs[job.id] = job
+            return True
+
+    def list_jobs(
+        self,
+        statuses: list[JobStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        if limit <= 0 or not statuses:
+            return []
+        wanted = {JobStatus(s) for s in statuses}
+        with self._lock:
+            jobs = [
+                j
+                for j in self._jobs.values()
+                if j.status in wanted
+                and (updated_before is None or j.updated_at < updated_before)
+                and (
+                    heartbeat_before is None
+                    or (j.updated_at if j.heartbeat_at is None else j.heartbeat_at)
+                    < heartbeat_before
+                )
+            ]
+        return sorted(jobs, key=lambda j: (j.updated_at, j.id))[:limit]
+
+    # Webhook events ------------------------------------------------------------------------
+    def record_event(self, event_id: str, received_at: datetime) -> bool:
+        with self._lock:
+            if event_id in self._events:
+                return False
+            self._events[event_id] = received_at
+            return True
+
+    def delete_events_before(self, when: datetime) -> int:
+        with self._lock:
+            old = [k for k, received in self._events.items() if received < when]
+            for key in old:
+                del self._events[key]
+            return len(old)

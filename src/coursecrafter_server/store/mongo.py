@@ -20,6 +20,8 @@ from pymongo.errors import DuplicateKeyError
 from coursecrafter_server.domain import (
     AlreadyExists,
     Course,
+    Job,
+    JobStatus,
     RefreshToken,
     Role,
     Upload,
@@ -32,6 +34,9 @@ from coursecrafter_server.domain import (
 
 DEFAULT_DATABASE = "coursecrafter"
 SERVER_SELECTION_TIMEOUT_MS = 5000
+# MongoDB forgets webhook event ids by itself after this long (delete_events_before stays, for
+# parity with SQLite); far beyond any provider's redelivery window.
+WEBHOOK_EVENT_TTL_SECONDS = 7 * 24 * 3600
 
 USERNAME_TAKEN = "username is already taken"
 EMAIL_TAKEN = "email is already registered"
@@ -72,6 +77,9 @@ class MongoStore:
         self._courses: Collection[Document] = database["courses"]
         self._videos: Collection[Document] = database["videos"]
         self._uploads: Collection[Document] = database["uploads"]
+        self._jobs: Collection[Document] = database["jobs"]
+        # The event id is the _id, hence unique: inserting it is the atomic "seen before?".
+        self._events: Collection[Document] = database["webhook_events"]
         self._create_indexes()
 
     @classmethod
@@ -116,6 +124,18 @@ class MongoStore:
             [("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expires"
         )
         self._uploads.create_index([("video_id", ASCENDING)], name="video_id")
+        # No TTL on jobs: they are the outbox, and the latest one of a video is its history.
+        self._jobs.create_index(
+            [("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"
+        )
+        self._jobs.create_index(
+            [("video_id", ASCENDING), ("created_at", ASCENDING)], name="video_created"
+        )
+        self._events.create_index(
+            [("received_at", ASCENDING)],
+            expireAfterSeconds=WEBHOOK_EVENT_TTL_SECONDS,
+            name="received_at_ttl",
+        )
 
     def ping(self) -> None:
         self._db.command("ping")
@@ -357,6 +377,80 @@ class MongoStore:
         )
         return [_upload(doc) for doc in cursor]
 
+    # Jobs ----------------------------------------------------------------------------------
+    def add_job(self, job: Job) -> None:
+        try:
+            self._jobs.insert_one({"_id": job.id, **_job_fields(job)})
+        except DuplicateKeyError as exc:
+            raise AlreadyExists("job already exists") from exc
+
+    def get_job(self, job_id: str) -> Job | None:
+        doc = self._jobs.find_one({"_id": job_id})
+        return _job(doc) if doc else None
+
+    def get_latest_job(self, video_id: str) -> Job | None:
+        docs = list(
+            self._jobs.find({"video_id": video_id})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(1)
+        )
+        return _job(docs[0]) if docs else None
+
+    def update_job(
+        self,
+        job: Job,
+        *,
+        expected_status: JobStatus | None = None,
+        expected_attempt: int | None = None,
+    ) -> bool:
+        query: Document = {"_id": job.id}
+        if expected_status is not None:
+            query["status"] = JobStatus(expected_status).value
+        if expected_attempt is not None:
+            query["attempt"] = int(expected_attempt)
+        # A single-document replace is atomic: of concurrent compare-and-sets exactly one
+        # matches. matched, not modified: writing identical values still counts as written.
+        return self._jobs.replace_one(query, _job_fields(job)).matched_count == 1
+
+    def list_jobs(
+        self,
+        statuses: list[JobStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        if limit <= 0 or not statuses:  # MongoDB reads limit 0 as "no limit"
+            return []
+        query: Document = {"status": {"$in": sorted({JobStatus(s).value for s in statuses})}}
+        if updated_before is not None:
+            query["updated_at"] = {"$lt": _encode_time(updated_before)}
+        if heartbeat_before is not None:
+            stamp = _encode_time(heartbeat_before)
+            # `None` matches a null or missing field: no heartbeat yet counts from updated_at.
+            query["$or"] = [
+                {"heartbeat_at": {"$lt": stamp}},
+                {"heartbeat_at": None, "updated_at": {"$lt": stamp}},
+            ]
+        cursor = (
+            self._jobs.find(query)
+            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_job(doc) for doc in cursor]
+
+    # Webhook events ------------------------------------------------------------------------
+    def record_event(self, event_id: str, received_at: datetime) -> bool:
+        try:
+            self._events.insert_one({"_id": event_id, "received_at": _encode_time(received_at)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def delete_events_before(self, when: datetime) -> int:
+        result = self._events.delete_many({"received_at": {"$lt": _encode_time(when)}})
+        return result.deleted_count
+
 
 def _user(doc: Document) -> User:
     return User(
@@ -456,4 +550,28 @@ def _upload(doc: Document) -> Upload:
         status=UploadStatus(doc["status"]),
         created_at=_required_time(doc["created_at"]),
         expires_at=_required_time(doc["expires_at"]),
+    )
+
+
+def _job_fields(job: Job) -> Document:
+    """Every field but the id (the `_id`, which a replace leaves alone)."""
+    return {
+        "video_id": job.video_id,
+        "attempt": int(job.attempt),
+        "status": JobStatus(job.status).value,
+        "created_at": _encode_time(job.created_at),
+        "updated_at": _encode_time(job.updated_at),
+        "heartbeat_at": _encode_time(job.heartbeat_at) if job.heartbeat_at else None,
+    }
+
+
+def _job(doc: Document) -> Job:
+    return Job(
+        id=doc["_id"],
+        video_id=doc["video_id"],
+        attempt=doc["attempt"],
+        status=JobStatus(doc["status"]),
+        created_at=_required_time(doc["created_at"]),
+        updated_at=_required_time(doc["updated_at"]),
+        heartbeat_at=_decode_time(doc.get("heartbeat_at")),
     )

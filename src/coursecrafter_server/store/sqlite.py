@@ -26,6 +26,8 @@ from typing import TypeVar
 from coursecrafter_server.domain import (
     AlreadyExists,
     Course,
+    Job,
+    JobStatus,
     RefreshToken,
     Role,
     Upload,
@@ -142,6 +144,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX uploads_status_expires ON uploads (status, expires_at)",
         "CREATE INDEX uploads_video ON uploads (video_id)",
     ),
+    (  # 3: transcoding jobs (the outbox) and seen webhook events
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            video_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            heartbeat_at TEXT
+        )
+        """,
+        # The sweeper's list_jobs; and get_latest_job (its video_id prefix serves any lookup
+        # by video).
+        "CREATE INDEX jobs_status_updated ON jobs (status, updated_at)",
+        "CREATE INDEX jobs_video_created ON jobs (video_id, created_at)",
+        """
+        CREATE TABLE webhook_events (
+            event_id TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX webhook_events_received ON webhook_events (received_at)",
+    ),
 ]
 
 # Every column of a video but its id, in the order `_video_values` gives them.
@@ -166,6 +192,9 @@ _VIDEO_COLUMNS = (
     "height",
     "renditions",
 )
+
+# Every column of a job but its id, in the order `_job_values` gives them.
+_JOB_COLUMNS = ("video_id", "attempt", "status", "created_at", "updated_at", "heartbeat_at")
 
 
 def _encode_time(value: datetime) -> str:
@@ -519,6 +548,89 @@ class SQLiteStore:
         )
         return [_upload(row) for row in rows]
 
+    # Jobs ----------------------------------------------------------------------------------
+    def add_job(self, job: Job) -> None:
+        columns = ("id", *_JOB_COLUMNS)
+        try:
+            self._conn().execute(
+                f"INSERT INTO jobs ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' for _ in columns)})",
+                (job.id, *_job_values(job)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("job already exists") from exc
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def get_latest_job(self, video_id: str) -> Job | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+                (video_id,),
+            )
+            .fetchone()
+        )
+        return _job(row) if row else None
+
+    def update_job(
+        self,
+        job: Job,
+        *,
+        expected_status: JobStatus | None = None,
+        expected_attempt: int | None = None,
+    ) -> bool:
+        sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?"
+        params: tuple[object, ...] = (*_job_values(job), job.id)
+        if expected_status is not None:
+            sql += " AND status = ?"
+            params += (JobStatus(expected_status).value,)
+        if expected_attempt is not None:
+            sql += " AND attempt = ?"
+            params += (int(expected_attempt),)
+        # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
+        return self._conn().execute(sql, params).rowcount == 1
+
+    def list_jobs(
+        self,
+        statuses: list[JobStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        if limit <= 0 or not statuses:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        values = sorted({JobStatus(s).value for s in statuses})
+        sql = f"SELECT * FROM jobs WHERE status IN ({', '.join('?' for _ in values)})"
+        params: list[object] = list(values)
+        if updated_before is not None:
+            sql += " AND updated_at < ?"
+            params.append(_encode_time(updated_before))
+        if heartbeat_before is not None:
+            sql += " AND COALESCE(heartbeat_at, updated_at) < ?"
+            params.append(_encode_time(heartbeat_before))
+        sql += " ORDER BY updated_at, id LIMIT ?"
+        params.append(limit)
+        return [_job(row) for row in self._conn().execute(sql, params)]
+
+    # Webhook events ------------------------------------------------------------------------
+    def record_event(self, event_id: str, received_at: datetime) -> bool:
+        # One statement is atomic: of concurrent callers with one id, exactly one inserts.
+        cursor = self._conn().execute(
+            "INSERT OR IGNORE INTO webhook_events (event_id, received_at) VALUES (?, ?)",
+            (event_id, _encode_time(received_at)),
+        )
+        return cursor.rowcount == 1
+
+    def delete_events_before(self, when: datetime) -> int:
+        cursor = self._conn().execute(
+            "DELETE FROM webhook_events WHERE received_at < ?", (_encode_time(when),)
+        )
+        return cursor.rowcount
+
 
 def _enable_wal(conn: sqlite3.Connection) -> str:
     mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -667,4 +779,28 @@ def _upload(row: sqlite3.Row) -> Upload:
         status=UploadStatus(row["status"]),
         created_at=_required_time(row["created_at"]),
         expires_at=_required_time(row["expires_at"]),
+    )
+
+
+def _job_values(job: Job) -> tuple[object, ...]:
+    """The values of `_JOB_COLUMNS`, encoded for SQLite."""
+    return (
+        job.video_id,
+        int(job.attempt),
+        JobStatus(job.status).value,
+        _encode_time(job.created_at),
+        _encode_time(job.updated_at),
+        _encode_time(job.heartbeat_at) if job.heartbeat_at else None,
+    )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        video_id=row["video_id"],
+        attempt=row["attempt"],
+        status=JobStatus(row["status"]),
+        created_at=_required_time(row["created_at"]),
+        updated_at=_required_time(row["updated_at"]),
+        heartbeat_at=_decode_time(row["heartbeat_at"]),
     )

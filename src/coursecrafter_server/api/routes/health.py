@@ -25,6 +25,8 @@ def readyz(container: ContainerDep) -> JSONResponse:
     probes = {"store": container.store.ping, "storage": container.storage.ping}
     if container.settings.redis_url:
         probes["redis"] = container.revocations.ping
+    if container.settings.broker_url:
+        probes["broker"] = container.queue.ping  # type: ignore[attr-defined]
     for name, probe in probes.items():
         try:
             probe()

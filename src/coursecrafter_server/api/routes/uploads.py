@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coursecrafter_server.api.deps import ContainerDep, InstructorUser
 from coursecrafter_server.api.routes.videos import VideoOut, video_out
 from coursecrafter_server.api.schemas import ErrorResponse
-from coursecrafter_server.domain import VideoKind
+from coursecrafter_server.domain import VideoKind, VideoStatus
 from coursecrafter_server.uploads import PartUrl, UploadService
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
@@ -128,6 +128,10 @@ def complete_upload(
 ) -> VideoOut:
     etags = {p.part_number: p.etag for p in body.parts} if body else {}
     video = uploads.complete(user, upload_id, etags)
+    if video.status is VideoStatus.UPLOADED:
+        # Also reached when a client repeats `complete` after a crash here: enqueue is idempotent.
+        container.jobs.enqueue(video)
+        video = container.store.get_video(video.id) or video
     return video_out(video, container)
 
 

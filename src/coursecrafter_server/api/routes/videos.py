@@ -59,6 +59,7 @@ class VideoOut(BaseModel):
 
 
 def video_out(video: Video, container: Container) -> VideoOut:
+    playback_url, poster_url = container.playback.urls(video)
     error = (
         VideoError(code=video.error_code, message=video.error_message or video.error_code)
         if video.error_code
@@ -70,7 +71,7 @@ def video_out(video: Video, container: Container) -> VideoOut:
         status=video.status.value, progress=video.progress, phase=video.phase, error=error,
         duration=video.duration, width=video.width, height=video.height,
         renditions=[Rendition(**r) for r in video.renditions],
-        playback_url=None, poster_url=None,  # transcoding outputs arrive with the pipeline
+        playback_url=playback_url, poster_url=poster_url,
         download_url=container.videos.download_url(video),
         created_at=video.created_at, updated_at=video.updated_at,
     )
@@ -93,3 +94,9 @@ def get_video(video_id: str, user: InstructorUser, videos: Videos, container: Co
 def delete_video(video_id: str, user: InstructorUser, videos: Videos) -> Response:
     videos.delete(user, video_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{video_id}/retry", responses=_errors)
+def retry_video(video_id: str, user: InstructorUser, videos: Videos, container: ContainerDep) -> VideoOut:
+    video = container.jobs.retry(videos.get_owned(user, video_id))
+    return video_out(video, container)

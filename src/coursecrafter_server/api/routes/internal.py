@@ -1,0 +1,41 @@
+"""/internal/jobs/events: the worker webhook. No JWT: an HMAC signature over the raw body."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+
+from coursecrafter_server.api.deps import ContainerDep
+from coursecrafter_server.domain import DomainError
+from coursecrafter_worker.messages import JobEvent, MessageError
+from coursecrafter_worker.signing import HEADER, SignatureError, verify
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/internal", tags=["internal"])
+
+
+class BadSignature(DomainError):
+    status_code = 401
+    code = "bad_signature"
+
+
+class BadEvent(DomainError):
+    status_code = 422
+    code = "bad_event"
+
+
+@router.post("/jobs/events")
+async def job_event(request: Request, container: ContainerDep) -> dict[str, str]:
+    body = await request.body()
+    try:
+        verify(container.webhook_secret, request.headers.get(HEADER), body)
+    except SignatureError as exc:
+        log.warning("webhook refused: %s", exc)
+        raise BadSignature(str(exc)) from None
+    try:
+        event = JobEvent.from_json(body)
+    except MessageError as exc:
+        raise BadEvent(str(exc)) from None
+    outcome = container.jobs.handle_event(event)
+    return {"status": outcome}

@@ -1,0 +1,249 @@
+"""Transcoding jobs, server side: the outbox, the webhook state machine, the sweeper's rescue work.
+
+The store decides the state; the queue only carries work. A job is written (`pending`) before it
+is published; whatever never reached the queue, or whose worker went silent, is published again
+with a higher `attempt`, and events of older attempts are ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from coursecrafter_server.domain import (
+    InvalidState,
+    Job,
+    JobStatus,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
+from coursecrafter_server.storage import ObjectStorage
+from coursecrafter_server.store.base import Store
+from coursecrafter_server.videos import output_prefix
+from coursecrafter_worker.messages import JobEvent, JobMessage
+
+log = logging.getLogger(__name__)
+
+ACTIVE_VIDEO = (VideoStatus.QUEUED, VideoStatus.PROCESSING)
+
+
+class Publisher(Protocol):
+    def publish(self, message: JobMessage) -> None:
+        """Return once the queue holds the message; raise otherwise."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobService:
+    def __init__(
+        self,
+        store: Store,
+        storage: ObjectStorage,
+        publisher: Publisher,
+        *,
+        callback_url: str,
+        max_attempts: int = 3,
+        republish_after: float = 30.0,
+        heartbeat_timeout: float = 120.0,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.publisher = publisher
+        self.callback_url = callback_url
+        self.max_attempts = max_attempts
+        self.republish_after = republish_after
+        self.heartbeat_timeout = heartbeat_timeout
+
+    # Enqueue -----------------------------------------------------------------------------------
+    def enqueue(self, video: Video) -> Job | None:
+        """Move an uploaded video to `queued`: job first (outbox), then publish."""
+        if video.kind is not VideoKind.VIDEO:
+            return None
+        now = _now()
+        job = Job(id=uuid.uuid4().hex, video_id=video.id, attempt=1, status=JobStatus.PENDING,
+                  created_at=now, updated_at=now)
+        queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0, phase=None,
+                                     error_code=None, error_message=None, updated_at=now)
+        if not self.store.update_video(queued, expected_status=video.status):
+            return None  # someone else moved it: they own the next step
+        self.store.add_job(job)
+        return self._publish(job)
+
+    def retry(self, user_video: Video) -> Video:
+        """`failed` → `queued` with a fresh job (the user asked)."""
+        if user_video.status is not VideoStatus.FAILED:
+            raise InvalidState(f"only a failed video can be retried; this one is "
+                               f"{user_video.status.value}")
+        if user_video.error_code == "upload_expired" or self.storage.head(
+            f"uploads/{user_video.id}/source"
+        ) is None:
+            raise InvalidState("the uploaded source is gone; upload the file again")
+        self.enqueue(user_video)
+        return self.store.get_video(user_video.id) or user_video
+
+    # Webhook -----------------------------------------------------------------------------------
+    def handle_event(self, event: JobEvent) -> str:
+        """Apply one verified webhook event; return what happened (for logs and the response)."""
+        if not self.store.record_event(event.event_id, _now()):
+            return "duplicate"
+        job = self.store.get_job(event.job_id)
+        if job is None or job.video_id != event.video_id:
+            return "unknown_job"
+        if event.attempt != job.attempt or job.status in (JobStatus.DONE, JobStatus.FAILED):
+            return "stale"
+        video = self.store.get_video(job.video_id)
+        if video is None:
+            return "unknown_video"
+        handler = {
+            "started": self._on_started,
+            "progress": self._on_progress,
+            "completed": self._on_completed,
+            "failed": self._on_failed,
+        }[event.type]
+        return handler(job, video, event)
+
+    def _beat(self, job: Job, status: JobStatus) -> bool:
+        now = _now()
+        beaten = dataclasses.replace(job, status=status, heartbeat_at=now, updated_at=now)
+        return self.store.update_job(beaten, expected_attempt=job.attempt,
+                                     expected_status=job.status)
+
+    def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
+        if not self._beat(job, JobStatus.PROCESSING):
+            return "stale"
+        if video.status in ACTIVE_VIDEO:
+            self._set_video(video, status=VideoStatus.PROCESSING, phase="probing", progress=0)
+        return "applied"
+
+    def _on_progress(self, job: Job, video: Video, event: JobEvent) -> str:
+        if not self._beat(job, JobStatus.PROCESSING):
+            return "stale"
+        if video.status in ACTIVE_VIDEO:
+            progress = max(video.progress, event.progress or 0) if event.phase == video.phase \
+                else (event.progress or 0)
+            self._set_video(video, status=VideoStatus.PROCESSING,
+                            phase=event.phase or video.phase, progress=progress)
+        return "applied"
+
+    def _on_completed(self, job: Job, video: Video, event: JobEvent) -> str:
+        if video.status not in ACTIVE_VIDEO:
+            return "illegal"
+        if not self._finish(job, JobStatus.DONE):
+            return "stale"
+        self._set_video(
+            video, status=VideoStatus.READY, progress=100, phase=None,
+            duration=event.duration, width=event.width, height=event.height,
+            renditions=tuple({"height": r.height, "bitrate": r.bitrate} for r in event.renditions),
+            error_code=None, error_message=None,
+        )
+        log.info("video %s ready (job %s attempt %d)", video.id, job.id, job.attempt)
+        return "applied"
+
+    def _on_failed(self, job: Job, video: Video, event: JobEvent) -> str:
+        if video.status not in ACTIVE_VIDEO:
+            return "illegal"
+        code = event.error_code or "transcode_failed"
+        message = event.error_message or "transcoding failed"
+        if event.retryable and job.attempt < self.max_attempts:
+            self._requeue(job, reason=code)
+            return "requeued"
+        if not self._finish(job, JobStatus.FAILED):
+            return "stale"
+        self._set_video(video, status=VideoStatus.FAILED, phase=None,
+                        error_code=code, error_message=message)
+        log.info("video %s failed: %s", video.id, code)
+        return "applied"
+
+    # Sweeper -----------------------------------------------------------------------------------
+    def sweep(self, now: datetime | None = None) -> dict[str, int]:
+        now = now or _now()
+        counts = {"republished": 0, "requeued": 0, "failed": 0}
+        # Written but never confirmed by the queue (broker down, crash between the two steps).
+        for job in self.store.list_jobs(
+            [JobStatus.PENDING], updated_before=now - timedelta(seconds=self.republish_after)
+        ):
+            if self._publish(job) is not None:
+                counts["republished"] += 1
+        # A worker took it and went silent (killed, machine gone).
+        for job in self.store.list_jobs(
+            [JobStatus.PROCESSING],
+            heartbeat_before=now - timedelta(seconds=self.heartbeat_timeout),
+        ):
+            if job.attempt < self.max_attempts:
+                self._requeue(job, reason="worker_lost")
+                counts["requeued"] += 1
+            elif self._finish(job, JobStatus.FAILED):
+                video = self.store.get_video(job.video_id)
+                if video is not None and video.status in ACTIVE_VIDEO:
+                    self._set_video(
+                        video, status=VideoStatus.FAILED, phase=None, error_code="worker_lost",
+                        error_message=f"the transcoder stopped responding {job.attempt} times; "
+                        "run `coursecrafter retry` to try again",
+                    )
+                counts["failed"] += 1
+        return counts
+
+    def republish_unfinished(self) -> int:
+        """At start-up of the in-process queue: it starts empty, so hand it every open job."""
+        count = 0
+        for job in self.store.list_jobs([JobStatus.PENDING, JobStatus.PUBLISHED,
+                                         JobStatus.PROCESSING], limit=10_000):
+            if job.status is JobStatus.PROCESSING:
+                self._requeue(job, reason="server_restarted")
+            else:
+                self._publish(job)
+            count += 1
+        return count
+
+    # Internals ---------------------------------------------------------------------------------
+    def message(self, job: Job) -> JobMessage:
+        return JobMessage(
+            job_id=job.id, video_id=job.video_id, attempt=job.attempt,
+            source_key=f"uploads/{job.video_id}/source", output_prefix=output_prefix(job.video_id),
+            callback_url=self.callback_url, created_at=job.created_at.isoformat(),
+        )
+
+    def _publish(self, job: Job) -> Job | None:
+        try:
+            self.publisher.publish(self.message(job))
+        except Exception as exc:  # the outbox keeps it; the sweeper tries again
+            log.warning("could not publish job %s (attempt %d): %s", job.id, job.attempt, exc)
+            return None
+        published = dataclasses.replace(job, status=JobStatus.PUBLISHED, updated_at=_now())
+        if self.store.update_job(published, expected_attempt=job.attempt,
+                                 expected_status=JobStatus.PENDING):
+            return published
+        return job
+
+    def _requeue(self, job: Job, *, reason: str) -> None:
+        now = _now()
+        again = dataclasses.replace(job, attempt=job.attempt + 1, status=JobStatus.PENDING,
+                                    heartbeat_at=None, updated_at=now)
+        if not self.store.update_job(again, expected_attempt=job.attempt):
+            return
+        video = self.store.get_video(job.video_id)
+        if video is not None and video.status in ACTIVE_VIDEO:
+            self._set_video(video, status=VideoStatus.QUEUED, phase=None, progress=0)
+        log.info("job %s re-queued as attempt %d (%s)", job.id, again.attempt, reason)
+        self._publish(again)
+
+    def _finish(self, job: Job, status: JobStatus) -> bool:
+        done = dataclasses.replace(job, status=status, updated_at=_now())
+        return self.store.update_job(done, expected_attempt=job.attempt)
+
+    def _set_video(self, video: Video, **changes: object) -> None:
+        # Compare-and-set on status; one retry with a fresh read covers a concurrent progress write.
+        for _ in range(3):
+            updated = dataclasses.replace(video, **changes, updated_at=_now())
+            if self.store.update_video(updated, expected_status=video.status):
+                return
+            fresh = self.store.get_video(video.id)
+            if fresh is None or fresh.status not in ACTIVE_VIDEO:
+                return
+            video = fresh

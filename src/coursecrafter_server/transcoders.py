@@ -1,0 +1,70 @@
+"""Embedded mode: transcoders as threads of the server process, fed by the in-process queue.
+
+They run the same `JobRunner` as `coursecrafter-worker`; their events go straight to the job
+service (same state machine as the webhook) instead of over HTTP to ourselves, so the embedded
+server works whatever its public URL is."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from coursecrafter_server.bootstrap import Container
+from coursecrafter_worker.messages import JobEvent, JobMessage
+
+log = logging.getLogger(__name__)
+
+
+class DirectNotifier:
+    """The runner's notifier port, delivering to this process's job service."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def send(self, callback_url: str, event: JobEvent, *, essential: bool = True) -> None:
+        self.container.jobs.handle_event(event)
+
+
+class InProcessTranscoders:
+    def __init__(self, container: Container) -> None:
+        from coursecrafter_worker.runner import JobRunner
+
+        settings = container.settings
+        self.container = container
+        self.concurrency = max(1, settings.transcode_concurrency)
+        work_dir = Path(tempfile.gettempdir()) / "coursecrafter-work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.runner = JobRunner(
+            container.storage,
+            DirectNotifier(container),
+            work_dir=work_dir,
+            heartbeat_interval=settings.heartbeat_interval,
+            ffmpeg_timeout=settings.ffmpeg_timeout,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        queue = self.container.queue
+        self._thread = threading.Thread(
+            target=queue.consume,  # type: ignore[attr-defined]
+            args=(self._handle,),
+            kwargs={"concurrency": self.concurrency, "stop": self._stop},
+            name="coursecrafter-transcoders",
+            daemon=True,
+        )
+        self._thread.start()
+        # The in-process queue starts empty: give it every job left open by a previous run.
+        republished = self.container.jobs.republish_unfinished()
+        if republished:
+            log.info("re-queued %d unfinished job(s) from a previous run", republished)
+
+    def _handle(self, message: JobMessage) -> None:
+        self.runner.run(message, cancel=self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,67 @@
+"""The queue port: how jobs travel from the server (publisher) to transcoders (consumers).
+
+Two adapters implement it (DESIGN.md "Two ways to run"):
+
+- `inprocess.InProcessQueue`: the embedded default, a `queue.Queue` and worker threads inside the
+  server process;
+- `rabbitmq.RabbitMQQueue`: RabbitMQ via pika, for any number of `coursecrafter-worker` processes.
+
+Delivery contract of `consume`, the same for both:
+
+- the handler *returning* means "the outcome was reported": the message is acknowledged;
+- the handler raising `Requeue` means "not done, put it back" (redelivered later);
+- any other exception is logged and the message is rejected without requeue (dead-lettered);
+- a message that does not parse (`MessageError`) never reaches the handler: it is dead-lettered;
+- a message delivered `max_attempts` times without being acknowledged is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from coursecrafter_worker.messages import JobMessage
+
+Handler = Callable[[JobMessage], None]
+
+
+class QueueError(Exception):
+    """Any queue failure."""
+
+
+class QueueUnavailable(QueueError):
+    """The broker could not be reached, or did not confirm a published message in time."""
+
+
+class Requeue(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a handler: the job was not finished (cancelled, outcome not reported); put the
+    message back so it is delivered again (it counts towards the delivery limit)."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that ended in the dead-letter queue."""
+
+    body: bytes
+    message: JobMessage | None  # None when the body does not parse (a poison message)
+    reason: str  # "poison", "rejected", "delivery_limit", "expired", ...
+    deliveries: int  # how many times it had been delivered, when known (0 if unknown)
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    def publish(self, message: JobMessage) -> None:
+        """Return once the queue holds the message durably (broker confirm); raise
+        `QueueUnavailable` otherwise."""
+
+    def consume(self, handler: Handler, *, concurrency: int, stop: threading.Event) -> None:
+        """Run `handler` on up to `concurrency` messages at once until `stop` is set, then
+        return (messages in hand whose handler does not finish in time are put back)."""
+
+    def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+
+    def ping(self) -> None:
+        """Raise `QueueUnavailable` if the queue cannot be used (readiness checks)."""

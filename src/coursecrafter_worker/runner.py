@@ -1,0 +1,411 @@
+"""One transcoding job, start to finish: the part shared by `coursecrafter-worker` (RabbitMQ) and
+the embedded server's in-process transcoders.
+
+    started → download source → transcode (progress: probing, transcoding) → delete stale outputs
+    → upload outputs (progress: uploading; segments first, the master playlist last)
+    → completed → (only once `completed` was delivered) delete the temporary source
+
+Outcomes (`run` returns when the outcome was reported, so the message may be acked):
+
+- "completed": outputs stored under `output_prefix`, `completed` delivered, source deleted;
+- "failed": a `failed` event was delivered: `retryable=False` for bad input (`MediaError`, missing
+  source), `retryable=True` for machine trouble (`TranscodeError`, storage, anything unexpected);
+  the source is kept so the job can run again.
+
+`run` raises `Requeue` when the outcome could not be reported (an essential event was not
+delivered) or the job was cancelled (SIGTERM): the message must go back to the queue.
+
+Re-running a job is safe: stale outputs under the prefix are deleted before the new ones are
+uploaded, and a redelivery of a job that already completed (source gone, master playlist there)
+is recognised and acked without doing anything.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coursecrafter_server.storage import NoSuchKey, ObjectStorage
+from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
+from coursecrafter_worker.notifier import DeliveryFailed, Notifier
+from coursecrafter_worker.queue.base import Requeue
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".aac": "audio/aac",
+    ".vtt": "text/vtt",
+}
+MAX_ERROR_MESSAGE = 2000
+
+Transcode = Callable[..., Any]
+
+
+class _Cancelled(Exception):
+    """Internal: the cancel event was set."""
+
+
+def content_type(path: Path | str) -> str:
+    return CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+def _error_kind(exc: BaseException) -> str | None:
+    """"media" for the pipeline's MediaError (bad input), "transcode" for its TranscodeError
+    (machine trouble), else None. Matched by class name along the MRO so the runner does not
+    import the FFmpeg pipeline (and test doubles work); an explicit `retryable` attribute wins."""
+    retryable = getattr(exc, "retryable", None)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "MediaError" in names:
+        return "transcode" if retryable is True else "media"
+    if "TranscodeError" in names:
+        return "media" if retryable is False else "transcode"
+    return None
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class _ProgressReporter:
+    """Background thread sending non-essential `progress` events: on change at most one per
+    `min_interval`, and a heartbeat (the latest state again) at least every `heartbeat_interval`
+    even when nothing changes (a long FFmpeg pass, a slow download)."""
+
+    def __init__(self, runner: JobRunner, message: JobMessage, *, cancel: threading.Event) -> None:
+        self._runner = runner
+        self._message = message
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._phase = "probing"
+        self._percent = 0
+        self._dirty = False
+        self._last_sent = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"coursecrafter-progress-{message.job_id[:8]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._last_sent = time.monotonic()  # `started` just went out: that was a beat
+        self._thread.start()
+
+    def update(self, phase: str, percent: float) -> None:
+        percent = max(0, min(100, int(percent)))
+        with self._lock:
+            if (phase, percent) == (self._phase, self._percent):
+                return
+            self._phase, self._percent, self._dirty = phase, percent, True
+        self._wake.set()
+
+    def on_progress(self, phase: str, percent: int) -> None:
+        """The callback handed to `transcode`: cheap (never does I/O), and the way a running
+        FFmpeg learns that the job was cancelled."""
+        if self._cancel.is_set():
+            raise _Cancelled()
+        self.update(phase, percent)
+
+    def _loop(self) -> None:
+        runner = self._runner
+        while not self._stopped.is_set():
+            self._wake.clear()
+            with self._lock:
+                since = time.monotonic() - self._last_sent
+                if self._dirty and since >= runner.progress_interval:
+                    due, wait = True, 0.0
+                elif since >= runner.heartbeat_interval:
+                    due, wait = True, 0.0
+                else:
+                    due = False
+                    wait = runner.heartbeat_interval - since
+                    if self._dirty:
+                        wait = min(wait, runner.progress_interval - since)
+                if due:
+                    phase, percent = self._phase, self._percent
+                    self._dirty = False
+                    self._last_sent = time.monotonic()
+            if due:
+                runner._send_progress(self._message, phase, percent)
+            else:
+                self._wake.wait(max(0.01, wait))
+
+    def stop(self) -> None:
+        """No `progress` may follow the terminal event: stop and wait for a send in flight."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class JobRunner:
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        notifier: Notifier,
+        *,
+        work_dir: Path,
+        transcode: Transcode | None = None,
+        heartbeat_interval: float = 10.0,
+        ffmpeg_timeout: float | None = None,
+        progress_interval: float = 1.0,
+        preset: str | None = None,
+    ) -> None:
+        self.storage = storage
+        self.notifier = notifier
+        self.work_dir = Path(work_dir)
+        self._transcode = transcode
+        self.heartbeat_interval = heartbeat_interval
+        self.ffmpeg_timeout = ffmpeg_timeout
+        self.progress_interval = progress_interval
+        self.preset = preset
+        self._notifier_takes_cancel = _accepts(notifier.send, "cancel")
+
+    def purge_stale(self, older_than: float) -> int:
+        """Remove job directories under `work_dir` untouched for `older_than` seconds (left by a
+        killed worker; a live job's directory is younger than the FFmpeg timeout). Returns how
+        many were removed."""
+        if not self.work_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for entry in self.work_dir.glob("job-*"):
+            try:
+                newest = max([entry.stat().st_mtime]
+                             + [p.stat().st_mtime for p in entry.rglob("*")])
+            except OSError:
+                continue
+            if newest < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
+
+    # Helpers -----------------------------------------------------------------------------------
+    @property
+    def transcode(self) -> Transcode:
+        if self._transcode is None:
+            from coursecrafter_worker.pipeline import transcode  # FFmpeg only when needed
+
+            self._transcode = transcode
+        return self._transcode
+
+    def _event(self, message: JobMessage, type_: str, **fields: Any) -> JobEvent:
+        return JobEvent(
+            job_id=message.job_id, video_id=message.video_id, attempt=message.attempt,
+            type=type_, **fields,  # type: ignore[arg-type]
+        )
+
+    def _send_essential(
+        self, message: JobMessage, event: JobEvent, cancel: threading.Event
+    ) -> None:
+        kwargs: dict[str, Any] = {"essential": True}
+        if self._notifier_takes_cancel:
+            kwargs["cancel"] = cancel
+        try:
+            self.notifier.send(message.callback_url, event, **kwargs)
+        except DeliveryFailed:
+            raise
+        except Exception as exc:  # a notifier that is not ours (embedded: the job service)
+            raise DeliveryFailed(f"{event.type} event not delivered: {exc!r}") from exc
+
+    def _send_progress(self, message: JobMessage, phase: str, percent: int) -> None:
+        event = self._event(message, "progress", phase=phase, progress=percent)
+        try:
+            self.notifier.send(message.callback_url, event, essential=False)
+        except Exception as exc:  # progress is best effort
+            log.debug("progress of job %s not delivered: %r", message.job_id, exc)
+
+    @staticmethod
+    def _check(cancel: threading.Event) -> None:
+        if cancel.is_set():
+            raise _Cancelled()
+
+    def _already_completed(self, message: JobMessage, prefix: str) -> bool:
+        """A redelivery of a job whose `completed` was delivered: the source is deleted only after
+        that, so no source and a master playlist under the prefix means there is nothing to do."""
+        try:
+            return (
+                self.storage.head(message.source_key) is None
+                and self.storage.head(f"{prefix}hls/master.m3u8") is not None
+            )
+        except Exception as exc:
+            log.debug("could not check for an earlier completion of job %s: %r",
+                      message.job_id, exc)
+            return False
+
+    # The job -----------------------------------------------------------------------------------
+    def run(self, message: JobMessage, cancel: threading.Event | None = None) -> str:
+        cancel = cancel or threading.Event()
+        prefix = message.output_prefix if message.output_prefix.endswith("/") \
+            else message.output_prefix + "/"
+        if self._already_completed(message, prefix):
+            log.info("job %s attempt %d (video %s) already completed by an earlier delivery",
+                     message.job_id, message.attempt, message.video_id)
+            return "completed"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        job_dir = Path(tempfile.mkdtemp(prefix=f"job-{message.job_id[:16]}-", dir=self.work_dir))
+        reporter = _ProgressReporter(self, message, cancel=cancel)
+        started = time.monotonic()
+        try:
+            outcome = self._run(message, prefix, job_dir, reporter, cancel)
+        except _Cancelled:
+            log.info("job %s attempt %d cancelled: back to the queue", message.job_id,
+                     message.attempt)
+            raise Requeue("cancelled") from None
+        except DeliveryFailed as exc:
+            if cancel.is_set():
+                raise Requeue("cancelled") from None
+            log.error("job %s attempt %d: outcome not reported (%s): back to the queue",
+                      message.job_id, message.attempt, exc)
+            raise Requeue(f"outcome not reported: {exc}") from exc
+        finally:
+            reporter.stop()
+            shutil.rmtree(job_dir, ignore_errors=True)
+        log.info("job %s attempt %d (video %s) %s in %.1fs", message.job_id, message.attempt,
+                 message.video_id, outcome, time.monotonic() - started)
+        return outcome
+
+    def _run(
+        self,
+        message: JobMessage,
+        prefix: str,
+        job_dir: Path,
+        reporter: _ProgressReporter,
+        cancel: threading.Event,
+    ) -> str:
+        self._check(cancel)
+        self._send_essential(message, self._event(message, "started"), cancel)
+        reporter.start()
+        try:
+            source = job_dir / "source"
+            try:
+                self.storage.download_file(message.source_key, source)
+            except NoSuchKey:
+                reporter.stop()
+                return self._fail(message, cancel, "source_missing",
+                                  f"the uploaded source {message.source_key} does not exist",
+                                  retryable=False)
+            self._check(cancel)
+            out_dir = job_dir / "out"
+            out_dir.mkdir()
+            result = self._call_transcode(source, out_dir, reporter, cancel)
+            self._check(cancel)
+            reporter.update("uploading", 0)
+            self._upload(message, prefix, out_dir, result, reporter, cancel)
+            self._check(cancel)
+        except (_Cancelled, DeliveryFailed):
+            raise
+        except Exception as exc:
+            if cancel.is_set():  # whatever broke, it broke because we were stopping it
+                raise _Cancelled() from exc
+            reporter.stop()
+            kind = _error_kind(exc)
+            code = getattr(exc, "code", None)
+            text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            detail = getattr(exc, "detail", "")  # FFmpeg's stderr: logs only, never the user
+            if kind == "media":
+                log.info("job %s: bad source (%s): %s%s", message.job_id, code, text,
+                         f"\n{detail}" if detail else "")
+                return self._fail(message, cancel, code or "invalid_media", text, retryable=False)
+            if kind == "transcode":
+                log.warning("job %s: transcoding failed (%s): %s%s", message.job_id, code, text,
+                            f"\n{detail}" if detail else "")
+                return self._fail(message, cancel, code or "transcode_failed", text, retryable=True)
+            log.exception("job %s: unexpected error", message.job_id)
+            return self._fail(message, cancel, "internal_error",
+                              f"{type(exc).__name__}: {exc}", retryable=True)
+
+        reporter.stop()
+        poster = getattr(result, "poster", None)
+        poster_key = f"{prefix}{poster}" if poster and (out_dir / poster).is_file() else None
+        renditions = tuple(
+            Rendition(height=int(r.height), width=int(r.width), bitrate=int(r.bitrate),
+                      playlist=str(r.playlist))
+            for r in getattr(result, "renditions", ())
+        )
+        completed = self._event(
+            message, "completed",
+            duration=result.duration, width=result.width, height=result.height,
+            renditions=renditions,
+            playlist_key=f"{prefix}{getattr(result, 'master_playlist', 'hls/master.m3u8')}",
+            poster_key=poster_key,
+        )
+        self._send_essential(message, completed, cancel)
+        # Reported: the temporary upload is no longer needed.
+        try:
+            self.storage.delete(message.source_key)
+        except Exception as exc:  # harmless leftover; never turn a success into a failure
+            log.warning("job %s: could not delete the source %s: %r", message.job_id,
+                        message.source_key, exc)
+        return "completed"
+
+    def _call_transcode(
+        self, source: Path, out_dir: Path, reporter: _ProgressReporter, cancel: threading.Event
+    ) -> Any:
+        transcode = self.transcode
+        kwargs: dict[str, Any] = {"on_progress": reporter.on_progress, "timeout": self.ffmpeg_timeout}
+        if self.preset is not None:
+            kwargs["preset"] = self.preset
+        if _accepts(transcode, "cancel"):
+            kwargs["cancel"] = cancel
+        return transcode(source, out_dir, **kwargs)
+
+    def _upload(
+        self,
+        message: JobMessage,
+        prefix: str,
+        out_dir: Path,
+        result: Any,
+        reporter: _ProgressReporter,
+        cancel: threading.Event,
+    ) -> None:
+        master = getattr(result, "master_playlist", "hls/master.m3u8")
+
+        def order(path: Path) -> tuple[int, str]:
+            rel = path.relative_to(out_dir).as_posix()
+            # Segments and poster first, media playlists next, the master last: a reader never
+            # finds a playlist that names a file not uploaded yet.
+            rank = 2 if rel == master else 1 if path.suffix == ".m3u8" else 0
+            return rank, rel
+
+        files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=order)
+        total = sum(p.stat().st_size for p in files) or 1
+        removed = self.storage.delete_prefix(prefix)
+        if removed:
+            log.info("job %s: removed %d stale object(s) under %s", message.job_id, removed, prefix)
+        done = 0
+        for path in files:
+            self._check(cancel)
+            key = prefix + path.relative_to(out_dir).as_posix()
+            self.storage.upload_file(path, key, content_type(path))
+            done += path.stat().st_size
+            reporter.update("uploading", done * 100 // total)
+        log.info("job %s: uploaded %d file(s) under %s", message.job_id, len(files), prefix)
+
+    def _fail(
+        self, message: JobMessage, cancel: threading.Event, code: str, text: str, *,
+        retryable: bool,
+    ) -> str:
+        event = self._event(
+            message, "failed", error_code=code, error_message=text[:MAX_ERROR_MESSAGE],
+            retryable=retryable,
+        )
+        self._send_essential(message, event, cancel)
+        return "failed"

@@ -1,0 +1,234 @@
+"""The job state machine behind the webhook: outbox, legal transitions, stale and repeated events,
+re-queues and the sweeper's rescue work. Driven through JobService with the in-memory store."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from coursecrafter_server.domain import (
+    InvalidState,
+    JobStatus,
+    Video,
+    VideoKind,
+    VideoStatus,
+)
+from coursecrafter_server.jobs import JobService
+from coursecrafter_server.storage.local import LocalStorage
+from coursecrafter_server.store.memory import MemoryStore
+from coursecrafter_worker.messages import JobEvent, Rendition
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.messages = []
+        self.down = False
+
+    def publish(self, message) -> None:
+        if self.down:
+            raise ConnectionError("broker down")
+        self.messages.append(message)
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = MemoryStore()
+    storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
+    publisher = FakePublisher()
+    jobs = JobService(store, storage, publisher, callback_url="http://127.0.0.1:8000/cb",
+                      max_attempts=3, republish_after=30, heartbeat_timeout=120)
+    return store, storage, publisher, jobs
+
+
+def uploaded_video(store) -> Video:
+    now = datetime.now(timezone.utc)
+    video = Video(id=uuid.uuid4().hex, owner_id="u1", course_id=None, kind=VideoKind.VIDEO,
+                  title="t", filename="t.mp4", content_type="video/mp4", size=10, sha256=None,
+                  status=VideoStatus.UPLOADED, created_at=now, updated_at=now)
+    store.add_video(video)
+    return video
+
+
+def event(message, kind, **fields) -> JobEvent:
+    return JobEvent(job_id=message.job_id, video_id=message.video_id, attempt=message.attempt,
+                    type=kind, **fields)
+
+
+def status(store, video) -> Video:
+    return store.get_video(video.id)
+
+
+def test_enqueue_writes_the_job_then_publishes(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    job = jobs.enqueue(video)
+    assert status(store, video).status is VideoStatus.QUEUED
+    assert job.status is JobStatus.PUBLISHED
+    (message,) = publisher.messages
+    assert message.video_id == video.id and message.attempt == 1
+    assert message.source_key == f"uploads/{video.id}/source"
+    assert message.output_prefix == f"videos/{video.id}/"
+    assert message.callback_url == "http://127.0.0.1:8000/cb"
+
+
+def test_broker_down_at_enqueue_loses_nothing(world):
+    store, _, publisher, jobs = world
+    publisher.down = True
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    assert status(store, video).status is VideoStatus.QUEUED
+    assert store.get_latest_job(video.id).status is JobStatus.PENDING
+    publisher.down = False
+    later = datetime.now(timezone.utc) + timedelta(seconds=31)
+    assert jobs.sweep(later)["republished"] == 1
+    assert len(publisher.messages) == 1
+    assert store.get_latest_job(video.id).status is JobStatus.PUBLISHED
+
+
+def test_full_lifecycle_to_ready(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    assert jobs.handle_event(event(message, "started")) == "applied"
+    assert status(store, video).status is VideoStatus.PROCESSING
+    jobs.handle_event(event(message, "progress", progress=40, phase="transcoding"))
+    seen = status(store, video)
+    assert (seen.progress, seen.phase) == (40, "transcoding")
+    jobs.handle_event(event(
+        message, "completed", duration=12.5, width=1280, height=720,
+        renditions=(Rendition(720, 1280, 3000000, "hls/720p/index.m3u8"),
+                    Rendition(480, 854, 1500000, "hls/480p/index.m3u8")),
+        playlist_key=f"videos/{video.id}/hls/master.m3u8",
+    ))
+    ready = status(store, video)
+    assert ready.status is VideoStatus.READY and ready.progress == 100
+    assert ready.duration == 12.5 and (ready.width, ready.height) == (1280, 720)
+    assert [r["height"] for r in ready.renditions] == [720, 480]
+    assert store.get_latest_job(video.id).status is JobStatus.DONE
+
+
+def test_repeated_event_id_is_ignored(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    progress = event(message, "progress", progress=50, phase="transcoding")
+    assert jobs.handle_event(progress) == "applied"
+    assert jobs.handle_event(progress) == "duplicate"
+
+
+def test_events_of_an_older_attempt_change_nothing(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    first = publisher.messages[0]
+    jobs.handle_event(event(first, "started"))
+    jobs.handle_event(event(first, "failed", error_code="crash", error_message="x",
+                            retryable=True))
+    assert len(publisher.messages) == 2 and publisher.messages[1].attempt == 2
+    assert status(store, video).status is VideoStatus.QUEUED
+    # The first worker was not dead after all: its late completion must not count.
+    assert jobs.handle_event(event(first, "completed", duration=1.0)) == "stale"
+    assert status(store, video).status is VideoStatus.QUEUED
+
+
+def test_bad_input_fails_at_once_with_the_reason(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "failed", error_code="not_media",
+                            error_message="The file is not a video", retryable=False))
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED
+    assert (failed.error_code, failed.error_message) == ("not_media", "The file is not a video")
+    assert len(publisher.messages) == 1
+
+
+def test_retryable_failures_stop_after_max_attempts(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    for attempt in (1, 2, 3):
+        message = publisher.messages[-1]
+        assert message.attempt == attempt
+        jobs.handle_event(event(message, "failed", error_code="ffmpeg_crashed",
+                                error_message="FFmpeg crashed", retryable=True))
+    assert len(publisher.messages) == 3
+    assert status(store, video).status is VideoStatus.FAILED
+
+
+def test_completed_for_a_failed_video_is_illegal(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "failed", error_code="x", retryable=False))
+    assert jobs.handle_event(event(message, "completed", duration=1.0)) == "stale"
+    assert status(store, video).status is VideoStatus.FAILED
+
+
+def test_silent_worker_is_replaced_by_the_sweeper(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    jobs.handle_event(event(publisher.messages[0], "started"))
+    now = datetime.now(timezone.utc)
+    assert jobs.sweep(now)["requeued"] == 0  # heartbeat is fresh
+    assert jobs.sweep(now + timedelta(seconds=121))["requeued"] == 1
+    assert publisher.messages[-1].attempt == 2
+    assert status(store, video).status is VideoStatus.QUEUED
+
+
+def test_worker_lost_too_often_fails_with_a_reason(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    now = datetime.now(timezone.utc)
+    for step in range(3):
+        jobs.handle_event(event(publisher.messages[-1], "started"))
+        now += timedelta(seconds=200)
+        jobs.sweep(now)
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.error_code == "worker_lost"
+
+
+def test_retry_sends_a_failed_video_back_to_the_queue(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    source = tmp_path / "src"
+    source.write_bytes(b"x" * 10)
+    storage.upload_file(source, f"uploads/{video.id}/source", "video/mp4")
+    jobs.enqueue(video)
+    jobs.handle_event(event(publisher.messages[0], "failed", error_code="x", retryable=False))
+    with pytest.raises(InvalidState):
+        jobs.retry(dataclasses.replace(status(store, video), status=VideoStatus.READY))
+    retried = jobs.retry(status(store, video))
+    assert retried.status is VideoStatus.QUEUED and retried.error_code is None
+    assert publisher.messages[-1].attempt == 1 and publisher.messages[-1].job_id != \
+        publisher.messages[0].job_id
+
+
+def test_retry_without_a_source_says_upload_again(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    jobs.handle_event(event(publisher.messages[0], "failed", error_code="x", retryable=False))
+    with pytest.raises(InvalidState, match="upload the file again"):
+        jobs.retry(status(store, video))
+
+
+def test_restart_republishes_open_jobs(world):
+    store, _, publisher, jobs = world
+    queued, running = uploaded_video(store), uploaded_video(store)
+    jobs.enqueue(queued)
+    jobs.enqueue(running)
+    jobs.handle_event(event(publisher.messages[1], "started"))
+    publisher.messages.clear()
+    assert jobs.republish_unfinished() == 2
+    by_video = {m.video_id: m.attempt for m in publisher.messages}
+    assert by_video == {queued.id: 1, running.id: 2}
