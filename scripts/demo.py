@@ -96,8 +96,8 @@ def main() -> None:
             env, "register", "--username", "demo", "--email", "demo@example.edu",
             "--password-stdin", stdin=PASSWORD + "\n", check=False,
         )
-        if registered not in (0, 1):
-            raise SystemExit(f"demo: register exited with {registered}")
+        if registered.returncode not in (0, 1):
+            raise SystemExit(f"demo: register exited with {registered.returncode}")
         cli(env, "login", "--username", "demo", "--password-stdin", stdin=PASSWORD + "\n")
         cli(env, "whoami")
         clip = DEMO / "lecture-01.mp4"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -24,17 +27,21 @@ class PasswordHasherService:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
+        # Each hash in flight holds `memory_kib`; more than one per core only queues work, so a
+        # burst of logins waits here instead of growing memory by 64 MiB per request.
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 2)
         # Verified against when the user does not exist, so both paths cost the same.
         self._dummy_hash = self._hasher.hash("dummy password for timing equalisation")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash or self._dummy_hash, password) and (
-                password_hash is not None
-            )
+            with self._slots:
+                verified = self._hasher.verify(password_hash or self._dummy_hash, password)
+            return verified and password_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 

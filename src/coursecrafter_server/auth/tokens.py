@@ -27,6 +27,7 @@ class AccessClaims:
 class AccessTokenService:
     def __init__(self, key: SigningKey, *, issuer: str, audience: str, ttl: int) -> None:
         self._key = key
+        self._public_key = key.public_key  # derived once, not per request
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
@@ -60,7 +61,7 @@ class AccessTokenService:
             # The algorithm list is pinned: `alg: none` and HS256-with-the-public-key both fail here.
             claims = jwt.decode(
                 token,
-                self._key.public_key,
+                self._public_key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
