@@ -1,0 +1,157 @@
+"""The rendition ladder: which sizes, bitrates and frame rates a source gets. Pure functions.
+
+Rules (DESIGN.md "Transcoding", plus the choices below):
+
+- Tiers 1080, 720, 480, 360 (`TIERS`), measured on the source's SHORT side, so a portrait phone
+  video (1080x1920) gets the same four rungs as a landscape 1920x1080 one, with the sizes turned:
+  1080x1920, 720x1280, 480x854 (rounded to 480x854 -> even), 360x640. A tier's directory is
+  `hls/{tier}p/` for both orientations (YouTube's convention: a vertical 1080x1920 video is
+  "1080p"); `Rendition.width/height` are the real pixel sizes.
+- Never upscale: a tier is included when the short side is at least the tier, or within 5% below
+  it (`NEAR_TIER`): a 853x479 source keeps a "480p" rung, encoded at its own size rounded down to
+  even (852x478) rather than dropping to 360p only. Sources above 1080 (1440p, 2160p) top out at
+  the 1080 tier.
+- Always at least one rung: a source smaller than 95% of 360 gets one rung at its own size
+  (rounded down to even), named after that size ("240p").
+- The long side follows the display aspect ratio (rotation and SAR applied by probe), rounded to
+  the nearest even number and never above the source's own long side.
+- Video bitrate per tier (`VIDEO_BITRATES`) is the VBV cap (`-maxrate`, `-bufsize` 2x) of a
+  capped-CRF encode: a lecture that is mostly still slides costs far less than the cap, motion
+  never exceeds it. A sub-360 rung's cap scales with its pixel count from 800k (at least 150k).
+- Audio: AAC stereo 128k per rung (96k on a sub-360 rung); an audio-only source gets one
+  128k "audio" rendition.
+- Frame rate: constant per rung. Source rate = the probed average fps, or the nominal rate
+  (tbr) when that is a standard rate above the average (a variable-frame-rate phone video
+  averaging 29.6 fps becomes 30), snapped to the nearest standard rate within 2%; then halved
+  until <= 60 on the 720/1080 tiers and <= 30 below (60 -> 30, 50 -> 25: halving keeps the frame
+  cadence even). Unknown -> 30.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .probe import MediaInfo
+
+TIERS = (1080, 720, 480, 360)
+NEAR_TIER = 0.95
+VIDEO_BITRATES = {1080: 5_000_000, 720: 2_800_000, 480: 1_400_000, 360: 800_000}
+AUDIO_BITRATE = 128_000
+SMALL_AUDIO_BITRATE = 96_000
+MIN_VIDEO_BITRATE = 150_000
+DEFAULT_FPS = 30.0
+STANDARD_RATES: tuple[tuple[float, str], ...] = (
+    (10.0, "10"), (12.0, "12"), (12.5, "12.5"), (15.0, "15"),
+    (24000 / 1001, "24000/1001"), (24.0, "24"), (25.0, "25"),
+    (30000 / 1001, "30000/1001"), (30.0, "30"), (48.0, "48"), (50.0, "50"),
+    (60000 / 1001, "60000/1001"), (60.0, "60"), (100.0, "100"), (120.0, "120"),
+)
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str  # directory under hls/: "720p", or "audio"
+    width: int  # output pixels (0 for audio)
+    height: int
+    video_bitrate: int  # bits/s: the VBV cap (0 for audio)
+    audio_bitrate: int  # bits/s (0 when the source has no audio)
+    fps: str | None  # constant output rate for the fps filter ("30", "30000/1001"); None for audio
+    tier: int  # 1080/720/480/360, the own short side for a small source, 0 for audio
+
+    @property
+    def is_audio_only(self) -> bool:
+        return self.width == 0
+
+    @property
+    def fps_value(self) -> float:
+        return float(Fraction(self.fps)) if self.fps else 0.0
+
+
+def even_floor(value: float) -> int:
+    return max(2, int(value) // 2 * 2)
+
+
+def even_round(value: float) -> int:
+    return max(2, int(round(value / 2.0)) * 2)
+
+
+def _snap_rate(fps: float) -> tuple[float, str]:
+    value, text = min(STANDARD_RATES, key=lambda rate: abs(fps - rate[0]))
+    if abs(fps - value) / value <= 0.02:
+        return value, text
+    value = round(fps, 3)
+    return value, f"{value:g}"
+
+
+def source_rate(info: MediaInfo) -> float:
+    """The frame rate the ladder starts from (see module doc)."""
+    fps = info.fps if info.fps and info.fps > 0 else None
+    nominal = info.nominal_fps if info.nominal_fps and 0 < info.nominal_fps <= 120 else None
+    if nominal and (fps is None or nominal > fps * 1.02):
+        snapped, _ = _snap_rate(nominal)
+        if abs(snapped - nominal) / nominal <= 0.02 and any(snapped == v for v, _ in STANDARD_RATES):
+            return snapped
+    return fps or nominal or DEFAULT_FPS
+
+
+def _fraction_text(frac: Fraction) -> str:
+    return str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
+
+
+def rung_rate(source_fps: float, tier: int) -> str:
+    """The constant output rate of a rung, as an fps filter argument ("30", "30000/1001")."""
+    _, text = _snap_rate(max(source_fps, 1.0))
+    frac = Fraction(text).limit_denominator(100000)
+    cap = 60.5 if tier >= 720 else 30.5
+    while float(frac) > cap:
+        frac /= 2
+    return _fraction_text(frac)
+
+
+def plan_ladder(info: MediaInfo) -> list[Rung]:
+    """The rungs for `info`, top (largest) first. Pure: no I/O."""
+    if not info.has_video:
+        if not info.has_audio:
+            raise ValueError("nothing to transcode: no video and no audio")
+        return [Rung("audio", 0, 0, 0, AUDIO_BITRATE, None, 0)]
+    if not info.width or not info.height:
+        raise ValueError("video without dimensions")
+    portrait = info.height > info.width
+    short, long_ = (info.width, info.height) if portrait else (info.height, info.width)
+    aspect = long_ / short
+    fps = source_rate(info)
+
+    sizes: list[tuple[int, int]] = []  # (tier, short side)
+    for tier in TIERS:
+        if short >= tier * NEAR_TIER:
+            size = min(tier, even_floor(short))
+            if sizes and sizes[-1][1] <= size:
+                continue  # a 1060p source: the 1080 tier is 1060, and so would be nothing else
+            sizes.append((tier, size))
+    if not sizes:
+        own = even_floor(short)
+        sizes.append((own, own))
+
+    rungs: list[Rung] = []
+    for tier, s in sizes:
+        l = min(even_round(s * aspect), even_floor(long_) if long_ >= 2 else 2)
+        width, height = (s, l) if portrait else (l, s)
+        if tier in VIDEO_BITRATES:
+            vbr = VIDEO_BITRATES[tier]
+            abr = AUDIO_BITRATE
+        else:
+            vbr = max(MIN_VIDEO_BITRATE, int(VIDEO_BITRATES[360] * (width * height) / (640 * 360)))
+            abr = SMALL_AUDIO_BITRATE
+        rungs.append(
+            Rung(
+                name=f"{tier}p",
+                width=width,
+                height=height,
+                video_bitrate=vbr,
+                audio_bitrate=abr if info.has_audio else 0,
+                fps=rung_rate(fps, tier),
+                tier=tier,
+            )
+        )
+    return rungs

@@ -1,0 +1,472 @@
+"""`transcode()`: one FFmpeg process, decode once, encode every rung, HLS out.
+
+The command (built with ffmpeg-python, see `build_command`) for a 1280x720 source with audio:
+
+    ffmpeg -hide_banner -nostdin -y -loglevel warning -progress pipe:1 -nostats
+      -format_whitelist ... -protocol_whitelist file -i file:/abs/source
+      -filter_complex "[0:0]split=3[s0][s1][s2];
+                       [s0]fps=30[..];[..]scale=1280:720[..];[..]setsar=1[..];[..]format=yuv420p[v720];
+                       [s1]fps=30, scale=854:480, setsar=1, format=yuv420p [v480]  (same shape)
+                       [s2]select=(frame 0 and first frame at T),scale=1280:720,setsar=1[poster]"
+      -map [v720] -map 0:1 -map [v480] -map 0:1
+      -c:v libx264 -preset veryfast -crf 23 -profile:v high -sc_threshold 0
+      -force_key_frames expr:gte(t,n_forced*4) -fps_mode cfr
+      -maxrate:v:0 2800k -bufsize:v:0 5600k -g:v:0 120 -keyint_min:v:0 120   (per rung)
+      -c:a aac -ac 2 -b:a:0 128k -b:a:1 128k
+      -f hls -hls_time 4 -hls_playlist_type vod -hls_flags independent_segments
+      -hls_segment_type mpegts -hls_segment_filename hls/%v/seg_%05d.ts
+      -master_pl_name master.m3u8 -var_stream_map "v:0,a:0,name:720p v:1,a:1,name:480p"
+      -map_metadata -1 -map_chapters -1 hls/%v/index.m3u8
+      -map [poster] -f image2 -fps_mode passthrough -update 1 -q:v 3 poster.jpg
+
+Choices:
+- Keyframes: forced at every multiple of the segment duration by time (`-force_key_frames
+  expr:...`), plus `-g`/`-keyint_min` = one segment of frames and `-sc_threshold 0` so x264 adds
+  no scene-cut keyframes of its own: every rung cuts its segments at the same instants, so the
+  rung playlists have the same number of segments with the same durations.
+- Rate control: capped CRF (see ladder.py); BANDWIDTH in the master playlist is what FFmpeg
+  measured and wrote, and that is what the returned renditions carry.
+- Constant frame rate per rung by an `fps` filter in the graph (variable-frame-rate phone video
+  included); `-fps_mode cfr` then keeps the muxer from dropping/duplicating anything else.
+- A video shorter than 1 s (a 1-frame "video", a still image in a video container) is held on
+  its last frame up to 1 s (`tpad`), so it becomes a valid 1 s stream rather than a failure.
+- Interlaced sources get `bwdif` (one frame per frame) before the split.
+- Audio: the source's default (else first) audio track, encoded AAC stereo once per rung (muxed
+  into each rung's segments, so any rung plays alone; AAC encoding costs little next to x264).
+- Poster: written by the same process, from one more branch of the split: the first frame at or
+  after 10% of the probed duration (the first frame for clips under 1 s, or when the video ends
+  before that point), at the top rung's size, JPEG. Cost: a `select` on every frame and at most
+  two JPEG encodes. Only if that file is somehow missing, one cheap extra FFmpeg call takes the
+  first frame (and if even that fails the result has `poster=None` rather than failing a
+  playable video).
+- Metadata (GPS position of phone videos, encoder tags) is not copied to the outputs.
+
+Output is built in a temporary directory inside `out_dir`, verified (master and every rendition
+playlist exist and end with #EXT-X-ENDLIST, every listed segment exists and is non-empty), and
+only then moved over `out_dir/hls` and `out_dir/poster.jpg`: a re-run replaces a previous run's
+output cleanly, and a failed run leaves the previous output untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg as ffmpeg_python
+
+from coursecrafter_worker.messages import Rendition
+
+from .errors import MediaError, TranscodeError
+from .ladder import Rung, plan_ladder
+from .probe import MediaInfo, classify_failure, input_options, input_url, probe
+from .process import FFmpegRun, find_ffmpeg, run_ffmpeg
+
+SEGMENT_SECONDS = 4
+MIN_VIDEO_SECONDS = 1.0
+CRF = 23
+MASTER_PLAYLIST = "hls/master.m3u8"
+POSTER = "poster.jpg"
+PROBE_TIMEOUT = 60.0
+# Without an explicit timeout: generous against the measured ~1-2x realtime of a full 1080p ladder
+# at `veryfast` on 2 cores, so only a source that makes FFmpeg spin hits it.
+DEFAULT_TIMEOUT_BASE = 600.0
+DEFAULT_TIMEOUT_PER_SECOND = 10.0
+
+_TMP_PREFIX = ".transcode-"
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    duration: float
+    width: int | None
+    height: int | None
+    has_video: bool
+    has_audio: bool
+    renditions: list[Rendition]
+    master_playlist: str = MASTER_PLAYLIST
+    poster: str | None = POSTER
+
+
+def default_timeout(duration: float) -> float:
+    return DEFAULT_TIMEOUT_BASE + DEFAULT_TIMEOUT_PER_SECOND * max(duration, 0.0)
+
+
+def _kbps(bits: int) -> str:
+    return f"{bits // 1000}k"
+
+
+def poster_time(info: MediaInfo) -> float:
+    if info.duration < 1.0:
+        return 0.0
+    return round(info.start_time + info.duration * 0.10, 3)
+
+
+def build_command(
+    source: Path,
+    info: MediaInfo,
+    rungs: list[Rung],
+    *,
+    ffmpeg: str = "ffmpeg",
+    preset: str = "veryfast",
+    poster: bool = True,
+    progress: bool = True,
+) -> list[str]:
+    """The one FFmpeg command for `rungs`; output paths are relative: run it in the output dir."""
+    inp = ffmpeg_python.input(input_url(source), **input_options())
+    streams: list = []  # type: ignore[type-arg]
+    out: dict[str, object] = {}
+    var_map: list[str] = []
+    video_rungs = [r for r in rungs if not r.is_audio_only]
+    audio = inp[str(info.audio_index)] if info.has_audio and info.audio_index is not None else None
+    poster_stream = None
+
+    if video_rungs:
+        assert info.video_index is not None
+        video = inp[str(info.video_index)]
+        if info.interlaced:
+            video = video.filter("bwdif", mode="send_frame", deint="interlaced")
+        if info.duration < MIN_VIDEO_SECONDS:
+            # A 1-frame (or sub-second) video: hold the last frame so the rungs last 1 s. A
+            # single 0.04 s segment makes FFmpeg write TARGETDURATION:0 and leave the variant
+            # out of the master playlist ("Bandwidth info not available").
+            video = video.filter(
+                "tpad", stop_mode="clone", stop_duration=f"{MIN_VIDEO_SECONDS - info.duration:.3f}"
+            )
+        branches = len(video_rungs) + (1 if poster else 0)
+        split = video.filter_multi_output("split", branches) if branches > 1 else None
+        for i, rung in enumerate(video_rungs):
+            branch = split.stream(i) if split is not None else video
+            v = (
+                branch.filter("fps", fps=rung.fps)
+                .filter("scale", rung.width, rung.height)
+                .filter("setsar", 1)
+                .filter("format", "yuv420p")
+            )
+            streams.append(v)
+            gop = max(1, round(rung.fps_value * SEGMENT_SECONDS))
+            out[f"maxrate:v:{i}"] = _kbps(rung.video_bitrate)
+            out[f"bufsize:v:{i}"] = _kbps(rung.video_bitrate * 2)
+            out[f"g:v:{i}"] = gop
+            out[f"keyint_min:v:{i}"] = gop
+            if audio is not None:
+                streams.append(audio)
+                out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
+                var_map.append(f"v:{i},a:{i},name:{rung.name}")
+            else:
+                var_map.append(f"v:{i},name:{rung.name}")
+        if poster:
+            top = video_rungs[0]
+            branch = split.stream(len(video_rungs)) if split is not None else video
+            # Frame 0 and the first frame at or after T; the image2 muxer (-update 1) keeps
+            # the last one written. So the poster is the frame at T, or the first frame when
+            # the video ends before T (a duration that lied), and this output never ends up
+            # empty (an output that gets no frame is an FFmpeg error).
+            when = poster_time(info)
+            poster_stream = (
+                branch.filter("select", f"gte(eq(n,0)+gte(t,{when})*lt(selected_n,2),1)")
+                .filter("scale", top.width, top.height, out_range="full")
+                .filter("setsar", 1)
+                .filter("format", "yuv420p")
+            )
+        out.update({
+            "c:v": "libx264",
+            "preset": preset,
+            "crf": CRF,
+            "profile:v": "high",
+            "sc_threshold": 0,
+            "force_key_frames": f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
+            "fps_mode": "cfr",
+        })
+    else:
+        assert audio is not None and len(rungs) == 1
+        streams.append(audio)
+        out["b:a:0"] = _kbps(rungs[0].audio_bitrate)
+        var_map.append(f"a:0,name:{rungs[0].name}")
+
+    if audio is not None:
+        out["c:a"] = "aac"
+        out["ac"] = 2
+        if info.audio_sample_rate not in (44100, 48000):
+            out["ar"] = 48000
+    out.update({
+        "f": "hls",
+        "hls_time": SEGMENT_SECONDS,
+        "hls_playlist_type": "vod",
+        "hls_flags": "independent_segments",
+        "hls_segment_type": "mpegts",
+        "hls_segment_filename": "hls/%v/seg_%05d.ts",
+        "master_pl_name": "master.m3u8",
+        "var_stream_map": " ".join(var_map),
+        "map_metadata": -1,
+        "map_chapters": -1,
+        "max_muxing_queue_size": 4096,
+    })
+    outputs = [ffmpeg_python.output(*streams, "hls/%v/index.m3u8", **out)]
+    if poster_stream is not None:
+        outputs.append(
+            ffmpeg_python.output(
+                poster_stream, POSTER, f="image2", update=1, fps_mode="passthrough",
+                **{"q:v": 3}
+            )
+        )
+    compiled = ffmpeg_python.merge_outputs(*outputs).compile(cmd=ffmpeg)
+    head = [compiled[0], "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    if progress:
+        head += ["-progress", "pipe:1", "-nostats"]
+    return head + list(compiled[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Playlists
+
+
+@dataclass(frozen=True)
+class _Variant:
+    bandwidth: int
+    resolution: tuple[int, int] | None
+    uri: str
+
+
+def parse_master(text: str) -> list[_Variant]:
+    variants: list[_Variant] = []
+    lines = [line.strip() for line in text.splitlines()]
+    for i, line in enumerate(lines):
+        if not line.startswith("#EXT-X-STREAM-INF:"):
+            continue
+        attrs = line.split(":", 1)[1]
+        bandwidth = re.search(r"(?:^|,)BANDWIDTH=(\d+)", attrs)
+        resolution = re.search(r"(?:^|,)RESOLUTION=(\d+)x(\d+)", attrs)
+        uri = next((u for u in lines[i + 1:] if u and not u.startswith("#")), None)
+        if bandwidth and uri:
+            variants.append(
+                _Variant(
+                    bandwidth=int(bandwidth.group(1)),
+                    resolution=(int(resolution.group(1)), int(resolution.group(2))) if resolution else None,
+                    uri=uri,
+                )
+            )
+    return variants
+
+
+def parse_media_playlist(text: str) -> tuple[list[tuple[float, str]], bool]:
+    """[(EXTINF duration, segment uri)], and whether #EXT-X-ENDLIST is there."""
+    segments: list[tuple[float, str]] = []
+    pending: float | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXTINF:"):
+            pending = float(line.split(":", 1)[1].split(",", 1)[0])
+        elif line and not line.startswith("#") and pending is not None:
+            segments.append((pending, line))
+            pending = None
+    return segments, "#EXT-X-ENDLIST" in text
+
+
+def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Rendition], float]:
+    def incomplete(why: str) -> MediaError | TranscodeError:
+        lower = run.stderr.lower()
+        if "nothing was encoded" in lower or "received no packets" in lower:
+            # FFmpeg exited 0 having decoded nothing: the source, not the machine.
+            return MediaError("decode_failed", "FFmpeg could not decode any video or audio from "
+                              "the file; it may be damaged.", detail=f"{why}\n{run.stderr[-3000:]}")
+        return TranscodeError(
+            "incomplete_output",
+            "The transcoder did not produce a complete stream; the job will be retried.",
+            detail=f"{why}\n{run.stderr[-3000:]}",
+        )
+
+    master_path = work / MASTER_PLAYLIST
+    if not master_path.is_file():
+        raise incomplete("no master playlist")
+    variants = parse_master(master_path.read_text(errors="replace"))
+    by_uri = {v.uri: v for v in variants}
+    renditions: list[Rendition] = []
+    durations: list[float] = []
+    for rung in rungs:
+        uri = f"{rung.name}/index.m3u8"
+        variant = by_uri.get(uri)
+        if variant is None:
+            raise incomplete(f"{uri} missing from the master playlist")
+        playlist = master_path.parent / uri
+        if not playlist.is_file():
+            raise incomplete(f"{uri} not written")
+        segments, ended = parse_media_playlist(playlist.read_text(errors="replace"))
+        if not ended or not segments:
+            raise incomplete(f"{uri} has no #EXT-X-ENDLIST or no segments")
+        for _, seg in segments:
+            seg_path = playlist.parent / seg
+            if not seg_path.is_file() or seg_path.stat().st_size == 0:
+                raise incomplete(f"segment {seg} of {uri} missing or empty")
+        durations.append(sum(d for d, _ in segments))
+        renditions.append(
+            Rendition(
+                height=rung.height,
+                width=rung.width,
+                bitrate=variant.bandwidth,
+                playlist=f"hls/{uri}",
+            )
+        )
+    return renditions, (durations[0] if durations else 0.0)
+
+
+def _is_jpeg(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# transcode()
+
+
+class _Progress:
+    """Calls on_progress("transcoding", pct) only when pct grows (0-100, never decreasing)."""
+
+    def __init__(self, callback: Callable[[str, int], None] | None, duration: float) -> None:
+        self.callback = callback
+        self.duration = duration
+        self.last = -1
+
+    def emit(self, pct: int) -> None:
+        pct = max(0, min(100, pct))
+        if self.callback is not None and pct > self.last:
+            self.last = pct
+            self.callback("transcoding", pct)
+
+    def on_line(self, line: str) -> None:
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and self.duration > 0 and value.lstrip("-").isdigit():
+            # 99 at most until FFmpeg has exited and the output is verified.
+            self.emit(min(99, int(int(value) / 1e6 / self.duration * 100)))
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _timeout_error(limit: float | None) -> MediaError:
+    return MediaError(
+        "timeout",
+        "Processing the file took too long and was stopped; the file may be damaged or "
+        "unusually long.",
+        detail=f"time budget {limit} s exhausted",
+    )
+
+
+def _cleanup_stale(out_dir: Path) -> None:
+    for entry in out_dir.iterdir():
+        if entry.name.startswith(_TMP_PREFIX) or entry.name.startswith(".old-hls-"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _install(work: Path, out_dir: Path, with_poster: bool) -> None:
+    """Move the verified output over the previous one."""
+    target = out_dir / "hls"
+    old = None
+    if target.exists():
+        old = out_dir / f".old-hls-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    os.replace(work / "hls", target)
+    poster = out_dir / POSTER
+    if with_poster:
+        os.replace(work / POSTER, poster)
+    elif poster.exists():
+        poster.unlink()
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fallback_poster(ffmpeg: str, source: Path, info: MediaInfo, top: Rung, work: Path,
+                     timeout: float | None) -> bool:
+    argv = [
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+        *[x for k, v in input_options().items() for x in (f"-{k}", v)],
+        "-i", input_url(source), "-map", f"0:{info.video_index}", "-frames:v", "1",
+        "-vf", f"scale={top.width}:{top.height}:out_range=full,setsar=1,format=yuv420p",
+        "-q:v", "3", "-f", "image2", "-update", "1", POSTER,
+    ]
+    run = run_ffmpeg(argv, timeout=timeout, cwd=work)
+    if run.timed_out:
+        raise classify_failure(run, source, what="transcode")
+    return run.returncode == 0 and _is_jpeg(work / POSTER)
+
+
+def transcode(
+    source: Path,
+    out_dir: Path,
+    *,
+    on_progress: Callable[[str, int], None] | None = None,
+    timeout: float | None = None,
+    preset: str = "veryfast",
+    ffmpeg: str | None = None,
+) -> TranscodeResult:
+    """Probe `source`, write `out_dir/hls/...` and `out_dir/poster.jpg`, return what was made.
+
+    `timeout` (seconds) bounds all FFmpeg work of this call (probe, transcode, poster fallback);
+    None means `default_timeout(probed duration)` for the transcode and 60 s for the probe.
+    Running past it is a MediaError("timeout"). An exception raised by `on_progress` stops
+    FFmpeg, removes the partial output and propagates (cancellation).
+    """
+    source = Path(source)
+    out_dir = Path(out_dir)
+    ffmpeg = ffmpeg or find_ffmpeg()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if on_progress is not None:
+        on_progress("probing", 0)
+
+    probe_timeout = PROBE_TIMEOUT if deadline is None else min(PROBE_TIMEOUT, max(0.0, _remaining(deadline) or 0.0))
+    if probe_timeout <= 0:
+        raise _timeout_error(timeout)
+    info = probe(source, ffmpeg=ffmpeg, timeout=probe_timeout)
+    rungs = plan_ladder(info)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _cleanup_stale(out_dir)
+    work = out_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=info.has_video)
+        progress = _Progress(on_progress, info.duration)
+        progress.emit(0)
+        budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
+        if budget is not None and budget <= 0:
+            raise _timeout_error(timeout)
+        run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
+        if run.timed_out or run.returncode != 0:
+            raise classify_failure(run, source, what="transcode")
+        renditions, produced = _verify(work, rungs, run)
+
+        with_poster = False
+        if info.has_video:
+            with_poster = _is_jpeg(work / POSTER)
+            if not with_poster:
+                left = _remaining(deadline)
+                if left is not None and left <= 0:
+                    raise _timeout_error(timeout)
+                with_poster = _fallback_poster(ffmpeg, source, info, rungs[0], work,
+                                               left if left is not None else PROBE_TIMEOUT)
+                # Still nothing (never seen): the video is playable, so it is ready without one.
+        _install(work, out_dir, with_poster)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    progress.emit(100)
+    duration = produced if produced > 0 else info.duration
+    return TranscodeResult(
+        duration=round(duration, 3),
+        width=info.width,
+        height=info.height,
+        has_video=info.has_video,
+        has_audio=info.has_audio,
+        renditions=renditions,
+        master_playlist=MASTER_PLAYLIST,
+        poster=POSTER if with_poster else None,
+    )
