@@ -6,7 +6,8 @@
 ...     print(cc.whoami()["role"])
 
 See :mod:`coursecrafter_cli.client` for the client, :mod:`coursecrafter_cli.errors` for the
-exception tree and :mod:`coursecrafter_cli.credentials` for where tokens are kept.
+exception tree, :mod:`coursecrafter_cli.credentials` for where tokens are kept and
+:mod:`coursecrafter_cli.uploads` for resumable direct-to-storage uploads (``Client.upload``).
 This package imports nothing server-side.
 """
 
@@ -31,6 +32,7 @@ from coursecrafter_cli.errors import (
     RateLimited,
     ServerError,
     TransportError,
+    UploadError,
     ValidationError,
 )
 
@@ -53,6 +55,7 @@ __all__ = [
     "ValidationError",
     "RateLimited",
     "ServerError",
+    "UploadError",
 ]
 
 

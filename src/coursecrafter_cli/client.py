@@ -22,8 +22,11 @@ token (401), the stored session is wiped and :class:`NotLoggedIn` is raised.
 Errors map to :mod:`coursecrafter_cli.errors`: an unreachable server raises
 :class:`TransportError`, an error status the fitting :class:`APIError` subclass.
 
-Later features (courses, uploads, videos) build on :meth:`Client.request` /
-:meth:`Client.request_json`, which do auth, refresh, retry and error mapping.
+Courses, videos and uploads (:meth:`Client.create_course`, :meth:`Client.list_courses`,
+:meth:`Client.list_videos`, :meth:`Client.get_video`, :meth:`Client.wait_for_video`,
+:meth:`Client.retry_video`, :meth:`Client.upload`) build on :meth:`Client.request` /
+:meth:`Client.request_json`, which do auth, refresh, retry and error mapping; uploads are
+described in :mod:`coursecrafter_cli.uploads`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -50,11 +55,16 @@ from coursecrafter_cli.errors import (
     error_from_response,
 )
 
-__all__ = ["Client", "API_PREFIX", "DEFAULT_TIMEOUT", "DEFAULT_REFRESH_MARGIN"]
+if TYPE_CHECKING:  # pragma: no cover
+    from coursecrafter_cli.uploads import RetryPolicy, UploadEvent
+
+__all__ = ["Client", "API_PREFIX", "DEFAULT_TIMEOUT", "DEFAULT_REFRESH_MARGIN", "TERMINAL_STATUSES"]
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_REFRESH_MARGIN = 60.0
+#: Video statuses after which nothing happens without the user (``retry`` revives ``failed``).
+TERMINAL_STATUSES = frozenset({"ready", "failed"})
 
 
 def _user_agent() -> str:
@@ -129,6 +139,13 @@ class Client:
     ) -> None:
         self._store: CredentialStore = (
             credential_store if credential_store is not None else LocalCredentialStore(config_dir)
+        )
+        #: Where resume state lives (``<config_dir>/uploads``): the explicit ``config_dir``,
+        #: else the credential store's, else ``$COURSECRAFTER_CONFIG_DIR`` / the user dir.
+        self.config_dir: Path = (
+            config.config_dir(config_dir)
+            if config_dir is not None
+            else Path(getattr(self._store, "config_dir", None) or config.config_dir())
         )
         saved_url: str | None = None
         if not api_url and not os.environ.get(config.ENV_API_URL):
@@ -260,6 +277,121 @@ class Client:
         Raises :class:`NotLoggedIn` when there is no (longer a) session.
         """
         return self.request_json("GET", "/auth/me")
+
+    # ------------------------------------------------------------------ courses
+    def create_course(self, title: str, description: str = "") -> dict[str, Any]:
+        """Create a course; return ``{id, title, description, published, created_at, updated_at}``."""
+        return self.request_json(
+            "POST", "/courses", json={"title": title, "description": description}
+        )
+
+    def list_courses(self) -> list[dict[str, Any]]:
+        """The logged-in instructor's courses."""
+        return self.request_json("GET", "/courses")
+
+    # ------------------------------------------------------------------ videos
+    def list_videos(self, course_id: str | None = None) -> list[dict[str, Any]]:
+        """The logged-in instructor's videos (and attachments), optionally of one course."""
+        params = {"course_id": course_id} if course_id else None
+        return self.request_json("GET", "/videos", params=params)
+
+    def get_video(self, video_id: str) -> dict[str, Any]:
+        """One video record (``GET /videos/{id}``): status, progress, phase, error, results."""
+        return self.request_json("GET", f"/videos/{quote(video_id, safe='')}")
+
+    def retry_video(self, video_id: str) -> dict[str, Any]:
+        """Send a ``failed`` video back to the transcoding queue; return its record."""
+        record = self.request_json("POST", f"/videos/{quote(video_id, safe='')}/retry")
+        return record if isinstance(record, dict) else self.get_video(video_id)
+
+    def wait_for_video(
+        self,
+        video_id: str,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_consecutive_errors: int = 5,
+    ) -> dict[str, Any]:
+        """Poll ``GET /videos/{id}`` until the video is ``ready`` or ``failed``; return the
+        last record (check its ``status``).  ``on_update`` gets every record polled.
+
+        Transient failures (server unreachable, 5xx, 429) are tolerated up to
+        ``max_consecutive_errors`` in a row.  Raises :class:`TimeoutError` after ``timeout``
+        seconds (``None``: wait for ever).
+        """
+        from coursecrafter_cli.errors import RateLimited, ServerError
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        errors = 0
+        status = "unknown"
+        while True:
+            try:
+                record = self.get_video(video_id)
+            except (TransportError, ServerError, RateLimited):
+                errors += 1
+                if errors >= max_consecutive_errors:
+                    raise
+            else:
+                errors = 0
+                status = str(record.get("status"))
+                if on_update is not None:
+                    on_update(record)
+                if status in TERMINAL_STATUSES:
+                    return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"video {video_id} is still {status} after {timeout:g} s")
+            sleep(poll_interval)
+
+    # ------------------------------------------------------------------ uploads
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        course_id: str | None = None,
+        title: str | None = None,
+        kind: str = "video",
+        content_type: str | None = None,
+        concurrency: int = 4,
+        progress: Callable[[int, int], None] | None = None,
+        on_event: Callable[[UploadEvent], None] | None = None,
+        checksum: bool | str = True,
+        resume: bool = True,
+        max_bandwidth: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> dict[str, Any]:
+        """Upload a file straight to object storage; return the video record.
+
+        Args:
+            path: the file (never read whole into memory).
+            course_id, title: where it goes and what it is called (title: the file name
+                without extension by default).
+            kind: ``"video"`` (transcoded) or ``"attachment"`` (slides, notes: stored as is).
+            content_type: default guessed from the extension
+                (:func:`coursecrafter_cli.uploads.guess_content_type`).
+            concurrency: parts sent at once (threads; memory ~ concurrency x 1 MiB).
+            progress: ``progress(bytes_done, bytes_total)``, monotonic.
+            on_event: receives :class:`~coursecrafter_cli.uploads.UploadEvent` s (resumed,
+                retry...).
+            checksum: ``True`` computes the SHA-256 the server records (one extra read of the
+                file), ``False`` skips it, a hex string is sent as is.
+            resume: keep resume state and continue an interrupted upload of the same file.
+            max_bandwidth: bytes per second for all parts together (``None``: no limit).
+            retry: a :class:`~coursecrafter_cli.uploads.RetryPolicy`.
+
+        Raises :class:`UploadError` (file empty / unreadable / changed, a part refused or
+        failing after every retry: ``.resumable`` tells whether running it again continues),
+        and the usual :class:`APIError` s (415 unsupported type, 413 too large, 404 course...).
+        ``KeyboardInterrupt`` leaves the resume state in place.
+        """
+        from coursecrafter_cli.uploads import Uploader
+
+        return Uploader(self, retry=retry).upload(
+            path, course_id=course_id, title=title, kind=kind, content_type=content_type,
+            concurrency=concurrency, progress=progress, on_event=on_event, checksum=checksum,
+            resume=resume, max_bandwidth=max_bandwidth,
+        )
 
     # ------------------------------------------------------------------ generic requests
     def request(

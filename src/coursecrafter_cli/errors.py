@@ -7,6 +7,8 @@ failure.  The tree::
     CourseCrafterError
     ├── TransportError            the server could not be reached (DNS, refused, timeout, TLS)
     ├── CredentialStoreError      the local credential store (keyring / files) failed
+    ├── UploadError               an upload could not finish (file unreadable or changed, a
+    │                             part refused by storage, retries exhausted...)
     └── APIError                  the server answered with an error status
         ├── AuthenticationError   401: bad credentials, bad / expired / revoked token
         │   └── NotLoggedIn       no usable session: log in again (`coursecrafter login`)
@@ -34,6 +36,7 @@ __all__ = [
     "CourseCrafterError",
     "TransportError",
     "CredentialStoreError",
+    "UploadError",
     "APIError",
     "AuthenticationError",
     "NotLoggedIn",
@@ -75,6 +78,17 @@ class TransportError(CourseCrafterError):
 
 class CredentialStoreError(CourseCrafterError):
     """The local credential store failed (e.g. a forced keyring is unavailable)."""
+
+
+class UploadError(CourseCrafterError):
+    """An upload could not finish for a reason other than an API error status: the file is
+    empty, unreadable or changed while uploading, storage refused a part, or a part still
+    failed after every retry.  ``resumable`` tells whether running the same upload again
+    continues where it stopped (the resume state was kept)."""
+
+    def __init__(self, message: str, *, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 class APIError(CourseCrafterError):

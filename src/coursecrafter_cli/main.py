@@ -12,7 +12,10 @@ exposes ``add_to(app)`` (plain commands) or a ``typer.Typer`` sub-app added here
   CourseCrafter server at <url>: <reason>`` and rate limiting: ``error: <message> (rate
   limited); retry after <n> s``), 2 usage, 4 not logged in / auth failed, 5 video failed.
 
-See :mod:`coursecrafter_cli.commands.auth` for the exact output of the auth commands.
+See :mod:`coursecrafter_cli.commands.auth`, :mod:`~coursecrafter_cli.commands.courses`,
+:mod:`~coursecrafter_cli.commands.upload` and :mod:`~coursecrafter_cli.commands.videos` for the
+exact output of each command.  Ctrl-C exits 130 (an interrupted upload resumes when the same
+command is run again).
 """
 
 from typing import Annotated
@@ -20,7 +23,7 @@ from typing import Annotated
 import typer
 
 import coursecrafter_cli
-from coursecrafter_cli.commands import auth
+from coursecrafter_cli.commands import auth, courses, upload, videos
 
 app = typer.Typer(
     name="coursecrafter",
@@ -49,8 +52,9 @@ def _main(
 
 
 auth.add_to(app)
-# Later: courses.add_to(app) / app.add_typer(courses.app, name="courses"), upload, status,
-# wait, videos, retry.
+app.add_typer(courses.app, name="courses")
+app.command("upload")(upload.upload)
+videos.add_to(app)  # videos list, status, wait, retry
 
 
 def run() -> None:

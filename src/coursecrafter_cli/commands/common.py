@@ -56,6 +56,7 @@ __all__ = [
     "emit_json",
     "info",
     "warn",
+    "stderr_console",
     "error",
     "ask",
     "read_password",
@@ -70,6 +71,7 @@ class ExitCode(IntEnum):
     USAGE = 2  #: bad command line (click/typer's own usage errors use 2 as well)
     AUTH = 4  #: not logged in, session expired/revoked, or wrong credentials
     VIDEO_FAILED = 5  #: the video ended in ``failed`` (upload --wait, wait, status)
+    INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it); an upload can be resumed
 
 
 #: Returns the httpx transport for new clients (``None``: a real network transport).
@@ -127,6 +129,11 @@ def _stderr() -> Console:
         no_color=no_color,
         color_system=None if no_color else "auto",
     )
+
+
+def stderr_console() -> Console:
+    """The stderr console of messages and progress bars (honours ``NO_COLOR``)."""
+    return _stderr()
 
 
 def emit(line: str) -> None:

@@ -1,0 +1,249 @@
+"""``coursecrafter videos list | status | wait | retry``.
+
+Stable output (stdout; ``<line>`` is ``<id>  <state>  <title>`` where ``<state>`` reads
+``processing (transcoding, 42%)``, ``failed: <error message>``, ``ready`` ...):
+
+===========  ======================================================  ===================================
+command      human                                                   ``--json``
+===========  ======================================================  ===================================
+videos list  one ``<line>`` per video (none: ``No videos yet.`` on   a JSON array of video records
+             stderr)
+status       ``<line>``; when ready also ``playback: <url>`` /       the video record (``GET /videos/{id}``)
+             ``download: <url>``
+wait         like ``status``, once the video is ``ready`` or          the final video record
+             ``failed`` (progress bar by phase on stderr)
+retry        ``<line>`` (the video is back in the queue)             the video record
+===========  ======================================================  ===================================
+
+``status`` and ``wait`` exit 5 when the video is ``failed`` (``error: video <id> failed:
+<message>`` on stderr); ``wait --timeout`` exits 1 when time runs out; Ctrl-C during ``wait``
+exits 130 (the video keeps processing on the server).
+"""
+
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from coursecrafter_cli.client import Client
+from coursecrafter_cli.commands.common import (
+    ApiUrlOption,
+    ExitCode,
+    JsonOption,
+    emit,
+    emit_json,
+    error,
+    handle_errors,
+    info,
+    make_client,
+    report,
+    stderr_console,
+)
+from coursecrafter_cli.errors import NotFound
+
+app = typer.Typer(
+    name="videos",
+    help="List your videos.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+VideoIdArgument = Annotated[str, typer.Argument(metavar="VIDEO_ID", help="The video id.",
+                                                show_default=False)]
+CourseFilterOption = Annotated[
+    str | None, typer.Option("--course", metavar="ID", help="Only the videos of this course.")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", metavar="SECONDS", min=0,
+                 help="Give up waiting after this many seconds (exit 1). Default: no limit."),
+]
+IntervalOption = Annotated[
+    float, typer.Option("--interval", metavar="SECONDS", min=0.1, help="Seconds between polls.")
+]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def state_text(video: dict[str, Any]) -> str:
+    """``processing (transcoding, 42%)``, ``failed: <message>``, ``ready``..."""
+    status = str(video.get("status") or "unknown")
+    if status == "failed":
+        err = video.get("error") or {}
+        message = err.get("message") if isinstance(err, dict) else None
+        return f"failed: {message}" if message else "failed"
+    if status in ("queued", "processing"):
+        details = [str(video["phase"])] if video.get("phase") else []
+        if status == "processing":
+            details.append(f"{int(video.get('progress') or 0)}%")
+        return f"{status} ({', '.join(details)})" if details else status
+    return status
+
+
+def video_line(video: dict[str, Any]) -> str:
+    return f"{video.get('id')}  {state_text(video)}  {video.get('title', '')}"
+
+
+def emit_video(video: dict[str, Any]) -> None:
+    emit(video_line(video))
+    if video.get("status") == "ready":
+        if video.get("playback_url"):
+            emit(f"playback: {video['playback_url']}")
+        if video.get("download_url"):
+            emit(f"download: {video['download_url']}")
+
+
+def failed_exit(video: dict[str, Any]) -> ExitCode:
+    """Print the failure and return exit 5 (or OK for any other status)."""
+    if video.get("status") != "failed":
+        return ExitCode.OK
+    err = video.get("error") or {}
+    message = err.get("message") if isinstance(err, dict) else None
+    error(f"video {video.get('id')} failed: {message or 'no reason given'}")
+    info(f"run `coursecrafter retry {video.get('id')}` to try again")
+    return ExitCode.VIDEO_FAILED
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_with_progress(client: Client, video_id: str, *, timeout: float | None,
+                       interval: float) -> dict[str, Any]:
+    """Poll until ready/failed with a progress bar by phase on stderr (a plain line per
+    status change when stderr is not a terminal).  Raises TimeoutError, KeyboardInterrupt."""
+    console = stderr_console()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=False,
+    )
+    last: dict[str, Any] = {"state": None}
+
+    with progress:
+        task = progress.add_task("waiting", total=100)
+
+        def on_update(video: dict[str, Any]) -> None:
+            status = str(video.get("status"))
+            phase = video.get("phase")
+            label = f"{status} ({phase})" if phase and status == "processing" else status
+            done = 100 if status in ("ready", "failed") else int(video.get("progress") or 0)
+            progress.update(task, description=label, completed=done)
+            state = (status, phase)
+            if not console.is_terminal and state != last["state"]:
+                info(f"video {video_id}: {label}")
+            last["state"] = state
+
+        return client.wait_for_video(video_id, poll_interval=interval, timeout=timeout,
+                                     on_update=on_update)
+
+
+def finish_wait(client: Client, video_id: str, *, timeout: float | None, interval: float,
+                json_output: bool) -> None:
+    """``wait`` and ``upload --wait``: wait, print the record, exit 0 / 1 / 5 / 130."""
+    try:
+        video = wait_with_progress(client, video_id, timeout=timeout, interval=interval)
+    except TimeoutError as exc:
+        error(str(exc))
+        raise typer.Exit(int(ExitCode.ERROR)) from None
+    except KeyboardInterrupt:
+        info(f"interrupted; the video keeps processing on the server: "
+             f"run `coursecrafter wait {video_id}` to follow it")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    if json_output:
+        emit_json(video)
+    else:
+        emit_video(video)
+    raise typer.Exit(int(failed_exit(video)))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command("list")
+@handle_errors
+def list_videos(
+    course: CourseFilterOption = None,
+    api_url: ApiUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List your videos and attachments (newest first, as the server orders them)."""
+    with make_client(api_url) as client:
+        videos = client.list_videos(course)
+    if json_output:
+        emit_json(videos)
+        return
+    if not videos:
+        info("No videos yet.")
+    for video in videos:
+        emit(video_line(video))
+
+
+@handle_errors
+def status(
+    video_id: VideoIdArgument,
+    api_url: ApiUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a video's status (exit 5 when it failed)."""
+    with make_client(api_url) as client:
+        video = client.get_video(video_id)
+    if json_output:
+        emit_json(video)
+    else:
+        emit_video(video)
+    raise typer.Exit(int(failed_exit(video)))
+
+
+@handle_errors
+def wait(
+    video_id: VideoIdArgument,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 2.0,
+    api_url: ApiUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Wait until a video is ready (exit 0) or failed (exit 5)."""
+    with make_client(api_url) as client:
+        finish_wait(client, video_id, timeout=timeout, interval=interval, json_output=json_output)
+
+
+@handle_errors
+def retry(
+    video_id: VideoIdArgument,
+    wait_flag: Annotated[bool, typer.Option("--wait", help="Then wait until ready or failed.")] = False,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 2.0,
+    api_url: ApiUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Send a failed video back to the transcoding queue."""
+    with make_client(api_url) as client:
+        try:
+            video = client.retry_video(video_id)
+        except NotFound as exc:
+            if exc.message == "Not Found":  # the route itself is missing
+                error(f"this server does not support retry yet (HTTP 404 for {client.api_url})")
+                raise typer.Exit(int(ExitCode.ERROR)) from None
+            raise typer.Exit(int(report(exc))) from None
+        if wait_flag:
+            info(f"video {video_id}: {state_text(video)}")
+            finish_wait(client, video_id, timeout=timeout, interval=interval,
+                        json_output=json_output)
+    if json_output:
+        emit_json(video)
+    else:
+        emit(video_line(video))
+
+
+def add_to(main: typer.Typer) -> None:
+    """Register ``videos list`` and the top-level ``status``, ``wait`` and ``retry``."""
+    main.add_typer(app, name="videos")
+    main.command("status")(status)
+    main.command("wait")(wait)
+    main.command("retry")(retry)
