@@ -73,14 +73,14 @@ class _Container:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_container(request: Request) -> _Container:
+async def get_container(request: Request) -> _Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
 ContainerDep = Annotated[_Container, Depends(get_container)]
 
 
-def get_auth(container: ContainerDep) -> _Container:
+async def get_auth(container: ContainerDep) -> _Container:
     return container
 
 
@@ -99,14 +99,14 @@ def get_session(
 Session = Annotated[tuple[dict[str, Any], None], Depends(get_session)]
 
 
-def get_current_user(session: Session) -> dict[str, Any]:
+async def get_current_user(session: Session) -> dict[str, Any]:
     return session[0]
 
 
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
