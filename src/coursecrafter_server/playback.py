@@ -29,7 +29,9 @@ class PlaybackSigner:
         return hmac.new(self._secret, f"{video_id}.{expires}".encode(), hashlib.sha256).hexdigest()
 
     def check(self, video_id: str, expires: int, token: str) -> None:
-        if expires < time.time() or not hmac.compare_digest(self.token(video_id, expires), token):
+        # Bytes: compare_digest refuses (TypeError) a str with non-ASCII characters.
+        expected = self.token(video_id, expires).encode()
+        if expires < time.time() or not hmac.compare_digest(expected, token.encode()):
             raise NotFound("playback link is invalid or has expired")
 
     def query(self, video_id: str, expires: int) -> str:

@@ -41,5 +41,7 @@ def verify(
         raise SignatureError("signature timestamp is outside the allowed window")
     expected = _mac(secret, timestamp, body)
     # Any of several v1 values may match (lets a secret be rotated without downtime).
-    if not any(hmac.compare_digest(expected, given) for given in fields.get("v1", [])):
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged header).
+    given = [v.encode("utf-8", "replace") for v in fields.get("v1", [])]
+    if not any(hmac.compare_digest(expected.encode(), g) for g in given):
         raise SignatureError("signature does not match")

@@ -24,7 +24,10 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 _optional_bearer = HTTPBearer(auto_error=False)
 OptionalBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
 
-_errors = {code: {"model": ErrorResponse} for code in (401, 409, 422, 429)}
+_errors = {code: {"model": ErrorResponse} for code in (400, 401, 409, 413, 422, 429)}
+# The bearer token is optional on these (an empty requirement in OpenAPI): FastAPI alone would
+# document it as required.
+_optional_auth = {"security": [{}]}
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
@@ -33,7 +36,8 @@ def _tokens(pair: TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, responses=_errors)
+@router.post("/register", status_code=status.HTTP_201_CREATED,
+             responses={**_errors, 403: {"model": ErrorResponse}}, openapi_extra=_optional_auth)
 def register(body: RegisterRequest, auth: AuthDep, container: ContainerDep,
              bearer: OptionalBearer) -> UserOut:
     caller = auth.authenticate(bearer.credentials)[0] if bearer else None
@@ -56,7 +60,8 @@ def refresh(body: RefreshRequest, auth: AuthDep, address: ClientAddress) -> Toke
     return _tokens(auth.refresh(body.refresh_token, address))
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=_errors)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=_errors,
+             openapi_extra=_optional_auth)
 def logout(auth: AuthDep, bearer: OptionalBearer, body: LogoutRequest | None = None) -> Response:
     claims = None
     if bearer is not None:

@@ -14,7 +14,7 @@ from coursecrafter_server.courses import CourseService
 from coursecrafter_server.domain import Course
 
 router = APIRouter(prefix="/courses", tags=["courses"])
-_errors = {code: {"model": ErrorResponse} for code in (401, 403, 404, 422)}
+_errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422)}
 
 
 def get_courses(container: ContainerDep) -> CourseService:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from coursecrafter_server.api.deps import ContainerDep
 
@@ -19,7 +20,13 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@router.get("/readyz", response_model=Readiness, responses={
+    503: {"model": Readiness, "description": "a dependency is unreachable"}})
 def readyz(container: ContainerDep) -> JSONResponse:
     checks: dict[str, str] = {}
     probes = {"store": container.store.ping, "storage": container.storage.ping}

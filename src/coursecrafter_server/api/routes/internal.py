@@ -7,6 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 
 from coursecrafter_server.api.deps import ContainerDep
+from coursecrafter_server.api.schemas import ErrorResponse
 from coursecrafter_server.domain import DomainError
 from coursecrafter_worker.messages import JobEvent, MessageError
 from coursecrafter_worker.signing import HEADER, SignatureError, verify
@@ -25,11 +26,15 @@ class BadEvent(DomainError):
     code = "bad_event"
 
 
-@router.post("/jobs/events")
+@router.post("/jobs/events", responses={code: {"model": ErrorResponse} for code in (401, 413, 422)})
 async def job_event(request: Request, container: ContainerDep) -> dict[str, str]:
     body = await request.body()
+    header = request.headers.get(HEADER)
+    if header is not None and not header.isascii():
+        # verify() would hand non-ASCII text to hmac.compare_digest, which raises TypeError.
+        raise BadSignature("malformed signature header")
     try:
-        verify(container.webhook_secret, request.headers.get(HEADER), body)
+        verify(container.webhook_secret, header, body)
     except SignatureError as exc:
         log.warning("webhook refused: %s", exc)
         raise BadSignature(str(exc)) from None
