@@ -89,3 +89,8 @@ def run_cli(env: dict[str, str], *args: str, stdin: str | None = None,
         [str(BIN / "coursecrafter"), *args], input=stdin, text=True, env=env,
         capture_output=True, timeout=timeout,
     )
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          timeout=60, check=check)

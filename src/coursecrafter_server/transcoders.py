@@ -23,8 +23,8 @@ class DirectNotifier:
     def __init__(self, container: Container) -> None:
         self.container = container
 
-    def send(self, callback_url: str, event: JobEvent, *, essential: bool = True) -> None:
-        self.container.jobs.handle_event(event)
+    def send(self, callback_url: str, event: JobEvent, *, essential: bool = True) -> str:
+        return self.container.jobs.handle_event(event)
 
 
 class InProcessTranscoders:

@@ -61,7 +61,7 @@ class DeliveryCancelled(DeliveryFailed):
 class Notifier(Protocol):
     """What the runner needs (the embedded server delivers to its job service directly)."""
 
-    def send(self, callback_url: str, event: JobEvent, *, essential: bool) -> None: ...
+    def send(self, callback_url: str, event: JobEvent, *, essential: bool) -> str | None: ...
 
 
 class _Transient(Exception):
@@ -114,7 +114,9 @@ class WebhookNotifier:
         *,
         essential: bool,
         cancel: threading.Event | None = None,
-    ) -> None:
+    ) -> str | None:
+        """Deliver `event`. For essential events, return what the server did with it (its
+        `{"status": ...}`: applied, duplicate, stale, ...) or None when it did not say."""
         body = event.to_json()
         what = f"{event.type} event of job {event.job_id} attempt {event.attempt}"
         if not essential:
@@ -124,7 +126,9 @@ class WebhookNotifier:
                     log.debug("%s: server answered %d (dropped)", what, response.status_code)
             except httpx.HTTPError as exc:
                 log.debug("%s not delivered (dropped): %r", what, exc)
-            return
+            return None
+
+        answer: dict[str, str | None] = {"status": None}
 
         def attempt() -> None:
             if cancel is not None and cancel.is_set():
@@ -135,6 +139,10 @@ class WebhookNotifier:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if status < 300:
+                try:
+                    answer["status"] = str(response.json().get("status"))
+                except (ValueError, AttributeError):
+                    answer["status"] = None
                 return
             if status == 429 or status >= 500:
                 raise _Transient(f"HTTP {status}")
@@ -170,7 +178,8 @@ class WebhookNotifier:
         except _Transient as exc:
             log.error("%s not delivered after %gs: %s", what, self.max_elapsed, exc)
             raise DeliveryFailed(f"{what} not delivered after {self.max_elapsed:g}s: {exc}") from exc
-        log.debug("%s delivered", what)
+        log.debug("%s delivered: %s", what, answer["status"])
+        return answer["status"]
 
 
 def _sleep(seconds: float) -> None:

@@ -55,6 +55,10 @@ MAX_ERROR_MESSAGE = 2000
 Transcode = Callable[..., Any]
 
 
+#: Server verdicts meaning "this attempt no longer counts" (see JobService.handle_event).
+STALE_VERDICTS = frozenset({"stale", "illegal", "unknown_job", "unknown_video"})
+
+
 class _Cancelled(Exception):
     """Internal: the cancel event was set."""
 
@@ -214,12 +218,14 @@ class JobRunner:
 
     def _send_essential(
         self, message: JobMessage, event: JobEvent, cancel: threading.Event
-    ) -> None:
+    ) -> str | None:
+        """Deliver an essential event; return the server's verdict on it (None: not said)."""
         kwargs: dict[str, Any] = {"essential": True}
         if self._notifier_takes_cancel:
             kwargs["cancel"] = cancel
         try:
-            self.notifier.send(message.callback_url, event, **kwargs)
+            verdict = self.notifier.send(message.callback_url, event, **kwargs)
+            return verdict if isinstance(verdict, str) else None
         except DeliveryFailed:
             raise
         except Exception as exc:  # a notifier that is not ours (embedded: the job service)
@@ -237,28 +243,11 @@ class JobRunner:
         if cancel.is_set():
             raise _Cancelled()
 
-    def _already_completed(self, message: JobMessage, prefix: str) -> bool:
-        """A redelivery of a job whose `completed` was delivered: the source is deleted only after
-        that, so no source and a master playlist under the prefix means there is nothing to do."""
-        try:
-            return (
-                self.storage.head(message.source_key) is None
-                and self.storage.head(f"{prefix}hls/master.m3u8") is not None
-            )
-        except Exception as exc:
-            log.debug("could not check for an earlier completion of job %s: %r",
-                      message.job_id, exc)
-            return False
-
     # The job -----------------------------------------------------------------------------------
     def run(self, message: JobMessage, cancel: threading.Event | None = None) -> str:
         cancel = cancel or threading.Event()
         prefix = message.output_prefix if message.output_prefix.endswith("/") \
             else message.output_prefix + "/"
-        if self._already_completed(message, prefix):
-            log.info("job %s attempt %d (video %s) already completed by an earlier delivery",
-                     message.job_id, message.attempt, message.video_id)
-            return "completed"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         job_dir = Path(tempfile.mkdtemp(prefix=f"job-{message.job_id[:16]}-", dir=self.work_dir))
         reporter = _ProgressReporter(self, message, cancel=cancel)
@@ -291,7 +280,13 @@ class JobRunner:
         cancel: threading.Event,
     ) -> str:
         self._check(cancel)
-        self._send_essential(message, self._event(message, "started"), cancel)
+        verdict = self._send_essential(message, self._event(message, "started"), cancel)
+        if verdict in STALE_VERDICTS:
+            # The server has moved on (a newer attempt, or the job is finished): this delivery
+            # is an old copy. Ack it and do nothing, above all never touch the source.
+            log.info("job %s attempt %d is %s for the server: skipped", message.job_id,
+                     message.attempt, verdict)
+            return "skipped"
         reporter.start()
         try:
             source = job_dir / "source"
@@ -347,8 +342,13 @@ class JobRunner:
             playlist_key=f"{prefix}{getattr(result, 'master_playlist', 'hls/master.m3u8')}",
             poster_key=poster_key,
         )
-        self._send_essential(message, completed, cancel)
-        # Reported: the temporary upload is no longer needed.
+        verdict = self._send_essential(message, completed, cancel)
+        if verdict in STALE_VERDICTS:
+            # Another attempt owns the video now; it still needs the source.
+            log.info("job %s attempt %d finished but is %s: source kept", message.job_id,
+                     message.attempt, verdict)
+            return "skipped"
+        # Reported and applied: the temporary upload is no longer needed.
         try:
             self.storage.delete(message.source_key)
         except Exception as exc:  # harmless leftover; never turn a success into a failure

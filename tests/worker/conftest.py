@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from livesupport import rabbitmqctl
 
 from coursecrafter_server.storage.local import LocalStorage
 from coursecrafter_worker.messages import JobMessage
@@ -58,11 +59,6 @@ def _broker_reachable() -> bool:
             return True
     except OSError:
         return False
-
-
-def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60, check=check)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pika
 import pytest
-from conftest import rabbitmqctl
+from livesupport import rabbitmqctl
 from worker_fakes import RunningConsumer, wait_until
 
 from coursecrafter_worker.messages import JobMessage

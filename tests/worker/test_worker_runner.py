@@ -193,8 +193,21 @@ def test_redelivery_of_a_completed_job_does_nothing(storage, make_message, work_
     runner = make_runner(storage, notifier, work_dir, transcode)
     assert runner.run(message) == "completed"
     count = len(notifier.events)
-    assert runner.run(message) == "completed"
-    assert len(notifier.events) == count and len(transcode.calls) == 1
+    # The server answers the redelivery's `started` with "stale": nothing is done again.
+    assert runner.run(message) == "skipped"
+    assert len(notifier.events) == count + 1 and len(transcode.calls) == 1
+
+
+def test_superseded_attempt_keeps_the_source_for_the_newer_one(
+    storage, make_message, work_dir
+) -> None:
+    """The sweeper re-queued the job while this worker was still at it: its late `completed` is
+    stale, and the source must survive for the attempt that now owns the video."""
+    message = make_message()
+    notifier = RecordingNotifier()
+    notifier.stale_types.add("completed")
+    assert make_runner(storage, notifier, work_dir, FakeTranscode()).run(message) == "skipped"
+    assert storage.head(message.source_key) is not None
 
 
 @pytest.mark.parametrize("kind", ["started", "completed"])

@@ -120,13 +120,17 @@ class RecordingNotifier:
                  on_send: Callable[[JobEvent], None] | None = None) -> None:
         self.fail = fail or {}
         self.on_send = on_send
+        self.done_jobs: set[str] = set()
+        self.stale_types: set[str] = set()
         self.events: list[JobEvent] = []
         self.essential: list[bool] = []
         self.times: list[float] = []
         self._lock = threading.Lock()
 
     def send(self, callback_url: str, event: JobEvent, *, essential: bool,
-             cancel: threading.Event | None = None) -> None:
+             cancel: threading.Event | None = None) -> str | None:
+        """Answers like the server's job service: a job that completed is `stale` afterwards;
+        `stale_types` forces that verdict for some event types."""
         if self.on_send is not None:
             self.on_send(event)
         if essential and event.type in self.fail:
@@ -135,6 +139,11 @@ class RecordingNotifier:
             self.events.append(event)
             self.essential.append(essential)
             self.times.append(time.monotonic())
+            if event.job_id in self.done_jobs or event.type in self.stale_types:
+                return "stale"
+            if event.type == "completed":
+                self.done_jobs.add(event.job_id)
+            return "applied"
 
     @property
     def types(self) -> list[str]:

@@ -22,7 +22,9 @@ fault).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import queue
 import re
 import resource
@@ -155,8 +157,31 @@ class _StderrCollector(threading.Thread):
         return "\n".join(lines)
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    # Loaded before any fork: the child between fork and exec must not import or dlopen.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
 def _limits_preexec(limit: int | None) -> Callable[[], None]:
+    parent = os.getpid()
+
     def apply() -> None:  # runs in the child between fork and exec: keep it tiny
+        # FFmpeg runs in its own session (so a timeout kills its whole group), which also keeps
+        # it out of reach of a SIGKILL to the worker's group: ask the kernel to kill it when the
+        # worker (the forking thread) dies, and give up at once if that already happened.
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (ValueError, OSError):

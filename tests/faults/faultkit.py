@@ -1,0 +1,732 @@
+"""Fault-injection kit: real processes (server, workers), a RabbitMQ vhost per test, and proxies
+that can be paused or made to fail on purpose.
+
+Nothing here touches the machine's shared RabbitMQ or Redis server processes: RabbitMQ faults are
+scoped to a vhost of our own (`close_all_connections -p V`), Redis and webhook outages are a TCP
+proxy we stop forwarding, and storage errors come from an HTTP proxy in front of the storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from livesupport import BIN, free_port
+
+from coursecrafter_worker.pipeline import find_ffmpeg
+
+PASSWORD = "lecture hall 42"
+QUEUE = "coursecrafter.transcode"
+DEAD = "coursecrafter.transcode.dead"
+
+#: Server settings shrunk for tests (DESIGN.md "Configuration" + settings.py fields).
+FAST_SERVER = {
+    "COURSECRAFTER_ARGON2_TIME_COST": "1",
+    "COURSECRAFTER_ARGON2_MEMORY_KIB": "8192",
+    "COURSECRAFTER_ARGON2_PARALLELISM": "1",
+    "COURSECRAFTER_SWEEP_INTERVAL": "1",
+    "COURSECRAFTER_HEARTBEAT_INTERVAL": "1",
+    "COURSECRAFTER_HEARTBEAT_TIMEOUT": "6",
+    "COURSECRAFTER_REPUBLISH_AFTER": "2",
+    "COURSECRAFTER_LOGIN_RATE_LIMIT_ADDRESS": "1000/minute",
+    "COURSECRAFTER_LOGIN_RATE_LIMIT_ACCOUNT": "1000/minute",
+    "COURSECRAFTER_REFRESH_RATE_LIMIT_ADDRESS": "1000/minute",
+}
+FAST_WORKER = {
+    "COURSECRAFTER_HEARTBEAT_INTERVAL": "1",
+    "COURSECRAFTER_SHUTDOWN_GRACE": "5",
+}
+
+
+def base_env() -> dict[str, str]:
+    """The test process's environment without any COURSECRAFTER_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COURSECRAFTER_")}
+
+
+class WaitTimeout(AssertionError):
+    """`wait_for` ran out of time."""
+
+
+class LostLecture(AssertionError):
+    """The source was deleted (a worker counted its `completed` as delivered) but the video is
+    not `ready` and never will be."""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    """Poll until `predicate()` is truthy; return its value, or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc/<pid>/task/*/children)."""
+    seen: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return seen
+
+
+def proc_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+class Server:
+    """A real `coursecrafter-server` on a fixed loopback port, restartable on the same port."""
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None, *, port: int | None = None,
+                 public_url: str | None = None) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **base_env(),
+            **FAST_SERVER,
+            "COURSECRAFTER_HOME": str(home),
+            "COURSECRAFTER_PUBLIC_URL": public_url or self.url,
+            **(env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+        self.log_path = home / "server.log"
+        home.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def blobs(self) -> Path:
+        return self.home / "blobs"
+
+    def start(self, timeout: float = 30) -> Server:
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [str(BIN / "coursecrafter-server"), "--port", str(self.port),
+                 "--log-level", "info"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; the exit code (None if it was not running)."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        response = httpx.get(f"{self.url}/readyz", timeout=10)
+        return response.status_code, response.json()
+
+
+class Worker:
+    """A `coursecrafter-worker` process, in a session (process group) of its own so that a
+    SIGKILL of the group takes its FFmpeg children with it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, concurrency: int = 1,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.env = {**env, **FAST_WORKER, **(extra_env or {})}
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> Worker:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "coursecrafter-worker"), "--concurrency", str(self.concurrency)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent,
+                start_new_session=True,
+            )
+        return self
+
+    def ffmpeg_pids(self) -> list[int]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [p for p in process_tree(self.pid)[1:] if "ffmpeg" in proc_name(p)]
+
+    def kill_group(self) -> list[int]:
+        """SIGKILL the whole process group; return the pids it had (worker first)."""
+        assert self.process is not None
+        pids = process_tree(self.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        return pids
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+
+def rabbitmqctl(*args: str, check: bool = True, timeout: float = 60) -> str:
+    done = subprocess.run(["rabbitmqctl", "-s", *args], capture_output=True, text=True,
+                          timeout=timeout)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def rabbitmq_usable() -> str | None:
+    """None when the local broker can be driven with rabbitmqctl, else why not."""
+    if shutil.which("rabbitmqctl") is None:
+        return "rabbitmqctl is not installed"
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            pass
+    except OSError as exc:
+        return f"RabbitMQ is not reachable at 127.0.0.1:5672: {exc}"
+    return None
+
+
+class Vhost:
+    """A RabbitMQ vhost of our own; every fault is scoped to it."""
+
+    def __init__(self, prefix: str = "cc-faults") -> None:
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        self.url = f"amqp://guest:guest@127.0.0.1:5672/{quote(self.name, safe='')}"
+
+    def queue_depths(self) -> dict[str, int]:
+        """{queue name: messages (ready + unacked)} of this vhost."""
+        out = rabbitmqctl("list_queues", "-p", self.name, "name", "messages")
+        depths: dict[str, int] = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                depths[parts[0]] = int(parts[1])
+        return depths
+
+    def wait_drained(self, timeout: float = 20) -> dict[str, int]:
+        """Until both the job queue and the dead-letter queue hold 0 messages."""
+        last: dict[str, int] = {}
+
+        def drained() -> bool:
+            nonlocal last
+            last = self.queue_depths()
+            return last.get(QUEUE) == 0 and last.get(DEAD) == 0  # both declared, both empty
+
+        try:
+            wait_for(drained, timeout, interval=1.0, what="empty queues")
+        except WaitTimeout:
+            raise AssertionError(f"queues not drained after {timeout:g}s: {last}") from None
+        return last
+
+    def close_connections(self, reason: str = "fault injection") -> None:
+        rabbitmqctl("close_all_connections", "-p", self.name, reason)
+
+    def connections(self) -> list[str]:
+        out = rabbitmqctl("list_connections", "-p", self.name, "name", "state", check=False)
+        return [line for line in out.splitlines() if line.strip()]
+
+    def consumers(self) -> list[str]:
+        out = rabbitmqctl("list_consumers", "-p", self.name, "queue_name", check=False)
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def delete(self) -> None:
+        rabbitmqctl("delete_vhost", self.name, check=False)
+
+
+# --------------------------------------------------------------------------- TCP proxy
+
+
+class TcpProxy:
+    """A loopback TCP forwarder with an outage switch.
+
+    Modes: "forward"; "reset" (every connection, existing and new, is cut with a RST: the
+    peer is down); "blackhole" (connections are accepted and nothing ever answers: a network
+    partition). The listening port never changes, so whoever is configured with it reconnects
+    by itself when the mode goes back to "forward"."""
+
+    def __init__(self, upstream: tuple[str, int] | None = None) -> None:
+        self.upstream = upstream
+        self.mode = "forward"
+        self.accepted = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
+
+    def set_mode(self, mode: str) -> None:
+        assert mode in ("forward", "reset", "blackhole")
+        with self._lock:
+            self.mode = mode
+            victims = list(self._conns) if mode != "forward" else []
+            if mode != "forward":
+                self._conns.clear()
+        for sock in victims:
+            _reset(sock)
+
+    def pause(self, mode: str = "reset") -> None:
+        self.set_mode(mode)
+
+    def resume(self) -> None:
+        self.set_mode("forward")
+
+    def close(self) -> None:
+        self._closed.set()
+        self.set_mode("reset")
+        self._listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                mode = self.mode
+                if mode == "forward":
+                    self.accepted += 1
+                else:
+                    self.refused += 1
+            if mode == "reset":
+                _reset(client)
+                continue
+            if mode == "blackhole":
+                with self._lock:
+                    self._conns.add(client)
+                continue
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        assert self.upstream is not None
+        try:
+            upstream = socket.create_connection(self.upstream, timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            _reset(client)
+            return
+        with self._lock:
+            if self.mode != "forward":
+                _reset(client)
+                _reset(upstream)
+                return
+            self._conns.update((client, upstream))
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(src)
+                self._conns.discard(dst)
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a RST (SO_LINGER 0), like a crashed peer."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+# --------------------------------------------------------------------------- HTTP fault proxy
+
+
+@dataclass
+class PartPut:
+    part_number: int
+    action: str
+    received: int  # body bytes the proxy read
+    status: int | None  # what the client was answered (None: connection cut)
+
+
+@dataclass
+class HttpFaultProxy:
+    """A forwarding HTTP proxy in front of storage (the server's /blobs, or S3) that applies a
+    plan to part PUTs (`PUT ...?partNumber=N&uploadId=...`), in the order they arrive:
+
+    - "pass": forward;
+    - "500" / "503": read the whole body, answer that status without forwarding;
+    - "stored-500": forward (storage keeps the part), then answer 500 anyway;
+    - "cut": read about half the body, then reset the connection (RST) mid-body.
+
+    Every other request is forwarded as it is."""
+
+    plan: list[str] = field(default_factory=list)
+    upstream: tuple[str, int] | None = None
+    parts: list[PartPut] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                action = proxy._next_action(self.command, self.path)
+                number = int((re.search(r"[?&]partNumber=(\d+)", self.path) or [0, 0])[1])
+                if action == "cut":
+                    got = self.rfile.read(max(1, length // 2)) if length else b""
+                    proxy._record(PartPut(number, action, len(got), None))
+                    _reset(self.connection)
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # the client went away mid-body
+                    self.close_connection = True
+                    return
+                if action in ("500", "503"):
+                    proxy._record(PartPut(number, action, len(body), int(action)))
+                    payload = b'{"error": {"code": "injected", "message": "injected fault"}}'
+                    self.send_response(int(action))
+                    self.send_header("Content-Type", "application/json")
+                    if action == "503":
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                status, reason, headers, data = proxy._forward(self.command, self.path,
+                                                               self.headers.items(), body)
+                if action == "stored-500":
+                    proxy._record(PartPut(number, action, len(body), 500))
+                    status, reason, data = 500, "Internal Server Error", \
+                        b'{"error": {"code": "injected", "message": "stored, then failed"}}'
+                    headers = [("Content-Type", "application/json")]
+                elif action == "pass":
+                    proxy._record(PartPut(number, action, len(body), status))
+                self.send_response(status, reason)
+                for key, value in headers:
+                    if key.lower() not in ("transfer-encoding", "connection", "keep-alive",
+                                           "content-length", "server", "date"):
+                        self.send_header(key, value)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", dict(
+                        (k.lower(), v) for k, v in headers).get("content-length", "0"))
+                    self.end_headers()
+                    return
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def forward_to(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+
+    def _next_action(self, method: str, path: str) -> str | None:
+        if method != "PUT" or "partNumber=" not in path:
+            return None
+        with self._lock:
+            return self.plan.pop(0) if self.plan else "pass"
+
+    def _record(self, put: PartPut) -> None:
+        with self._lock:
+            self.parts.append(put)
+
+    def _forward(self, method: str, path: str, headers: Iterable[tuple[str, str]],
+                 body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        assert self.upstream is not None
+        conn = http.client.HTTPConnection(*self.upstream, timeout=120)
+        try:
+            conn.request(method, path, body=body, headers={
+                k: v for k, v in headers if k.lower() not in ("connection", "keep-alive", "expect")
+            })
+            response = conn.getresponse()
+            return response.status, response.reason, response.getheaders(), response.read()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------- media and checks
+
+
+def make_clip(path: Path, *, seconds: float, size: str = "320x240", rate: int = 25) -> Path:
+    subprocess.run(
+        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         "-shortest", str(path)],
+        check=True, timeout=120,
+    )
+    return path
+
+
+def sdk_client(url: str, username: str) -> Any:
+    """A registered, logged-in SDK client (in-memory credentials)."""
+    from coursecrafter_cli import Client, MemoryCredentialStore
+
+    client = Client(url, credential_store=MemoryCredentialStore())
+    client.register(username, f"{username}@example.edu", PASSWORD)
+    client.login(username, PASSWORD)
+    return client
+
+
+def poll_video(client: Any, video_id: str, predicate: Callable[[dict[str, Any]], bool],
+               timeout: float, interval: float = 0.1, what: str = "video state") -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal last
+        try:
+            last = client.get_video(video_id)
+        except Exception as exc:  # the server may be restarting
+            last = {"error": repr(exc)}
+            return False
+        return predicate(last)
+
+    try:
+        wait_for(check, timeout, interval, what)
+    except WaitTimeout:
+        raise AssertionError(f"video {video_id}: timed out after {timeout:g}s waiting for {what}; "
+                             f"last record: {last}") from None
+    return last
+
+
+def wait_ready(client: Any, video_id: str, timeout: float = 120,
+               blobs: Path | None = None) -> dict[str, Any]:
+    """Poll until the video is `ready` (or `failed`: an assertion error). With `blobs` (local
+    storage), fail fast on a lost lecture: the worker deletes the source only after its
+    `completed` event was delivered, so a video whose source has been gone for 5 s without
+    being `ready` will never get there."""
+    gone_since: list[float] = []
+
+    def done(video: dict[str, Any]) -> bool:
+        if video.get("status") in ("ready", "failed"):
+            return True
+        if blobs is not None and not source_path(blobs, video_id).exists():
+            gone_since.append(time.monotonic())
+            if gone_since[-1] - gone_since[0] > 5:
+                raise LostLecture(
+                    f"LOST: the source of video {video_id} was deleted (a worker reported it "
+                    f"completed) but the video is stuck {video.get('status')!r}: {video}")
+        else:
+            gone_since.clear()
+        return False
+
+    video = poll_video(client, video_id, done, timeout, interval=0.25, what="ready or failed")
+    assert video["status"] == "ready", video
+    return video
+
+
+def source_path(blobs: Path, video_id: str) -> Path:
+    return blobs / "objects" / "uploads" / video_id / "source"
+
+
+def wait_source_gone(blobs: Path, video_id: str, timeout: float = 15) -> None:
+    path = source_path(blobs, video_id)
+    wait_for(lambda: not path.exists(), timeout, what=f"{path} to be deleted")
+
+
+def assert_outputs_complete(blobs: Path, video: dict[str, Any]) -> dict[str, int]:
+    """Exactly one master playlist naming each rendition once; every rendition playlist ends
+    with #EXT-X-ENDLIST, names each segment once, and each segment exists (non-empty); the
+    segments cover the duration; and nothing else is stored under the video's prefix (no stale
+    or duplicated outputs). Returns {playlist: segment count}."""
+    base = blobs / "objects" / "videos" / video["id"]
+    files = {p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()}
+    masters = [f for f in files if f.endswith("master.m3u8")]
+    assert masters == ["hls/master.m3u8"], sorted(files)
+    master = (base / "hls" / "master.m3u8").read_text()
+    assert master.startswith("#EXTM3U")
+    variants = [line for line in master.splitlines() if line and not line.startswith("#")]
+    assert master.count("#EXT-X-STREAM-INF") == len(variants) == len(set(variants)) >= 1, master
+    assert len(variants) == len(video["renditions"]), (variants, video["renditions"])
+    expected = {"hls/master.m3u8"}
+    if video.get("poster_url"):
+        expected.add("poster.jpg")
+    counts: dict[str, int] = {}
+    for variant in variants:
+        rel = f"hls/{variant}"
+        text = (base / rel).read_text()
+        assert "#EXT-X-ENDLIST" in text.splitlines()[-1:] or text.rstrip().endswith(
+            "#EXT-X-ENDLIST"), f"{rel} is not finished:\n{text}"
+        segments = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert segments and len(segments) == len(set(segments)), text
+        seconds = sum(float(x) for x in re.findall(r"#EXTINF:([\d.]+)", text))
+        assert abs(seconds - float(video["duration"])) < 0.6, (rel, seconds, video["duration"])
+        expected.add(rel)
+        folder = rel.rsplit("/", 1)[0]
+        for segment in segments:
+            seg = f"{folder}/{segment}"
+            expected.add(seg)
+            assert (base / seg).is_file() and (base / seg).stat().st_size > 0, seg
+        counts[rel] = len(segments)
+    assert files == expected, {"missing": sorted(expected - files),
+                               "unexpected": sorted(files - expected)}
+    return counts
+
+
+def jobs(server: Server) -> dict[str, tuple[int, str]]:
+    """{video id: (attempt, status)} of every transcoding job, read from the embedded SQLite
+    store (read-only): the outbox's view of what is still open."""
+    db = server.home / "coursecrafter.sqlite3"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT video_id, attempt, status FROM jobs").fetchall()
+    finally:
+        conn.close()
+    assert len({r[0] for r in rows}) == len(rows), rows  # one job per video
+    return {video_id: (attempt, status) for video_id, attempt, status in rows}
+
+
+def assert_jobs_done(server: Server, attempts: dict[str, int]) -> None:
+    """Every job `done`, at the expected attempt (how often it was handed out again)."""
+    assert jobs(server) == {vid: (n, "done") for vid, n in attempts.items()}
+
+
+class RssSampler:
+    """Samples VmRSS of named processes every `interval` s in a thread; `peaks` in MiB. For a
+    name ending in "+tree" the RSS of the whole process tree (e.g. a worker with its FFmpeg
+    children) is summed."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peaks: dict[str, float] = {name: 0.0 for name in pids}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            for name, pid in self.pids.items():
+                if name.endswith("+tree"):
+                    kib = sum(rss_kib(p) for p in process_tree(pid))
+                else:
+                    kib = rss_kib(pid)
+                self.peaks[name] = max(self.peaks[name], kib / 1024)
+            self.samples += 1
+            if self._stop.wait(self.interval):
+                return

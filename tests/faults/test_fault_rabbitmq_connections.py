@@ -1,0 +1,140 @@
+"""Fault 2: RabbitMQ closes every connection of the vhost (`rabbitmqctl close_all_connections`)
+while uploads are being completed (the server publishes) and jobs are being consumed (the worker
+transcodes and acks). Nothing may be lost or stuck; server and worker reconnect by themselves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from faultkit import (
+    QUEUE,
+    assert_jobs_done,
+    assert_outputs_complete,
+    sdk_client,
+    wait_for,
+    wait_ready,
+    wait_source_gone,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+UPLOADS = 8
+
+
+def test_connections_closed_while_publishing_and_consuming(lab, clips):
+    vhost = lab.vhost()
+    server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "20"})
+    worker = lab.worker(server, concurrency=2)
+    client = sdk_client(server.url, "ada")
+    wait_for(lambda: QUEUE in vhost.consumers(), 20, what="the worker to consume")
+
+    # Uploads spread over ~6 s; meanwhile the broker drops every connection of the vhost four
+    # times (each rabbitmqctl call takes about a second), noting what was in flight each time.
+    closes: list[float] = []
+    in_flight: list[dict[str, int]] = []
+    stop = threading.Event()
+
+    def chaos() -> None:
+        for delay in (0.8, 0.5, 0.5, 0.5):
+            if stop.wait(delay):
+                return
+            statuses = [v["status"] for v in client.list_videos()]
+            in_flight.append({s: statuses.count(s) for s in set(statuses)})
+            vhost.close_connections("fault injection: test")
+            closes.append(time.monotonic())
+
+    def upload(i: int) -> str:
+        time.sleep(0.8 * i)
+        return client.upload(clips["medium"], title=f"Lecture {i}", resume=False)["id"]
+
+    began = time.monotonic()
+    chaos_thread = threading.Thread(target=chaos, daemon=True)
+    chaos_thread.start()
+    with ThreadPoolExecutor(UPLOADS) as pool:
+        ids = list(pool.map(upload, range(UPLOADS)))
+    chaos_thread.join(30)
+    stop.set()
+    assert len(closes) == 4
+    last_close = closes[-1]
+    # At least one close caught a job in a worker's hands (the others: publishing, queued).
+    assert any(snapshot.get("processing") for snapshot in in_flight), in_flight
+
+    videos = [wait_ready(client, vid, timeout=90, blobs=server.blobs) for vid in ids]
+    all_ready = time.monotonic() - began
+
+    # Both sides are back on their own: the server's broker check, the worker's consumer.
+    wait_for(lambda: server.readyz()[0] == 200, 30, interval=0.2, what="/readyz ok")
+    status, ready = server.readyz()
+    assert ready["checks"]["broker"] == "ok", ready
+    wait_for(lambda: QUEUE in vhost.consumers(), 30, interval=0.5, what="a consumer again")
+    reconnected = time.monotonic() - last_close
+
+    # And they work: one more lecture through the reconnected publisher and consumer.
+    extra = client.upload(clips["tiny"], title="After the storm", resume=False)["id"]
+    videos.append(wait_ready(client, extra, timeout=60, blobs=server.blobs))
+
+    for video in videos:
+        assert_outputs_complete(server.blobs, video)
+        wait_source_gone(server.blobs, video["id"])
+    depths = vhost.wait_drained()
+    assert_jobs_done(server, {video["id"]: 1 for video in videos})  # none handed out twice
+    log = worker.log()
+    lost = log.count("RabbitMQ connection lost")
+    assert lost >= 1, log
+    assert worker.process.poll() is None and server.process.poll() is None
+    client.close()
+    republished = server.log().count("could not publish")
+    print(f"\nconnections closed x{len(closes)} (in flight each time: {in_flight}): "
+          f"{len(videos)} videos ready; the {UPLOADS} ready {all_ready:.1f}s after the first "
+          f"upload; "
+          f"readyz ok + consumer back within {reconnected:.1f}s; worker reconnects {lost}; "
+          f"publishes left to the outbox {republished}; queues {depths}")
+
+
+def test_broker_unreachable_uploads_wait_in_the_outbox(lab, clips):
+    """RabbitMQ unreachable (server and worker reach it through a TCP proxy that resets every
+    connection) while uploads are completed: `complete` still answers (the publish gives up
+    after its short timeout and the job stays in the store's outbox), /readyz says the broker
+    is down; when the broker is back the sweeper publishes the jobs and they end ready."""
+    vhost = lab.vhost()
+    proxy = lab.tcp_proxy(("127.0.0.1", 5672))
+    broker = vhost.url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    server = lab.server(env={"COURSECRAFTER_BROKER_URL": broker})
+    worker = lab.worker(server)
+    client = sdk_client(server.url, "ada")
+    wait_for(lambda: QUEUE in vhost.consumers(), 20, what="the worker to consume")
+
+    proxy.pause()
+    down_at = time.monotonic()
+    ids, took = [], []
+    for i in range(2):
+        began = time.monotonic()
+        video = client.upload(clips["tiny"], title=f"Outbox {i}", resume=False)
+        took.append(time.monotonic() - began)
+        assert video["status"] == "queued", video
+        ids.append(video["id"])
+    assert max(took) < 15, took  # the request does not hang on the broker
+    status, ready = server.readyz()
+    assert status == 503 and ready["checks"]["broker"].startswith("error"), ready
+    time.sleep(max(0.0, 8 - (time.monotonic() - down_at)))
+    assert [client.get_video(vid)["status"] for vid in ids] == ["queued", "queued"]
+
+    proxy.resume()
+    back = time.monotonic()
+    videos = [wait_ready(client, vid, timeout=60, blobs=server.blobs) for vid in ids]
+    recovered = time.monotonic() - back
+    for video in videos:
+        assert_outputs_complete(server.blobs, video)
+        wait_source_gone(server.blobs, video["id"])
+    depths = vhost.wait_drained()
+    assert_jobs_done(server, {vid: 1 for vid in ids})
+    assert server.log().count("could not publish job") >= 2
+    wait_for(lambda: server.readyz()[0] == 200, 20, interval=0.2, what="/readyz ok")
+    assert worker.process.poll() is None
+    client.close()
+    print(f"\nbroker unreachable ~8s: complete answered in {max(took):.1f}s (queued, in the "
+          f"outbox); both ready {recovered:.1f}s after the broker returned; queues {depths}")

@@ -1,0 +1,128 @@
+"""Fault 3: the API server is restarted (SIGTERM, then started again on the same home and port)
+while one job is `processing` and others are `queued`.
+
+- Embedded mode: the transcoders are threads of the server, so SIGTERM cancels the running job
+  and the queue (in memory) is lost; the restarted server must re-queue every open job itself.
+- Scale-out: the worker goes on while the server is away (events retried, queued messages kept
+  by RabbitMQ) and reports to the restarted server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import pytest
+from faultkit import (
+    assert_jobs_done,
+    assert_outputs_complete,
+    poll_video,
+    proc_name,
+    process_tree,
+    sdk_client,
+    wait_ready,
+    wait_source_gone,
+)
+from livesupport import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+
+def _upload_three(client, clips) -> list[str]:
+    """A long lecture (in FFmpeg when the server goes down) and two short ones behind it."""
+    ids = [client.upload(clips["long"], title="Long", resume=False)["id"]]
+    ids += [client.upload(clips["medium"], title=f"Short {i}", resume=False)["id"]
+            for i in (1, 2)]
+    return ids
+
+
+def _restart(server, down_for: float = 1.0, crash: bool = False) -> tuple[int | None, float]:
+    began = time.monotonic()
+    if crash:  # kill -9: no shutdown at all; FFmpeg (own session) would live on: kill it too
+        ffmpeg = [p for p in process_tree(server.pid)[1:] if "ffmpeg" in proc_name(p)]
+        server.process.kill()
+        code = server.process.wait(10)
+        for pid in ffmpeg:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert code == -9
+    else:
+        code = server.stop()
+        # A graceful stop: uvicorn runs the lifespan shutdown, then re-raises SIGTERM (-15).
+        assert code in (0, -15), server.log()
+        assert server.log().rstrip().endswith("Finished server process [%d]" % server.pid), \
+            server.log()[-3000:]
+    stopped = time.monotonic() - began
+    time.sleep(down_for)
+    server.start()
+    return code, stopped
+
+
+def _check_all(client, server, ids) -> list[dict]:
+    videos = [wait_ready(client, vid, timeout=120, blobs=server.blobs) for vid in ids]
+    for video in videos:
+        assert_outputs_complete(server.blobs, video)
+        wait_source_gone(server.blobs, video["id"])
+    return videos
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips, how):
+    port = free_port()  # chosen once: the restarted server keeps its URL
+    server = lab.server(env={"COURSECRAFTER_TRANSCODE_CONCURRENCY": "1"}, port=port)
+    client = sdk_client(server.url, "ada")
+    ids = _upload_three(client, clips)
+    poll_video(client, ids[0], lambda v: v["phase"] == "transcoding" and v["progress"] > 0,
+               timeout=60, what="transcoding")
+    before = [client.get_video(vid)["status"] for vid in ids]
+    assert before == ["processing", "queued", "queued"], before
+
+    code, stopped = _restart(server, crash=how == "sigkill")
+    restarted_at = time.monotonic()
+    log = server.log()
+    assert "re-queued 3 unfinished job(s) from a previous run" in log, log
+    # The interrupted job runs again as a new attempt; the queued ones as they were.
+    assert log.count("re-queued as attempt 2 (server_restarted)") == 1, log
+
+    videos = _check_all(client, server, ids)
+    recovered = time.monotonic() - restarted_at
+    assert_jobs_done(server, {ids[0]: 2, ids[1]: 1, ids[2]: 1})
+    client.close()
+    print(f"\nembedded restart ({how}): stop took {stopped:.1f}s (exit {code}); all "
+          f"{len(videos)} ready {recovered:.1f}s after the restart")
+
+
+def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips):
+    vhost = lab.vhost()
+    port = free_port()
+    server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
+                             # Longer than the outage: the running job keeps its attempt.
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "20"}, port=port)
+    worker = lab.worker(server)
+    client = sdk_client(server.url, "ada")
+    ids = _upload_three(client, clips)
+    poll_video(client, ids[0], lambda v: v["phase"] == "transcoding" and v["progress"] > 0,
+               timeout=60, what="transcoding")
+    before = [client.get_video(vid)["status"] for vid in ids]
+    assert before == ["processing", "queued", "queued"], before
+
+    code, stopped = _restart(server, down_for=3.0)
+    restarted_at = time.monotonic()
+    videos = _check_all(client, server, ids)
+    recovered = time.monotonic() - restarted_at
+
+    depths = vhost.wait_drained()
+    assert_jobs_done(server, {vid: 1 for vid in ids})
+    log = worker.log()
+    # The worker carried on while the server was away and retried what it had to report.
+    assert "not delivered" in log, log
+    assert "re-queued" not in server.log()
+    assert worker.process.poll() is None
+    status, ready = server.readyz()
+    assert status == 200 and ready["checks"]["broker"] == "ok", ready
+    client.close()
+    print(f"\nscale-out restart: SIGTERM took {stopped:.1f}s, down 3 s; all {len(videos)} ready "
+          f"{recovered:.1f}s after the restart; webhook retries "
+          f"{log.count('not delivered')}; queues {depths}")

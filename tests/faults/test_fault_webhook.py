@@ -1,0 +1,118 @@
+"""Fault 4: the webhook endpoint is unreachable for a while. The worker reaches the server
+through a TCP proxy (the server's COURSECRAFTER_PUBLIC_URL, hence the callback URL in every job
+message, points at it); pausing the proxy resets every connection, existing and new.
+
+The worker must keep the outcome and retry it (essential events: backoff up to
+COURSECRAFTER_WEBHOOK_MAX_ELAPSED); the video still ends `ready`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from faultkit import (
+    QUEUE,
+    LostLecture,
+    assert_jobs_done,
+    assert_outputs_complete,
+    poll_video,
+    sdk_client,
+    wait_for,
+    wait_ready,
+    wait_source_gone,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+OUTAGE = 8.0
+
+
+def _stack(lab, heartbeat_timeout: int):
+    vhost = lab.vhost()
+    proxy = lab.tcp_proxy()
+    server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout)},
+                        public_url=proxy.url)
+    proxy.upstream = ("127.0.0.1", server.port)
+    return vhost, proxy, server
+
+
+def _finish(vhost, server, worker, client, video_id, resumed_at, label, event, attempt=1):
+    video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
+    recovered = time.monotonic() - resumed_at
+    assert_outputs_complete(server.blobs, video)
+    wait_source_gone(server.blobs, video_id)
+    depths = vhost.wait_drained()
+    assert_jobs_done(server, {video_id: attempt})
+    log = worker.log()
+    retries = log.count(f"{event} event of job")
+    assert retries >= 2, log
+    assert ("re-queued" in server.log()) == (attempt > 1)
+    client.close()
+    print(f"\nwebhook down {OUTAGE:g}s ({label}): `{event}` retried {retries}x; ready "
+          f"{recovered:.1f}s after the webhook came back; queues {depths}")
+
+
+def test_webhook_unreachable_when_the_worker_reports_completed(lab, clips):
+    vhost, proxy, server = _stack(lab, heartbeat_timeout=30)
+    worker = lab.worker(server)
+    client = sdk_client(server.url, "ada")
+    video_id = client.upload(clips["long"], title="Webhook", resume=False)["id"]
+    poll_video(client, video_id, lambda v: v["phase"] == "transcoding" or v["status"] == "ready",
+               timeout=60, what="transcoding")
+    paused_at = time.monotonic()
+    proxy.pause()
+    # Down until the worker has finished and failed to report it, and at least OUTAGE s.
+    wait_for(lambda: "completed event of job" in worker.log(), 60,
+             what="the worker to fail to deliver `completed`")
+    time.sleep(max(0.0, OUTAGE - (time.monotonic() - paused_at)))
+    assert client.get_video(video_id)["status"] == "processing"  # nothing reached the server
+    assert proxy.refused > 0
+    proxy.resume()
+    _finish(vhost, server, worker, client, video_id, time.monotonic(), "during the job",
+            "completed")
+
+
+def test_webhook_unreachable_when_the_worker_reports_started(lab, clips):
+    vhost, proxy, server = _stack(lab, heartbeat_timeout=30)
+    client = sdk_client(server.url, "ada")
+    video_id = client.upload(clips["tiny"], title="Webhook", resume=False)["id"]
+    assert client.get_video(video_id)["status"] == "queued"
+    proxy.pause()
+    worker = lab.worker(server)
+    wait_for(lambda: QUEUE in vhost.consumers(), 20, what="the worker to consume")
+    time.sleep(OUTAGE)
+    assert client.get_video(video_id)["status"] == "queued"
+    proxy.resume()
+    _finish(vhost, server, worker, client, video_id, time.monotonic(), "before the job",
+            "started")
+
+
+OUTAGE_LONGER_THAN_HEARTBEAT_BUG = (
+    "BUG (same root cause as test_worker_killed_mid_ffmpeg_then_sweeper_requeues_before_a_new_"
+    "worker): a webhook outage longer than COURSECRAFTER_HEARTBEAT_TIMEOUT (defaults 120 s, "
+    "while the worker retries for webhook_max_elapsed=300 s) makes the sweeper re-queue the "
+    "job as attempt 2 while attempt 1 is alive and retrying `completed`. When the webhook "
+    "returns, that `completed` is answered 200 {'status': 'stale'}; runner._run treats it as "
+    "delivered and deletes uploads/{id}/source; attempt 2 is then acked by the "
+    "`_already_completed` shortcut without any event: the video stays `queued` for ever and "
+    "cannot be retried. Fix as there (a stale answer must be visible to the runner, which must "
+    "keep the source), or let the server accept the `completed` of an older attempt while the "
+    "newer one has not started (job still pending/published) and drop the re-published message."
+)
+
+
+def test_webhook_outage_longer_than_the_heartbeat_timeout(lab, clips):
+    vhost, proxy, server = _stack(lab, heartbeat_timeout=5)
+    worker = lab.worker(server)
+    client = sdk_client(server.url, "ada")
+    video_id = client.upload(clips["long"], title="Webhook", resume=False)["id"]
+    poll_video(client, video_id, lambda v: v["phase"] == "transcoding", timeout=60,
+               what="transcoding")
+    proxy.pause()
+    poll_video(client, video_id, lambda v: v["status"] == "queued", timeout=30,
+               what="the sweeper to re-queue the silent job")
+    time.sleep(2)
+    proxy.resume()
+    _finish(vhost, server, worker, client, video_id, time.monotonic(),
+            "longer than the heartbeat timeout", "completed", attempt=2)
