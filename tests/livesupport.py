@@ -94,3 +94,30 @@ def run_cli(env: dict[str, str], *args: str, stdin: str | None = None,
 def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
                           timeout=60, check=check)
+
+
+MIB = 1024 * 1024
+
+
+def make_file(path: Path, size: int, seed: int = 1) -> Path:
+    """A file of `size` pseudo-random bytes, written in pieces (never whole in memory)."""
+    import random
+
+    rnd = random.Random(seed)
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(MIB, left)
+            fh.write(rnd.randbytes(n))
+            left -= n
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()

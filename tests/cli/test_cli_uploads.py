@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import stat
 import threading
 import tracemalloc
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livesupport import file_sha256 as sha
+from livesupport import make_file
 from upload_fakes import MIB, FakeCourseCrafter, StoredPart, logged_in_client
 
 from coursecrafter_cli import Client
@@ -27,26 +28,6 @@ from coursecrafter_cli.uploads import (
 )
 
 FAST = RetryPolicy(attempts=4, initial=0.001, maximum=0.005, api_attempts=3)
-
-
-def make_file(path: Path, size: int, seed: int = 1) -> Path:
-    """A file of `size` pseudo-random bytes, written in pieces (never whole in memory)."""
-    rnd = random.Random(seed)
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            n = min(MIB, left)
-            fh.write(rnd.randbytes(n))
-            left -= n
-    return path
-
-
-def sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(MIB):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from livesupport import BIN, LiveServer, run_cli, start_live_server
+from livesupport import BIN, LiveServer, file_sha256, make_file, run_cli, start_live_server
 
 PASSWORD = "lecture hall 42"
 MIB = 1024 * 1024
@@ -206,25 +205,6 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     finally:
         server.stop()
         proxy.close()
-
-
-def make_file(path: Path, size: int, seed: int = 7) -> Path:
-    rnd = random.Random(seed)
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            n = min(MIB, left)
-            fh.write(rnd.randbytes(n))
-            left -= n
-    return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(MIB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 #: What `complete` leaves a video in: the server enqueues the transcoding job right away, and
