@@ -109,10 +109,23 @@ class JobService:
         return handler(job, video, event)
 
     def _beat(self, job: Job, status: JobStatus) -> bool:
-        now = _now()
-        beaten = dataclasses.replace(job, status=status, heartbeat_at=now, updated_at=now)
-        return self.store.update_job(beaten, expected_attempt=job.attempt,
-                                     expected_status=job.status)
+        """Record a heartbeat of `job.attempt`. The compare-and-set keeps a late heartbeat from
+        reopening a finished job; when it loses only to a benign write of the same attempt (the
+        enqueuing thread confirming PENDING → PUBLISHED after a fast worker already started), read
+        the job again and retry instead of calling the event stale."""
+        for _ in range(5):
+            now = _now()
+            beaten = dataclasses.replace(job, status=status, heartbeat_at=now, updated_at=now)
+            if self.store.update_job(beaten, expected_attempt=job.attempt,
+                                     expected_status=job.status):
+                return True
+            fresh = self.store.get_job(job.id)
+            if fresh is None or fresh.attempt != job.attempt or fresh.status in (
+                JobStatus.DONE, JobStatus.FAILED
+            ):
+                return False
+            job = fresh
+        return False
 
     def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
         if not self._beat(job, JobStatus.PROCESSING):

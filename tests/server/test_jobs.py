@@ -232,3 +232,41 @@ def test_restart_republishes_open_jobs(world):
     assert jobs.republish_unfinished() == 2
     by_video = {m.video_id: m.attempt for m in publisher.messages}
     assert by_video == {queued.id: 1, running.id: 2}
+
+
+class RacingStore(MemoryStore):
+    """Lets the enqueuing thread's PENDING → PUBLISHED write land between the moment the webhook
+    handler reads the job and the moment it writes PROCESSING: a fast in-process worker can start
+    before `enqueue` has recorded that the queue took the message (seen in CI)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interleave = None
+
+    def get_job(self, job_id):
+        job = super().get_job(job_id)
+        if self.interleave is not None:
+            hook, self.interleave = self.interleave, None
+            hook()
+        return job
+
+
+def test_started_racing_the_publish_confirmation_is_applied(tmp_path):
+    store = RacingStore()
+    storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
+    publisher = FakePublisher()
+    jobs = JobService(store, storage, publisher, callback_url="http://127.0.0.1:8000/cb")
+    video = uploaded_video(store)
+    publisher.down = True  # keep the job PENDING; the "other thread" confirms it below
+    jobs.enqueue(video)
+    publisher.down = False
+    (job,) = store.list_jobs([JobStatus.PENDING])
+    message = jobs.message(job)
+    store.interleave = lambda: store.update_job(
+        dataclasses.replace(job, status=JobStatus.PUBLISHED), expected_attempt=1,
+        expected_status=JobStatus.PENDING)
+    assert jobs.handle_event(event(message, "started")) == "applied"
+    assert store.get_job(job.id).status is JobStatus.PROCESSING
+    assert status(store, video).status is VideoStatus.PROCESSING
+    assert jobs.handle_event(event(message, "progress", phase="transcoding", progress=40)) \
+        == "applied"
