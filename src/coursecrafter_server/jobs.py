@@ -25,6 +25,7 @@ from coursecrafter_server.storage import ObjectStorage
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.messages import JobEvent, JobMessage
+from coursecrafter_worker.queue.base import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,35 @@ class JobService:
                     )
                 counts["failed"] += 1
         return counts
+
+    def settle_dead_letter(self, dead: DeadLetter) -> str:
+        """A message the queue gave up on (delivered too often without an outcome, or its handler
+        crashed): the video would otherwise wait in `queued`/`processing` forever. Fail it with
+        the reason, unless the job has moved on (a newer attempt, or already finished)."""
+        if dead.message is None:
+            log.error("dead letter that is not a job message dropped: %r", dead.body[:200])
+            return "poison"
+        job = self.store.get_job(dead.message.job_id)
+        if job is None or job.video_id != dead.message.video_id:
+            return "unknown_job"
+        if job.attempt != dead.message.attempt or job.status in (JobStatus.DONE, JobStatus.FAILED):
+            return "stale"
+        if not self._finish(job, JobStatus.FAILED):
+            return "stale"
+        video = self.store.get_video(job.video_id)
+        if video is not None and video.status in ACTIVE_VIDEO:
+            if dead.reason == "rejected":
+                code, text = "worker_error", "the transcoder crashed on this video"
+            else:
+                code = "worker_lost"
+                # RabbitMQ does not always say how often; its delivery limit is max_attempts.
+                times = dead.deliveries or self.max_attempts
+                text = f"the transcoder stopped {times} times without finishing this video"
+            self._set_video(video, status=VideoStatus.FAILED, phase=None, error_code=code,
+                            error_message=f"{text}; run `coursecrafter retry` to try again")
+        log.warning("job %s attempt %d dead-lettered (%s): video %s failed", job.id, job.attempt,
+                    dead.reason, job.video_id)
+        return "applied"
 
     def republish_unfinished(self) -> int:
         """At start-up of the in-process queue: it starts empty, so hand it every open job."""

@@ -1,5 +1,5 @@
-"""Background housekeeping of one server process: expire abandoned uploads (later: re-publish
-stuck jobs). Every step is idempotent and compare-and-set in the store, so several server
+"""Background housekeeping of one server process: expire abandoned uploads, re-publish or re-queue
+stuck jobs, settle dead-lettered jobs, drop expired refresh tokens. Every step is idempotent and compare-and-set in the store, so several server
 processes may sweep at once."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import threading
 from datetime import datetime, timezone
 
 from coursecrafter_server.bootstrap import Container
+from coursecrafter_worker.queue.base import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,26 @@ class Sweeper:
     def sweep_once(self) -> None:
         self.container.uploads.expire_abandoned()
         self.container.jobs.sweep()
+        self.settle_dead_letters()
         self.container.store.delete_expired_refresh_tokens(datetime.now(timezone.utc))
+
+    def settle_dead_letters(self, limit: int = 100) -> int:
+        """Fail the videos whose job message the queue gave up on (see JobService)."""
+        take = getattr(self.container.queue, "get_dead_letter", None)
+        if take is None:
+            return 0
+        settled = 0
+        for _ in range(limit):
+            try:
+                dead = take()
+            except QueueUnavailable as exc:  # the broker is away: the letters wait for us
+                log.warning("cannot read dead letters: %s", exc)
+                break
+            if dead is None:
+                break
+            self.container.jobs.settle_dead_letter(dead)
+            settled += 1
+        return settled
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

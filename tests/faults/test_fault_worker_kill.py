@@ -144,3 +144,43 @@ def test_sigkilled_worker_leaves_no_orphan_ffmpeg(lab, clips):
         for pid in ffmpeg:  # never leave the orphan running
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_lecture_that_kills_every_worker_fails_clearly_and_can_be_retried(lab, clips):
+    """Each worker that takes the job dies mid-FFmpeg (as on a machine that runs out of memory
+    on this one file). The heartbeat timeout is long, so only RabbitMQ's redelivery is at work:
+    after the delivery limit the message is dead-lettered, and the server's sweeper turns that
+    into `failed` with a reason, instead of a video `queued`/`processing` for ever. The source
+    is kept, so `retry` (once the cause is fixed) takes the lecture to `ready`."""
+    vhost = lab.vhost()
+    server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
+                             "COURSECRAFTER_MAX_ATTEMPTS": "3",
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "600"})
+    client = sdk_client(server.url, "ada")
+    video_id = client.upload(clips["long"], title="Killer lecture", resume=False)["id"]
+    for delivery in range(1, 4):
+        worker = lab.worker(server, f"worker-{delivery}")
+        wait_for(lambda: f"delivery {delivery} of at most 3" in worker.log()
+                 and worker.ffmpeg_pids(), 60, what=f"delivery {delivery} in FFmpeg")
+        ffmpeg = worker.ffmpeg_pids()
+        pids = worker.kill_group()
+        for pid in ffmpeg:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(alive(p) for p in pids + ffmpeg), 10, what="the kill")
+    failed = poll_video(client, video_id, lambda v: v["status"] == "failed", timeout=30,
+                        what="the dead letter to fail the video")
+    assert failed["error"]["code"] == "worker_lost"
+    assert "stopped 3 times" in failed["error"]["message"]
+    assert "coursecrafter retry" in failed["error"]["message"]
+    assert "dead-lettered (delivery_limit)" in server.log()
+    assert source_path(server.blobs, video_id).exists()  # nothing lost: retry can use it
+    vhost.wait_drained()  # the dead letter was taken off the dead-letter queue
+
+    client.retry_video(video_id)
+    lab.worker(server, "worker-healthy")
+    video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
+    assert_outputs_complete(server.blobs, video)
+    wait_source_gone(server.blobs, video_id)
+    vhost.wait_drained()
+    client.close()

@@ -270,3 +270,53 @@ def test_started_racing_the_publish_confirmation_is_applied(tmp_path):
     assert status(store, video).status is VideoStatus.PROCESSING
     assert jobs.handle_event(event(message, "progress", phase="transcoding", progress=40)) \
         == "applied"
+
+
+def _dead(message, reason: str, deliveries: int = 3):
+    from coursecrafter_worker.queue.base import DeadLetter
+
+    return DeadLetter(message.to_json(), message, reason, deliveries)
+
+
+def test_dead_lettered_job_fails_its_video_with_the_reason(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    (message,) = publisher.messages
+    jobs.handle_event(event(message, "started"))
+    assert jobs.settle_dead_letter(_dead(message, "delivery_limit")) == "applied"
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.error_code == "worker_lost"
+    assert "stopped 3 times" in failed.error_message and "coursecrafter retry" in failed.error_message
+    # Late events of that attempt change nothing; the user can retry.
+    assert jobs.handle_event(event(message, "completed", duration=1.0)) == "stale"
+
+
+def test_dead_letter_before_any_worker_started_fails_a_queued_video(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    (message,) = publisher.messages
+    assert jobs.settle_dead_letter(_dead(message, "rejected", 1)) == "applied"
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.error_code == "worker_error"
+
+
+def test_dead_letter_of_a_superseded_attempt_changes_nothing(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    (first,) = publisher.messages
+    jobs.handle_event(event(first, "started"))
+    later = datetime.now(timezone.utc) + timedelta(seconds=500)
+    assert jobs.sweep(later)["requeued"] == 1  # the worker went silent: attempt 2
+    assert jobs.settle_dead_letter(_dead(first, "delivery_limit")) == "stale"
+    assert status(store, video).status is VideoStatus.QUEUED
+    assert publisher.messages[-1].attempt == 2
+
+
+def test_poison_dead_letter_is_dropped(world):
+    from coursecrafter_worker.queue.base import DeadLetter
+
+    *_, jobs = world
+    assert jobs.settle_dead_letter(DeadLetter(b"not json", None, "poison", 1)) == "poison"

@@ -38,7 +38,8 @@ class InProcessQueue:
         self._cond = threading.Condition()
         self._pending = 0  # published and not yet acked or dead-lettered
         self._closed = False
-        self.dead_letters: list[DeadLetter] = []
+        self.dead_letters: list[DeadLetter] = []  # every dead letter, for inspection
+        self._dead_taken = 0  # how many of them `get_dead_letter` has handed out
         self.acked = 0
         self.delivered = 0
         self._background: list[tuple[threading.Thread, threading.Event]] = []
@@ -142,6 +143,14 @@ class InProcessQueue:
     def _settled(self) -> None:  # holding self._cond
         self._pending -= 1
         self._cond.notify_all()
+
+    def get_dead_letter(self) -> DeadLetter | None:
+        """The next dead letter not yet handed out (the server settles its job), or None."""
+        with self._cond:
+            if self._dead_taken >= len(self.dead_letters):
+                return None
+            self._dead_taken += 1
+            return self.dead_letters[self._dead_taken - 1]
 
     # Introspection and lifecycle ---------------------------------------------------------------
     def qsize(self) -> int:

@@ -1,0 +1,43 @@
+"""The sweeper wired to a real container: dead letters of the in-process queue reach the store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+from coursecrafter_server.bootstrap import build_container
+from coursecrafter_server.domain import JobStatus, Video, VideoKind, VideoStatus
+from coursecrafter_server.sweeper import Sweeper
+from coursecrafter_worker.queue.base import Requeue
+
+
+def test_a_job_the_queue_gave_up_on_fails_its_video(settings_factory):
+    container = build_container(settings_factory(max_attempts=2, transcode_concurrency=0))
+    now = datetime.now(timezone.utc)
+    video = Video(id="v" * 32, owner_id="u1", course_id=None, kind=VideoKind.VIDEO, title="t",
+                  filename="t.mp4", content_type="video/mp4", size=10, sha256=None,
+                  status=VideoStatus.UPLOADED, created_at=now, updated_at=now)
+    container.store.add_video(video)
+    job = container.jobs.enqueue(video)
+    queue = container.queue
+
+    def never_finishes(message):  # e.g. a transcoder that cannot report, every time
+        raise Requeue("outcome not reported")
+
+    stop = threading.Event()
+    consumer = threading.Thread(target=queue.consume, args=(never_finishes,),
+                                kwargs={"concurrency": 1, "stop": stop})
+    consumer.start()
+    try:
+        assert queue.join(timeout=10)
+    finally:
+        stop.set()
+        consumer.join()
+    sweeper = Sweeper(container, interval=3600)
+    assert sweeper.settle_dead_letters() == 1
+    assert sweeper.settle_dead_letters() == 0  # each letter is settled once
+    failed = container.store.get_video(video.id)
+    assert failed.status is VideoStatus.FAILED and failed.error_code == "worker_lost"
+    assert "coursecrafter retry" in failed.error_message
+    assert container.store.get_job(job.id).status is JobStatus.FAILED
+    container.close()
