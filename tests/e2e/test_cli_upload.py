@@ -3,7 +3,7 @@ both storage adapters: the embedded local blob directory, and S3 (moto's server 
 
 Part PUTs go through a small fault-injecting HTTP proxy (in front of the server's `/blobs` URLs
 in embedded mode, in front of moto in S3 mode) so that storage errors can be provoked for real:
-`proxy.fail_part_puts = n` answers the next n part PUTs with 500 (after reading the body).
+`proxy.plan = ["500", ...]` answers the next part PUTs with 500 (after reading the body).
 Stored objects are read back with `coursecrafter_server.storage.open_storage` (local dir, or
 moto directly, not through the proxy) and compared by SHA-256.
 """
@@ -11,113 +11,30 @@ moto directly, not through the proxy) and compared by SHA-256.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from livesupport import BIN, LiveServer, file_sha256, make_file, run_cli, start_live_server
+from livesupport import (
+    BIN,
+    HttpFaultProxy,
+    LiveServer,
+    file_sha256,
+    make_file,
+    run_cli,
+    start_live_server,
+)
 
 PASSWORD = "lecture hall 42"
 MIB = 1024 * 1024
-
-
-# --------------------------------------------------------------------------- fault proxy
-
-
-class FaultProxy:
-    """A forwarding HTTP proxy on loopback that can fail part PUTs on purpose."""
-
-    def __init__(self) -> None:
-        self.upstream: tuple[str, int] | None = None
-        self.fail_part_puts = 0
-        self.failed = 0
-        self.part_puts = 0
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if len(body) < length:  # the client died mid-body: forward nothing
-                    self.close_connection = True
-                    return
-                if proxy._should_fail(self.command, self.path):
-                    payload = b'{"error": {"code": "injected", "message": "injected failure"}}'
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                assert proxy.upstream is not None
-                conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
-                try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in ("connection", "keep-alive", "expect")}
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    data = response.read()
-                finally:
-                    conn.close()
-                self.send_response(response.status, response.reason)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "keep-alive",
-                                           "content-length", "server", "date"):
-                        self.send_header(key, value)
-                if self.command == "HEAD":
-                    self.send_header("Content-Length",
-                                     response.getheader("Content-Length") or "0")
-                    self.end_headers()
-                    return
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def _should_fail(self, method: str, path: str) -> bool:
-        if method != "PUT" or "partNumber=" not in path:
-            return False
-        with self._lock:
-            self.part_puts += 1
-            if self.fail_part_puts > 0:
-                self.fail_part_puts -= 1
-                self.failed += 1
-                return True
-        return False
-
-    def forward_to(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --------------------------------------------------------------------------- the stack
@@ -127,7 +44,7 @@ class FaultProxy:
 class Stack:
     adapter: str
     server: LiveServer
-    proxy: FaultProxy
+    proxy: HttpFaultProxy
     storage_url: str
     s3_endpoint: str | None
     env: dict[str, str]  # alice, logged in with the real CLI
@@ -180,7 +97,7 @@ def _other_instructors_course(server: LiveServer) -> str:
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     adapter = request.param
     base = tmp_path_factory.mktemp(f"upload-{adapter}")
-    proxy = FaultProxy()
+    proxy = HttpFaultProxy()
     home = base / "server-home"
     if adapter == "local":
         storage_url = (home / "blobs").resolve().as_uri()
@@ -244,10 +161,10 @@ def test_upload_is_byte_identical_and_json_is_the_video_record(stack: Stack,
 
 def test_storage_errors_on_part_puts_are_retried(stack: Stack, tmp_path: Path) -> None:
     lecture = make_file(tmp_path / "retry.mp4", 17 * MIB, seed=11)  # 3 parts
-    stack.proxy.fail_part_puts = 2
+    stack.proxy.plan = ["500", "500"]
     done = run_cli(stack.env, "upload", str(lecture), "--json")
     assert done.returncode == 0, done.stderr
-    assert stack.proxy.failed >= 2 and stack.proxy.fail_part_puts == 0
+    assert [p.action for p in stack.proxy.parts].count("500") == 2 and stack.proxy.plan == []
     assert len(re.findall(r"warning: part \d+: storage answered HTTP 500", done.stderr)) == 2
     video = json.loads(done.stdout)
     assert stack.stored_sha256(video["id"]) == file_sha256(lecture)

@@ -12,7 +12,6 @@ import time
 import pytest
 from faultkit import (
     QUEUE,
-    LostLecture,
     assert_jobs_done,
     assert_outputs_complete,
     poll_video,

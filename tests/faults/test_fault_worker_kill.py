@@ -15,7 +15,6 @@ import time
 
 import pytest
 from faultkit import (
-    LostLecture,
     WaitTimeout,
     alive,
     assert_jobs_done,

@@ -6,7 +6,6 @@ real HTTP to the moto S3 server (S3 adapter)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone

@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from moto.server import ThreadedMotoServer
 
 from coursecrafter_server.storage.local import LocalStorage
 from coursecrafter_server.storage.local_http import blob_router

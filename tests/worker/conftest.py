@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
