@@ -1,4 +1,5 @@
-"""`coursecrafter-server`: serve the API with uvicorn."""
+"""`coursecrafter-server`: serve the API with uvicorn; `coursecrafter-server create-admin` makes the
+first admin account (the API lets only admins create admins)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,64 @@ def _factory():  # type: ignore[no-untyped-def]
     return create_app()
 
 
-def run(argv: list[str] | None = None) -> None:
+def create_admin(argv: list[str]) -> int:
+    """Create an admin directly in the configured store (same settings as the server)."""
+    import getpass
+
+    from pydantic import ValidationError
+
+    from coursecrafter_server.api.schemas import RegisterRequest
+    from coursecrafter_server.bootstrap import build_container
+    from coursecrafter_server.domain import AlreadyExists, Role, WeakPassword
+    from coursecrafter_server.settings import get_settings
+
     parser = argparse.ArgumentParser(
-        prog="coursecrafter-server", description="Serve the CourseCrafter API."
+        prog="coursecrafter-server create-admin",
+        description="Create an admin account in the store the server uses (COURSECRAFTER_* "
+        "settings). The password is read from stdin with --password-stdin, else prompted for.",
+    )
+    parser.add_argument("username")
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--password-stdin", action="store_true")
+    args = parser.parse_args(argv)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    try:
+        request = RegisterRequest(username=args.username, email=args.email, password=password)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in exc.errors())
+        print(f"error: {fields}", file=sys.stderr)
+        return 1
+    try:
+        container = build_container(get_settings())
+    except (UnsafeSettings, ValueError) as exc:
+        print(f"coursecrafter-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        user = container.auth.register(request.username, str(request.email), request.password,
+                                       Role.ADMIN)
+    except (AlreadyExists, WeakPassword) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        container.close()
+    print(f"created admin {user.username} ({user.id})")
+    return 0
+
+
+def run(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["create-admin"]:
+        raise SystemExit(create_admin(argv[1:]))
+    parser = argparse.ArgumentParser(
+        prog="coursecrafter-server",
+        description="Serve the CourseCrafter API. `coursecrafter-server create-admin --help`: "
+        "make an admin account.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
