@@ -8,7 +8,14 @@ no argon2, no RSA signing or verification, no store, no rate limiter, no revocat
 body-size middleware. The tokens it hands out are static strings of the real tokens' sizes, so the
 bytes on the wire match too.
 
-    python bench/bare_app.py --port 8123     # GET /healthz, POST /login, POST /refresh, GET /me
+    python bench/bare_app.py --port 8123     # GET /healthz, POST /login, POST /refresh, GET /me,
+                                             # GET /videos/{video_id}
+
+`GET /videos/{video_id}` (the floor of bench/api_latency.py) mirrors the real route's chain: the
+instructor-role check (async) on top of the /me chain, the sync `get_videos` dependency and the
+sync handler, so three threadpool hops as in the real server, and returns one `VideoOut` built at
+import time with the field sizes of a ready 1080p video with four renditions. No JWT, no store
+lookup, no URL signing.
 
 Two routes are not mirrors but references for what the sync dependency chain itself costs:
 `GET /me-onehop` has the same chain with the trivial dependencies (container, auth service,
@@ -23,13 +30,20 @@ import argparse
 import base64
 import json
 import secrets
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from coursecrafter_server.api.schemas import LoginRequest, RefreshRequest, TokenResponse, UserOut
+from coursecrafter_server.api.routes.videos import Rendition, VideoOut
+from coursecrafter_server.api.schemas import (
+    LoginRequest,
+    RefreshRequest,
+    TokenResponse,
+    UserOut,
+)
 from coursecrafter_server.domain import Role
 
 
@@ -180,6 +194,63 @@ async def _async_current_user(
 async def me_onehop(user: Annotated[dict[str, Any], Depends(_async_current_user)]) -> UserOut:
     """Not a mirror: /me's chain with the trivial dependencies async, one threadpool hop left."""
     return UserOut(**user)
+
+
+# --------------------------------------------------------------------------------------------
+# GET /videos/{video_id}
+
+# Title and filename are the ones bench/api_latency.py gives the real server's video, so the two
+# bodies differ only where the real record's numbers do (size, duration, ...).
+VIDEO_TITLE = "Lecture 07: Gradient descent and its variants"
+VIDEO_FILENAME = "lecture-07-gradient-descent.mp4"
+
+
+def _static_video() -> VideoOut:
+    """A ready 1080p lecture with the real server's four-rung ladder, its URLs of real lengths."""
+    video_id = secrets.token_hex(16)
+    origin = "http://127.0.0.1:65535"  # a bench server's public URL: loopback, 5-digit port
+    expires = 1_700_000_000
+    created = datetime(2024, 3, 4, 10, 15, 30, 123456, tzinfo=timezone.utc)
+    return VideoOut(
+        id=video_id, kind="video", course_id=secrets.token_hex(16), title=VIDEO_TITLE,
+        filename=VIDEO_FILENAME, content_type="video/mp4", size=734_003_200, status="ready",
+        progress=100, phase=None, error=None, duration=3125.458, width=1920, height=1080,
+        renditions=[Rendition(height=h, bitrate=b) for h, b in
+                    ((1080, 5_128_000), (720, 2_928_000), (480, 1_528_000), (360, 928_000))],
+        playback_url=(f"{origin}/api/v1/playback/{video_id}/master.m3u8"
+                      f"?expires={expires}&token={secrets.token_hex(32)}"),
+        poster_url=(f"{origin}/blobs/videos/{video_id}/poster.jpg"
+                    f"?expires={expires}&signature={secrets.token_hex(32)}"),
+        download_url=None,
+        created_at=created, updated_at=created.replace(minute=17),
+    )
+
+
+VIDEO = _static_video()
+
+
+async def require_instructor(user: CurrentUser) -> dict[str, Any]:
+    """The role check of the real `InstructorUser` (async, on the event loop)."""
+    if user["role"] not in (Role.INSTRUCTOR, Role.ADMIN):
+        raise HTTPException(403, "this needs the role instructor or admin")
+    return user
+
+
+InstructorUser = Annotated[dict[str, Any], Depends(require_instructor)]
+
+
+def get_videos(container: ContainerDep) -> _Container:  # sync, as the real one: a threadpool hop
+    return container
+
+
+Videos = Annotated[_Container, Depends(get_videos)]
+
+
+@app.get("/videos/{video_id}")
+def get_video(
+    video_id: str, user: InstructorUser, videos: Videos, container: ContainerDep
+) -> VideoOut:  # sync, as the real handler: the third threadpool hop
+    return VIDEO
 
 
 def main(argv: list[str] | None = None) -> None:
