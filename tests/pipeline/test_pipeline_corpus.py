@@ -108,28 +108,9 @@ CASES: dict[str, Case] = {
                                         ("decode_failed", "truncated"), tight_memory=True),
 }
 
-BUG_RETRYABLE_TRUNCATION = pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a faststart MP4 cut at 10% decodes to ~0.2 s; FFmpeg writes "
-           "TARGETDURATION:0 and leaves the variant out of master.m3u8 ('Bandwidth info not "
-           "available'), and _verify() reports TranscodeError('incomplete_output', retryable) "
-           "for a bad source, so the job is retried forever",
-)
-
-
-def _imprecise(now: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True, reason=f"doubtful: a cut-off file is reported as {now!r}, not 'truncated'")
-
-
-KNOWN_WRONG = {
-    "faststart_cut_10pct": BUG_RETRYABLE_TRUNCATION,
-}
-KNOWN_IMPRECISE = {
-    "faststart_cut_next_box_header": _imprecise("no_streams"),
-    "faststart_cut_600_bytes": _imprecise("not_media"),
-    "header_only_mkv": _imprecise("not_media"),
-}
+# Cases still handled wrongly or imprecisely (name -> xfail mark); fixed ones leave the lists.
+KNOWN_WRONG: dict[str, pytest.MarkDecorator] = {}
+KNOWN_IMPRECISE: dict[str, pytest.MarkDecorator] = {}
 
 
 @dataclass
@@ -378,12 +359,7 @@ def test_empty_audio_track_is_left_out(outcome_of: Callable[[str], Outcome], nam
 @pytest.mark.parametrize("name,real", [
     ("mkv_claims_1h", 2.0),
     ("mkv_claims_200h", 2.0),
-    pytest.param("mkv_claims_half_a_second", 2.0, marks=pytest.mark.xfail(
-        strict=True,
-        reason="product bug: a container duration under 1 s is trusted, so the sub-second "
-               "'still' padding (tpad, 1 s - claimed duration) is appended after the real 2 s: "
-               "the output is 2.5 s with a frozen last half second",
-    )),
+    ("mkv_claims_half_a_second", 2.0),
     ("mp4_claims_30min", 3.0),
 ])
 def test_lying_duration_gives_the_real_one(outcome_of: Callable[[str], Outcome], name: str,

@@ -36,3 +36,7 @@ class TranscodeError(_PipelineError):
 
 
 NOT_MEDIA_MESSAGE = "The file is not a video or audio file FFmpeg can read."
+TRUNCATED_MESSAGE = (
+    "The file is incomplete: it looks cut off (the recording or the copy did not finish). "
+    "Export or copy it again and re-upload it."
+)

@@ -45,11 +45,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NOT_MEDIA_MESSAGE, MediaError, TranscodeError
+from .errors import NOT_MEDIA_MESSAGE, TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .process import FFmpegRun, find_ffmpeg, find_ffprobe, run_ffmpeg
 
 MAX_DIMENSION = 8192
 MAX_PLAUSIBLE_DURATION = 24 * 3600.0
+# Under this, the container's word is checked against the packets (cheap on a short file): a
+# sub-second video gets padded to 1 s, which must not happen to a longer one that lies.
+MIN_TRUSTED_DURATION = 1.0
 
 # Demuxer names FFmpeg may pick for an upload (one name of a multi-name demuxer is enough:
 # "mov" admits "mov,mp4,m4a,3gp,3g2,mj2", "matroska" admits "matroska,webm").
@@ -356,6 +359,29 @@ def _looks_like_mp4(path: Path) -> bool:
     return len(head) >= 8 and head[4:8] in (b"ftyp", b"wide", b"mdat", b"free", b"skip")
 
 
+def _mp4_box_overruns(path: Path) -> bool:
+    """An MP4 whose top-level box declares more bytes than the file holds: cut off."""
+    if not _looks_like_mp4(path):
+        return False
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            head = f.read(16)
+            box = int.from_bytes(head[:4], "big")
+            if box == 1 and len(head) == 16:
+                box = int.from_bytes(head[8:16], "big")
+            if box == 0:
+                return False  # extends to the end of the file
+            if box < 8:
+                return False
+            if offset + box > size:
+                return True
+            offset += box
+    return False
+
+
 def classify_failure(run: FFmpegRun, source: Path, *, what: str = "read") -> MediaError | TranscodeError:
     """Turn a failed FFmpeg run on `source` into the error the runner reports."""
     stderr = run.stderr
@@ -405,6 +431,10 @@ def classify_failure(run: FFmpegRun, source: Path, *, what: str = "read") -> Med
             "Export or copy it again and re-upload it.",
             detail=detail,
         )
+    if "error opening input: end of file" in lower:
+        # The demuxer ran out of bytes while still reading the file's header (an MP4 index or a
+        # Matroska header cut short).
+        return MediaError("truncated", TRUNCATED_MESSAGE, detail=detail)
     decoder = re.search(r"(?:Decoder|decoder) \(codec ([\w-]+)\) not found", stderr)
     if decoder:
         return MediaError("unsupported_codec",
@@ -537,6 +567,8 @@ def _to_media_info(parsed: _Parsed, path: Path, ffmpeg: str, prober: str, run: F
             raise MediaError("unsupported_codec",
                              f"The file's audio/video uses a codec FFmpeg cannot decode ({codecs}).",
                              detail=run.stderr[-2000:])
+        if _mp4_box_overruns(path):
+            raise MediaError("truncated", TRUNCATED_MESSAGE, detail=run.stderr[-2000:])
         raise MediaError("no_streams", "The file contains no video or audio track.",
                          detail=run.stderr[-2000:])
     video = next((s for s in usable_videos if s.default), usable_videos[0] if usable_videos else None)
@@ -570,7 +602,8 @@ def _to_media_info(parsed: _Parsed, path: Path, ffmpeg: str, prober: str, run: F
 
     duration = parsed.duration
     duration_source = "container"
-    if duration is None or duration <= 0 or duration > MAX_PLAUSIBLE_DURATION or math.isnan(duration):
+    if (duration is None or math.isnan(duration) or duration < MIN_TRUSTED_DURATION
+            or duration > MAX_PLAUSIBLE_DURATION):
         measured, how = _packet_duration(path, ffmpeg, parsed, timeout)
         if measured is not None:
             duration, duration_source = measured, how

@@ -62,7 +62,7 @@ import ffmpeg as ffmpeg_python
 
 from coursecrafter_worker.messages import Rendition
 
-from .errors import MediaError, TranscodeError
+from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .ladder import Rung, plan_ladder
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import FFmpegRun, find_ffmpeg, run_ffmpeg
@@ -271,6 +271,10 @@ def parse_media_playlist(text: str) -> tuple[list[tuple[float, str]], bool]:
 def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Rendition], float]:
     def incomplete(why: str) -> MediaError | TranscodeError:
         lower = run.stderr.lower()
+        if "partial file" in lower:
+            # The index promised samples the file does not hold, and what it does hold made no
+            # playable stream (under 0.5 s: FFmpeg leaves the variant out of the master).
+            return MediaError("truncated", TRUNCATED_MESSAGE, detail=f"{why}\n{run.stderr[-3000:]}")
         if "nothing was encoded" in lower or "received no packets" in lower:
             # FFmpeg exited 0 having decoded nothing: the source, not the machine.
             return MediaError("decode_failed", "FFmpeg could not decode any video or audio from "
