@@ -12,8 +12,8 @@ bytes on the wire match too.
                                              # GET /videos/{video_id}
 
 `GET /videos/{video_id}` (the floor of bench/api_latency.py) mirrors the real route's chain: the
-instructor-role check (async) on top of the /me chain, the sync `get_videos` dependency and the
-sync handler, so three threadpool hops as in the real server, and returns one `VideoOut` built at
+instructor-role check (async) on top of the /me chain, the async `get_videos` dependency and the
+sync handler, so two threadpool hops (session, handler) as in the real server, and returns one `VideoOut` built at
 import time with the field sizes of a ready 1080p video with four renditions. No JWT, no store
 lookup, no URL signing.
 
@@ -239,7 +239,7 @@ async def require_instructor(user: CurrentUser) -> dict[str, Any]:
 InstructorUser = Annotated[dict[str, Any], Depends(require_instructor)]
 
 
-def get_videos(container: ContainerDep) -> _Container:  # sync, as the real one: a threadpool hop
+async def get_videos(container: ContainerDep) -> _Container:  # async, as the real one
     return container
 
 

@@ -83,6 +83,7 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)  # a dozen lines per (re)connection
     try:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()

@@ -53,13 +53,10 @@ class AccessTokenService:
     def verify(self, token: str) -> AccessClaims:
         """Raise InvalidToken for anything but a well-formed, current token of ours."""
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
-                raise InvalidToken("access token has the wrong type or algorithm")
-            if header.get("kid") != self._key.kid:
-                raise InvalidToken("access token was signed by an unknown key")
-            # The algorithm list is pinned: `alg: none` and HS256-with-the-public-key both fail here.
-            claims = jwt.decode(
+            # One parse: pyjwt validates the base64 text character by character in Python, so
+            # reading the header separately first cost ~40 % of the check. The algorithm list is
+            # pinned: `alg: none` and HS256-with-the-public-key both fail here.
+            decoded = jwt.api_jwt.decode_complete(
                 token,
                 self._public_key,
                 algorithms=[ALGORITHM],
@@ -68,6 +65,11 @@ class AccessTokenService:
                 options={"require": REQUIRED_CLAIMS},
                 leeway=5,
             )
+            header, claims = decoded["header"], decoded["payload"]
+            if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+                raise InvalidToken("access token has the wrong type or algorithm")
+            if header.get("kid") != self._key.kid:
+                raise InvalidToken("access token was signed by an unknown key")
             return AccessClaims(
                 sub=str(claims["sub"]),
                 jti=str(claims["jti"]),

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/courses", tags=["courses"])
 _errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422)}
 
 
-def get_courses(container: ContainerDep) -> CourseService:
+async def get_courses(container: ContainerDep) -> CourseService:  # no I/O: no threadpool hop
     return container.courses
 
 

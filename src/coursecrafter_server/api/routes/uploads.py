@@ -18,7 +18,7 @@ router = APIRouter(prefix="/uploads", tags=["uploads"])
 _errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 
 
-def get_uploads(container: ContainerDep) -> UploadService:
+async def get_uploads(container: ContainerDep) -> UploadService:  # no I/O: no threadpool hop
     return container.uploads
 
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/videos", tags=["videos"])
 _errors = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409)}
 
 
-def get_videos(container: ContainerDep) -> VideoService:
+async def get_videos(container: ContainerDep) -> VideoService:  # no I/O: no threadpool hop
     return container.videos
 
 
