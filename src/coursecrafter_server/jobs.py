@@ -63,18 +63,55 @@ class JobService:
 
     # Enqueue -----------------------------------------------------------------------------------
     def enqueue(self, video: Video) -> Job | None:
-        """Move an uploaded video to `queued`: job first (outbox), then publish."""
+        """Move an uploaded video to `queued`: job first (outbox), then the video, then publish.
+        A crash after the job is written leaves a `pending` job the sweeper finishes (see
+        `_ready_to_publish`); a repeated `complete` adopts that job instead of adding another."""
         if video.kind is not VideoKind.VIDEO:
             return None
         now = _now()
-        job = Job(id=uuid.uuid4().hex, video_id=video.id, attempt=1, status=JobStatus.PENDING,
-                  created_at=now, updated_at=now)
+        job = self._left_behind(video)
+        adopted = job is not None
+        if job is None:
+            job = Job(id=uuid.uuid4().hex, video_id=video.id, attempt=1,
+                      status=JobStatus.PENDING, created_at=now, updated_at=now)
+            self.store.add_job(job)
         queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0, phase=None,
                                      error_code=None, error_message=None, updated_at=now)
         if not self.store.update_video(queued, expected_status=video.status):
-            return None  # someone else moved it: they own the next step
-        self.store.add_job(job)
-        return self._publish(job)
+            if not adopted:  # someone else moved the video: they own the next step
+                self._finish(job, JobStatus.FAILED)
+            return None
+        return self._publish(job) if job.status is JobStatus.PENDING else job
+
+    def _left_behind(self, video: Video) -> Job | None:
+        """The open job of a still-`uploaded` video: an enqueue that stopped half-way."""
+        if video.status is not VideoStatus.UPLOADED:
+            return None
+        job = self.store.get_latest_job(video.id)
+        if job is not None and job.status in (JobStatus.PENDING, JobStatus.PUBLISHED,
+                                              JobStatus.PROCESSING):
+            return job
+        return None
+
+    def _ready_to_publish(self, job: Job) -> bool:
+        """Before (re)publishing a `pending` job: its video must be waiting for it. Finish the
+        enqueue a crash interrupted (video still `uploaded`); fail a job whose video has moved
+        on without it (deleted, or failed before the job was confirmed)."""
+        video = self.store.get_video(job.video_id)
+        if video is not None and video.status in ACTIVE_VIDEO:
+            return True
+        if video is not None and video.status is VideoStatus.UPLOADED:
+            latest = self.store.get_latest_job(video.id)
+            if latest is not None and latest.id == job.id:
+                queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0,
+                                             phase=None, updated_at=_now())
+                if self.store.update_video(queued, expected_status=VideoStatus.UPLOADED):
+                    log.info("video %s: finished an interrupted enqueue (job %s)", video.id, job.id)
+                    return True
+                return False
+        self._finish(job, JobStatus.FAILED)
+        log.info("job %s dropped: its video is gone or has moved on", job.id)
+        return False
 
     def retry(self, user_video: Video) -> Video:
         """`failed` → `queued` with a fresh job (the user asked)."""
@@ -182,7 +219,7 @@ class JobService:
         for job in self.store.list_jobs(
             [JobStatus.PENDING], updated_before=now - timedelta(seconds=self.republish_after)
         ):
-            if self._publish(job) is not None:
+            if self._ready_to_publish(job) and self._publish(job) is not None:
                 counts["republished"] += 1
         # A worker took it and went silent (killed, machine gone).
         for job in self.store.list_jobs(
@@ -239,7 +276,7 @@ class JobService:
                                          JobStatus.PROCESSING], limit=10_000):
             if job.status is JobStatus.PROCESSING:
                 self._requeue(job, reason="server_restarted")
-            else:
+            elif job.status is JobStatus.PUBLISHED or self._ready_to_publish(job):
                 self._publish(job)
             count += 1
         return count

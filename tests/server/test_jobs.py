@@ -320,3 +320,62 @@ def test_poison_dead_letter_is_dropped(world):
 
     *_, jobs = world
     assert jobs.settle_dead_letter(DeadLetter(b"not json", None, "poison", 1)) == "poison"
+
+
+class CrashingStore(MemoryStore):
+    """The server dies right after the job is written (the next write never happens)."""
+
+    crash_on_video_update = False
+
+    def update_video(self, video, **kw):
+        if self.crash_on_video_update:
+            raise SystemExit("server killed")
+        return super().update_video(video, **kw)
+
+
+def _crash_mid_enqueue(tmp_path):
+    store = CrashingStore()
+    storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
+    publisher = FakePublisher()
+    jobs = JobService(store, storage, publisher, callback_url="http://127.0.0.1:8000/cb",
+                      republish_after=30)
+    video = uploaded_video(store)
+    store.crash_on_video_update = True
+    with pytest.raises(SystemExit):
+        jobs.enqueue(video)
+    store.crash_on_video_update = False
+    assert status(store, video).status is VideoStatus.UPLOADED and not publisher.messages
+    return store, publisher, jobs, video
+
+
+def test_crash_between_job_and_video_write_the_sweeper_finishes_it(tmp_path):
+    store, publisher, jobs, video = _crash_mid_enqueue(tmp_path)
+    later = datetime.now(timezone.utc) + timedelta(seconds=60)
+    assert jobs.sweep(later)["republished"] == 1
+    assert status(store, video).status is VideoStatus.QUEUED
+    (message,) = publisher.messages
+    assert jobs.handle_event(event(message, "started")) == "applied"
+    assert jobs.handle_event(event(message, "completed", duration=1.0)) == "applied"
+    assert status(store, video).status is VideoStatus.READY
+
+
+def test_crash_between_job_and_video_write_then_complete_again_adopts_the_job(tmp_path):
+    store, publisher, jobs, video = _crash_mid_enqueue(tmp_path)
+    (left,) = store.list_jobs([JobStatus.PENDING])
+    job = jobs.enqueue(status(store, video))  # the client repeats POST /uploads/{id}/complete
+    assert job.id == left.id and job.status is JobStatus.PUBLISHED
+    assert status(store, video).status is VideoStatus.QUEUED
+    assert len(publisher.messages) == 1 and store.get_latest_job(video.id).id == left.id
+
+
+def test_pending_job_of_a_video_that_moved_on_is_dropped(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    publisher.down = True
+    jobs.enqueue(video)  # job pending, video queued
+    publisher.down = False
+    (job,) = store.list_jobs([JobStatus.PENDING])
+    store.delete_video(video.id)
+    later = datetime.now(timezone.utc) + timedelta(seconds=60)
+    assert jobs.sweep(later)["republished"] == 0
+    assert store.get_job(job.id).status is JobStatus.FAILED and not publisher.messages
