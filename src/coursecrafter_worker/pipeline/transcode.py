@@ -49,6 +49,7 @@ output cleanly, and a failed run leaves the previous output untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -403,6 +404,10 @@ def _fallback_poster(ffmpeg: str, source: Path, info: MediaInfo, top: Rung, work
     return run.returncode == 0 and _is_jpeg(work / POSTER)
 
 
+#: FFmpeg's warning when the audio filter graph never received a frame (an empty audio track).
+_EMPTY_AUDIO = re.compile(r"\[af#\d+:\d+[^\]]*\] No filtered frames for output stream")
+
+
 def transcode(
     source: Path,
     out_dir: Path,
@@ -446,6 +451,19 @@ def transcode(
         run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
         if run.timed_out or run.returncode != 0:
             raise classify_failure(run, source, what="transcode")
+        if info.has_video and info.has_audio and _EMPTY_AUDIO.search(run.stderr):
+            # A declared audio track without a single packet: segments would announce an AAC
+            # stream that never comes (players wait for it). Encode again, picture only.
+            info = dataclasses.replace(info, has_audio=False, audio_index=None)
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=True)
+            budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
+            if budget is not None and budget <= 0:
+                raise _timeout_error(timeout)
+            run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
+            if run.timed_out or run.returncode != 0:
+                raise classify_failure(run, source, what="transcode")
         renditions, produced = _verify(work, rungs, run)
 
         with_poster = False
