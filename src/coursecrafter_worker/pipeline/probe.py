@@ -49,6 +49,9 @@ from .errors import NOT_MEDIA_MESSAGE, TRUNCATED_MESSAGE, MediaError, TranscodeE
 from .process import FFmpegRun, find_ffmpeg, find_ffprobe, run_ffmpeg
 
 MAX_DIMENSION = 8192
+# 8K DCI (8192x4320): every real camera and screen recording fits; beyond it one frame costs
+# more than a lecture's worth of decoding (8192x8192 decodes at ~1/28 realtime on 2 cores).
+MAX_PIXELS = 8192 * 4320
 MAX_PLAUSIBLE_DURATION = 24 * 3600.0
 # Under this, the container's word is checked against the packets (cheap on a short file): a
 # sub-second video gets padded to 1 s, which must not happen to a longer one that lies.
@@ -583,6 +586,13 @@ def _to_media_info(parsed: _Parsed, path: Path, ffmpeg: str, prober: str, run: F
                 f"The video is {video.width}x{video.height}; the largest supported size is "
                 f"{MAX_DIMENSION} pixels on a side.",
             )
+        if video.width * video.height > MAX_PIXELS:
+            raise MediaError(
+                "too_large",
+                f"The video is {video.width}x{video.height} "
+                f"({video.width * video.height / 1e6:.0f} megapixels); the largest supported "
+                f"frame is 8192x4320 ({MAX_PIXELS / 1e6:.0f} megapixels).",
+            )
         width, height = video.width, video.height
         if video.sar and video.sar[0] != video.sar[1]:
             # Anamorphic: display width = stored width x SAR.
@@ -641,4 +651,4 @@ def _to_media_info(parsed: _Parsed, path: Path, ffmpeg: str, prober: str, run: F
 
 
 __all__ = ["MediaInfo", "probe", "parse_banner", "parse_ffprobe_json", "classify_failure",
-           "input_options", "input_url", "ALLOWED_DEMUXERS", "MAX_DIMENSION"]
+           "input_options", "input_url", "ALLOWED_DEMUXERS", "MAX_DIMENSION", "MAX_PIXELS"]
