@@ -93,7 +93,11 @@ def process_tree(pid: int) -> list[int]:
         if p in seen:
             continue
         seen.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
+        try:  # the process may exit while we look (then it has no children to list)
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
             with contextlib.suppress(OSError):
                 todo.extend(int(c) for c in (task / "children").read_text().split())
     return seen
