@@ -440,6 +440,21 @@ def test_courses_are_listed_per_owner_oldest_first(store: Store) -> None:
     assert store.list_courses("owner-none") == []
 
 
+def test_published_courses_of_every_owner_are_listed_oldest_first(store: Store) -> None:
+    second = make_course("owner-2", "Databases", created_at=NOW + timedelta(seconds=1))
+    first = make_course("owner-1", "Algorithms", created_at=NOW)
+    draft = make_course("owner-1", "Draft", created_at=NOW - timedelta(seconds=1))
+    for course in (second, first, draft):
+        store.add_course(course)
+    for course in (first, second):
+        store.update_course(dataclasses.replace(course, published=True))
+
+    assert [c.id for c in store.list_published_courses()] == [first.id, second.id]
+    assert [c.id for c in store.list_published_courses(limit=1)] == [first.id]
+    store.update_course(dataclasses.replace(first, published=False))
+    assert [c.id for c in store.list_published_courses()] == [second.id]
+
+
 def test_update_course_replaces_the_editable_fields(store: Store) -> None:
     course = make_course()
     store.add_course(course)
@@ -579,6 +594,42 @@ def test_videos_are_listed_per_owner_newest_first(store: Store) -> None:
     assert store.list_videos("owner-2") == [theirs]
     assert store.list_videos("owner-2", "course-b") == []
     assert store.list_videos("owner-none") == []
+
+
+def test_course_videos_of_every_uploader_are_listed_newest_first(store: Store) -> None:
+    older = make_video("owner-1", "course-1", created_at=NOW)
+    newer = make_video("admin-1", "course-1", created_at=NOW + timedelta(seconds=1))
+    elsewhere = make_video("owner-1", "course-2", created_at=NOW)
+    for video in (older, newer, elsewhere):
+        store.add_video(video)
+
+    assert [v.id for v in store.list_course_videos("course-1")] == [newer.id, older.id]
+    assert store.list_course_videos("course-3") == []
+
+
+def test_list_videos_in_status_filters_and_orders_by_updated_at(store: Store) -> None:
+    def add(status: VideoStatus, seconds: int) -> Video:
+        video = make_video(status=status, created_at=NOW + timedelta(seconds=seconds))
+        store.add_video(video)
+        return video
+
+    late = add(VideoStatus.UPLOADED, 20)
+    early = add(VideoStatus.UPLOADED, 10)
+    queued = add(VideoStatus.QUEUED, 5)
+    add(VideoStatus.READY, 1)
+    fresh = add(VideoStatus.UPLOADED, 100)
+
+    cutoff = NOW + timedelta(seconds=50)
+    found = store.list_videos_in_status([VideoStatus.UPLOADED], updated_before=cutoff)
+    assert [v.id for v in found] == [early.id, late.id]
+    both = store.list_videos_in_status([VideoStatus.UPLOADED, VideoStatus.QUEUED],
+                                       updated_before=cutoff, limit=2)
+    assert [v.id for v in both] == [queued.id, early.id]
+    assert fresh.id not in [v.id for v in store.list_videos_in_status(
+        [VideoStatus.UPLOADED], updated_before=NOW + timedelta(seconds=100))]  # strict
+    assert store.list_videos_in_status([], updated_before=cutoff) == []
+    assert store.list_videos_in_status([VideoStatus.UPLOADED], updated_before=cutoff,
+                                       limit=0) == []
 
 
 def test_update_video_replaces_the_record(store: Store) -> None:
@@ -938,6 +989,13 @@ def test_record_event_race_has_exactly_one_winner(thread_safe_store: Store) -> N
     assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
 
 
+def test_has_event_tells_whether_an_id_was_recorded(store: Store) -> None:
+    assert store.has_event("evt-1") is False
+    store.record_event("evt-1", NOW)
+    assert store.has_event("evt-1") is True
+    assert store.has_event("evt-2") is False
+
+
 def test_delete_events_before_removes_only_older_ones(store: Store) -> None:
     hour = timedelta(hours=1)
     # Recent times: MongoDB's TTL index (and mongomock's imitation) forgets old events itself.
@@ -973,6 +1031,8 @@ def test_mongo_store_creates_its_indexes_at_start_up() -> None:
     assert [("owner_id", 1), ("created_at", 1)] in keys("courses")
     assert [("owner_id", 1), ("created_at", 1)] in keys("videos")
     assert [("course_id", 1)] in keys("videos")
+    assert [("status", 1), ("updated_at", 1)] in keys("videos")
+    assert [("published", 1), ("created_at", 1)] in keys("courses")
     assert [("status", 1), ("expires_at", 1)] in keys("uploads")
     assert [("video_id", 1)] in keys("uploads")
     ttl = [i for i in database["uploads"].index_information().values() if "expireAfterSeconds" in i]
@@ -1126,6 +1186,8 @@ def test_sqlite_indexes_cover_the_queries(tmp_path: Path) -> None:
         assert ("owner_id", "created_at") in _index_columns(raw, "courses")
         assert ("owner_id", "created_at") in _index_columns(raw, "videos")
         assert ("course_id",) in _index_columns(raw, "videos")
+        assert ("status", "updated_at") in _index_columns(raw, "videos")
+        assert ("published", "created_at") in _index_columns(raw, "courses")
         assert ("status", "expires_at") in _index_columns(raw, "uploads")
         assert ("video_id",) in _index_columns(raw, "uploads")
         assert ("status", "updated_at") in _index_columns(raw, "jobs")

@@ -132,6 +132,15 @@ def build_container(settings: Settings) -> Container:
         ),
         refresh_ttl=settings.refresh_token_ttl,
     )
+    jobs = JobService(
+        store,
+        storage,
+        queue,
+        callback_url=f"{settings.public_url}/api/v1/internal/jobs/events",
+        max_attempts=settings.max_attempts,
+        republish_after=settings.republish_after,
+        heartbeat_timeout=settings.heartbeat_timeout,
+    )
     return Container(
         settings=settings,
         store=store,
@@ -148,17 +157,10 @@ def build_container(settings: Settings) -> Container:
             upload_ttl=settings.upload_ttl,
             url_ttl=settings.upload_url_ttl,
         ),
-        videos=VideoService(store, storage, url_ttl=settings.playback_url_ttl),
+        videos=VideoService(store, storage, url_ttl=settings.playback_url_ttl,
+                            on_delete=jobs.cancel),
         queue=queue,
-        jobs=JobService(
-            store,
-            storage,
-            queue,
-            callback_url=f"{settings.public_url}/api/v1/internal/jobs/events",
-            max_attempts=settings.max_attempts,
-            republish_after=settings.republish_after,
-            heartbeat_timeout=settings.heartbeat_timeout,
-        ),
+        jobs=jobs,
         playback=PlaybackService(
             storage,
             PlaybackSigner(blob_secret, api_url=settings.public_url, ttl=settings.playback_url_ttl),

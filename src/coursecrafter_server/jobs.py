@@ -41,6 +41,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _closed_by(job: Job, event: JobEvent) -> bool:
+    """Whether `event` is the kind that closes a job the way `job` is closed (so a retry of it
+    may still have the video's half of the change to make)."""
+    return (job.status, event.type) in {(JobStatus.DONE, "completed"),
+                                        (JobStatus.FAILED, "failed")}
+
+
 class JobService:
     def __init__(
         self,
@@ -127,17 +134,35 @@ class JobService:
 
     # Webhook -----------------------------------------------------------------------------------
     def handle_event(self, event: JobEvent) -> str:
-        """Apply one verified webhook event; return what happened (for logs and the response)."""
-        if not self.store.record_event(event.event_id, _now()):
+        """Apply one verified webhook event; return what happened (for logs and the response).
+
+        The event id is remembered only after the event has been applied: the worker takes
+        "duplicate" as "delivered" (and then deletes the source and acks), so an error or a crash
+        half-way must make its retry apply the event again, not be waved through. Applying twice
+        is safe: every state change below is a compare-and-set."""
+        if self.store.has_event(event.event_id):
             return "duplicate"
+        outcome = self._apply(event)
+        self.store.record_event(event.event_id, _now())
+        return outcome
+
+    def _apply(self, event: JobEvent) -> str:
         job = self.store.get_job(event.job_id)
         if job is None or job.video_id != event.video_id:
             return "unknown_job"
-        if event.attempt != job.attempt or job.status in (JobStatus.DONE, JobStatus.FAILED):
-            return "stale"
         video = self.store.get_video(job.video_id)
         if video is None:
+            if event.type == "completed":
+                # Deleted while it was being transcoded: what the worker just uploaded is orphaned.
+                self.storage.delete_prefix(output_prefix(job.video_id))
+                log.info("video %s was deleted mid-job: its new outputs removed", job.video_id)
             return "unknown_video"
+        if event.attempt != job.attempt or (
+            job.status in (JobStatus.DONE, JobStatus.FAILED) and not _closed_by(job, event)
+        ):
+            return "stale"
+        if _closed_by(job, event) and video.status not in ACTIVE_VIDEO:
+            return "duplicate"  # applied in full before; only remembering its id failed
         handler = {
             "started": self._on_started,
             "progress": self._on_progress,
@@ -166,10 +191,11 @@ class JobService:
         return False
 
     def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
+        if video.status not in ACTIVE_VIDEO:  # ready, failed or re-uploaded: hands off
+            return "illegal"
         if not self._beat(job, JobStatus.PROCESSING):
             return "stale"
-        if video.status in ACTIVE_VIDEO:
-            self._set_video(video, status=VideoStatus.PROCESSING, phase="probing", progress=0)
+        self._set_video(video, status=VideoStatus.PROCESSING, phase="probing", progress=0)
         return "applied"
 
     def _on_progress(self, job: Job, video: Video, event: JobEvent) -> str:
@@ -185,7 +211,8 @@ class JobService:
     def _on_completed(self, job: Job, video: Video, event: JobEvent) -> str:
         if video.status not in ACTIVE_VIDEO:
             return "illegal"
-        if not self._finish(job, JobStatus.DONE):
+        # DONE already: this event closed the job, but the video write after it never landed.
+        if job.status is not JobStatus.DONE and not self._finish(job, JobStatus.DONE):
             return "stale"
         self._set_video(
             video, status=VideoStatus.READY, progress=100, phase=None,
@@ -201,10 +228,11 @@ class JobService:
             return "illegal"
         code = event.error_code or "transcode_failed"
         message = event.error_message or "transcoding failed"
-        if event.retryable and job.attempt < self.max_attempts:
+        if event.retryable and job.attempt < self.max_attempts and job.status is not \
+                JobStatus.FAILED:
             self._requeue(job, reason=code)
             return "requeued"
-        if not self._finish(job, JobStatus.FAILED):
+        if job.status is not JobStatus.FAILED and not self._finish(job, JobStatus.FAILED):
             return "stale"
         self._set_video(video, status=VideoStatus.FAILED, phase=None,
                         error_code=code, error_message=message)
@@ -214,13 +242,21 @@ class JobService:
     # Sweeper -----------------------------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> dict[str, int]:
         now = now or _now()
-        counts = {"republished": 0, "requeued": 0, "failed": 0}
+        counts = {"republished": 0, "enqueued": 0, "requeued": 0, "failed": 0}
         # Written but never confirmed by the queue (broker down, crash between the two steps).
         for job in self.store.list_jobs(
             [JobStatus.PENDING], updated_before=now - timedelta(seconds=self.republish_after)
         ):
             if self._ready_to_publish(job) and self._publish(job) is not None:
                 counts["republished"] += 1
+        # Uploaded, but the request died between `complete` and writing the job.
+        for video in self.store.list_videos_in_status(
+            [VideoStatus.UPLOADED], updated_before=now - timedelta(seconds=self.republish_after)
+        ):
+            if video.kind is VideoKind.VIDEO and self._no_open_job(video):
+                log.info("video %s: enqueuing an upload whose request stopped half-way", video.id)
+                if self.enqueue(video) is not None:
+                    counts["enqueued"] += 1
         # A worker took it and went silent (killed, machine gone).
         for job in self.store.list_jobs(
             [JobStatus.PROCESSING],
@@ -250,9 +286,10 @@ class JobService:
         job = self.store.get_job(dead.message.job_id)
         if job is None or job.video_id != dead.message.video_id:
             return "unknown_job"
-        if job.attempt != dead.message.attempt or job.status in (JobStatus.DONE, JobStatus.FAILED):
+        if job.attempt != dead.message.attempt or job.status is JobStatus.DONE:
             return "stale"
-        if not self._finish(job, JobStatus.FAILED):
+        # FAILED already, yet the video still waits: a settle that stopped half-way; finish it.
+        if job.status is not JobStatus.FAILED and not self._finish(job, JobStatus.FAILED):
             return "stale"
         video = self.store.get_video(job.video_id)
         if video is not None and video.status in ACTIVE_VIDEO:
@@ -281,7 +318,18 @@ class JobService:
             count += 1
         return count
 
+    def cancel(self, video: Video) -> None:
+        """The video is being deleted: close its open job so nobody re-queues it."""
+        job = self.store.get_latest_job(video.id)
+        if job is not None and self._finish(job, JobStatus.FAILED):
+            log.info("job %s closed: video %s deleted", job.id, video.id)
+
     # Internals ---------------------------------------------------------------------------------
+    def _no_open_job(self, video: Video) -> bool:
+        job = self.store.get_latest_job(video.id)
+        # A pending job left by an interrupted enqueue is the PENDING sweep's to finish.
+        return job is None or job.status in (JobStatus.DONE, JobStatus.FAILED)
+
     def message(self, job: Job) -> JobMessage:
         return JobMessage(
             job_id=job.id, video_id=job.video_id, attempt=job.attempt,
@@ -305,7 +353,10 @@ class JobService:
         now = _now()
         again = dataclasses.replace(job, attempt=job.attempt + 1, status=JobStatus.PENDING,
                                     heartbeat_at=None, updated_at=now)
-        if not self.store.update_job(again, expected_attempt=job.attempt):
+        # The status too, not only the attempt: a job that finished since it was read (say,
+        # `completed` landing while the sweeper thought its worker silent) stays finished.
+        if not self.store.update_job(again, expected_attempt=job.attempt,
+                                     expected_status=job.status):
             return
         video = self.store.get_video(job.video_id)
         if video is not None and video.status in ACTIVE_VIDEO:
@@ -314,8 +365,21 @@ class JobService:
         self._publish(again)
 
     def _finish(self, job: Job, status: JobStatus) -> bool:
-        done = dataclasses.replace(job, status=status, updated_at=_now())
-        return self.store.update_job(done, expected_attempt=job.attempt)
+        """Close `job.attempt` as DONE or FAILED, unless it is closed already or a newer attempt
+        replaced it. A benign change of the same attempt since it was read (PUBLISHED →
+        PROCESSING by a fast worker) is read again and retried, as in `_beat`."""
+        for _ in range(5):
+            if job.status in (JobStatus.DONE, JobStatus.FAILED):
+                return False
+            done = dataclasses.replace(job, status=status, updated_at=_now())
+            if self.store.update_job(done, expected_attempt=job.attempt,
+                                     expected_status=job.status):
+                return True
+            fresh = self.store.get_job(job.id)
+            if fresh is None or fresh.attempt != job.attempt:
+                return False
+            job = fresh
+        return False
 
     def _set_video(self, video: Video, **changes: object) -> None:
         # Compare-and-set on status; one retry with a fresh read covers a concurrent progress write.

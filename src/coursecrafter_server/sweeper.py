@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from coursecrafter_server.bootstrap import Container
 from coursecrafter_worker.queue.base import QueueUnavailable
 
 log = logging.getLogger(__name__)
+
+EVENT_MEMORY = timedelta(days=7)  # how long webhook event ids are remembered (as MongoDB's TTL)
 
 
 class Sweeper:
@@ -32,23 +34,25 @@ class Sweeper:
         self.container.uploads.expire_abandoned()
         self.container.jobs.sweep()
         self.settle_dead_letters()
-        self.container.store.delete_expired_refresh_tokens(datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        self.container.store.delete_expired_refresh_tokens(now)
+        # A webhook retry comes within minutes (its signature is good for 300 s); a week is ample.
+        self.container.store.delete_events_before(now - EVENT_MEMORY)
 
     def settle_dead_letters(self, limit: int = 100) -> int:
-        """Fail the videos whose job message the queue gave up on (see JobService)."""
-        take = getattr(self.container.queue, "get_dead_letter", None)
-        if take is None:
+        """Fail the videos whose job message the queue gave up on (see JobService). A letter is
+        acked only after its video is settled, so a store error leaves it for the next sweep."""
+        settle_next = getattr(self.container.queue, "settle_dead_letter", None)
+        if settle_next is None:
             return 0
         settled = 0
         for _ in range(limit):
             try:
-                dead = take()
+                if not settle_next(self.container.jobs.settle_dead_letter):
+                    break
             except QueueUnavailable as exc:  # the broker is away: the letters wait for us
                 log.warning("cannot read dead letters: %s", exc)
                 break
-            if dead is None:
-                break
-            self.container.jobs.settle_dead_letter(dead)
             settled += 1
         return settled
 

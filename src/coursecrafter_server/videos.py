@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from coursecrafter_server.domain import NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_server.storage import ObjectStorage
@@ -17,10 +18,15 @@ def output_prefix(video_id: str) -> str:
 
 
 class VideoService:
-    def __init__(self, store: Store, storage: ObjectStorage, *, url_ttl: int) -> None:
+    def __init__(
+        self, store: Store, storage: ObjectStorage, *, url_ttl: int,
+        on_delete: Callable[[Video], None] | None = None,
+    ) -> None:
         self.store = store
         self.storage = storage
         self.url_ttl = url_ttl
+        # Closes the video's open transcoding job, so no sweeper re-queues work for a deleted video.
+        self.on_delete = on_delete
 
     def get_owned(self, user: User, video_id: str) -> Video:
         video = self.store.get_video(video_id)
@@ -33,6 +39,8 @@ class VideoService:
 
     def delete(self, user: User, video_id: str) -> None:
         video = self.get_owned(user, video_id)
+        if self.on_delete is not None:
+            self.on_delete(video)
         self.store.delete_video(video.id)
         # Storage after the record: a crash in between leaves orphan bytes, never a dangling record.
         self.storage.delete_prefix(output_prefix(video.id))

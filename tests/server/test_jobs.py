@@ -379,3 +379,109 @@ def test_pending_job_of_a_video_that_moved_on_is_dropped(world):
     later = datetime.now(timezone.utc) + timedelta(seconds=60)
     assert jobs.sweep(later)["republished"] == 0
     assert store.get_job(job.id).status is JobStatus.FAILED and not publisher.messages
+
+
+class FlakyStore(MemoryStore):
+    """The store fails once, on the next video write: a lost connection, a full disk."""
+
+    fail_next_video_update = False
+
+    def update_video(self, video, **kw):
+        if self.fail_next_video_update:
+            self.fail_next_video_update = False
+            raise OSError("disk I/O error")
+        return super().update_video(video, **kw)
+
+
+def _flaky_world(tmp_path):
+    store = FlakyStore()
+    storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
+    publisher = FakePublisher()
+    return store, storage, publisher, JobService(store, storage, publisher,
+                                                 callback_url="http://127.0.0.1:8000/cb")
+
+
+def test_an_event_the_store_failed_to_apply_is_applied_when_the_worker_retries(tmp_path):
+    # The worker reads "duplicate" as "delivered" and then deletes the source: an event must not
+    # count as seen unless it was applied.
+    store, _, publisher, jobs = _flaky_world(tmp_path)
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    completed = event(message, "completed", duration=3.0, width=640, height=360)
+    store.fail_next_video_update = True  # after the job is DONE, before the video is ready
+    with pytest.raises(OSError):
+        jobs.handle_event(completed)
+    assert jobs.handle_event(completed) != "duplicate"  # the worker's retry of the same event
+    assert status(store, video).status is VideoStatus.READY
+    assert jobs.handle_event(completed) == "duplicate"
+
+
+def test_an_applied_event_whose_id_was_not_remembered_is_still_a_duplicate(tmp_path):
+    store, _, publisher, jobs = _flaky_world(tmp_path)
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    completed = event(message, "completed", duration=3.0)
+    assert jobs._apply(completed) == "applied"  # then the server died before record_event
+    # "duplicate" tells the worker the outcome is in: it deletes the source and acks.
+    assert jobs.handle_event(completed) == "duplicate"
+
+
+def test_a_finished_job_is_not_reopened_by_a_sweeper_that_read_it_earlier(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    (silent,) = store.list_jobs([JobStatus.PROCESSING])  # what a sweep read a moment ago
+    jobs.handle_event(event(message, "completed", duration=3.0))  # then the worker finished
+    jobs._requeue(silent, reason="worker_lost")  # the sweep acts on what it read
+    assert store.get_job(silent.id).status is JobStatus.DONE
+    assert store.get_job(silent.id).attempt == 1 and len(publisher.messages) == 1
+    assert status(store, video).status is VideoStatus.READY
+
+
+def test_started_for_a_video_that_is_no_longer_waiting_is_refused(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    store.update_video(dataclasses.replace(status(store, video), status=VideoStatus.FAILED))
+    assert jobs.handle_event(event(message, "started")) == "illegal"  # the worker lets go
+    assert store.get_latest_job(video.id).status is JobStatus.PUBLISHED
+
+
+def test_an_upload_whose_enqueue_never_ran_is_queued_by_the_sweeper(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)  # `complete` recorded `uploaded`, then the server died
+    assert jobs.sweep()["enqueued"] == 0  # not before republish_after: complete may be running
+    later = datetime.now(timezone.utc) + timedelta(seconds=31)
+    assert jobs.sweep(later)["enqueued"] == 1
+    assert status(store, video).status is VideoStatus.QUEUED
+    (message,) = publisher.messages
+    assert message.video_id == video.id
+    assert jobs.sweep(later + timedelta(seconds=31))["enqueued"] == 0  # once
+
+
+def test_deleting_a_video_mid_job_closes_the_job_and_its_late_outputs_are_removed(
+    world, tmp_path
+):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    jobs.cancel(status(store, video))  # what DELETE /videos/{id} does first
+    store.delete_video(video.id)
+    assert store.get_latest_job(video.id).status is JobStatus.FAILED
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert jobs.sweep(later)["requeued"] == 0 and len(publisher.messages) == 1
+    # The worker did not notice, and uploaded its outputs after the delete.
+    playlist = tmp_path / "master.m3u8"
+    playlist.write_bytes(b"#EXTM3U\n")
+    storage.upload_file(playlist, f"videos/{video.id}/hls/master.m3u8", "application/x-mpegURL")
+    assert jobs.handle_event(event(message, "completed", duration=3.0)) == "unknown_video"
+    assert storage.head(f"videos/{video.id}/hls/master.m3u8") is None

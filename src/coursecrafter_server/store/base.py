@@ -64,6 +64,9 @@ class Store(Protocol):
     def list_courses(self, owner_id: str) -> list[Course]:
         """The owner's courses, oldest first."""
 
+    def list_published_courses(self, limit: int = 1000) -> list[Course]:
+        """Every owner's published courses (what students may read), oldest first."""
+
     def update_course(self, course: Course) -> None:
         """Replace the stored course of the same id (title, description, published, updated_at)."""
 
@@ -77,6 +80,15 @@ class Store(Protocol):
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         """The owner's videos (of one course when given), newest first."""
+
+    def list_course_videos(self, course_id: str) -> list[Video]:
+        """The videos of one course, whoever uploaded them, newest first."""
+
+    def list_videos_in_status(
+        self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
+    ) -> list[Video]:
+        """Videos in any of `statuses` last updated before `updated_before`, oldest first (the
+        sweeper's look for videos an interrupted request left half-way)."""
 
     def update_video(
         self, video: Video, *, expected_status: VideoStatus | None = None
@@ -125,5 +137,8 @@ class Store(Protocol):
 
     def record_event(self, event_id: str, received_at: datetime) -> bool:
         """Remember a webhook event id; True when it is new, False when seen before (atomic)."""
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether `record_event` has remembered this id."""
 
     def delete_events_before(self, when: datetime) -> int: ...

@@ -114,6 +114,11 @@ class MemoryStore:
         # Ties broken by id, as the real adapters' ORDER BY / sort do.
         return sorted(owned, key=lambda c: (c.created_at, c.id))
 
+    def list_published_courses(self, limit: int = 1000) -> list[Course]:
+        with self._lock:
+            published = [c for c in self._courses.values() if c.published]
+        return sorted(published, key=lambda c: (c.created_at, c.id))[: max(limit, 0)]
+
     def update_course(self, course: Course) -> None:
         with self._lock:
             stored = self._courses.get(course.id)
@@ -144,6 +149,22 @@ class MemoryStore:
 
     def get_video(self, video_id: str) -> Video | None:
         return self._videos.get(video_id)
+
+    def list_course_videos(self, course_id: str) -> list[Video]:
+        with self._lock:
+            found = [v for v in self._videos.values() if v.course_id == course_id]
+        return sorted(found, key=lambda v: (v.created_at, v.id), reverse=True)
+
+    def list_videos_in_status(
+        self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
+    ) -> list[Video]:
+        if limit <= 0 or not statuses:
+            return []
+        wanted = {VideoStatus(s) for s in statuses}
+        with self._lock:
+            found = [v for v in self._videos.values()
+                     if v.status in wanted and v.updated_at < updated_before]
+        return sorted(found, key=lambda v: (v.updated_at, v.id))[:limit]
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         with self._lock:
@@ -265,6 +286,10 @@ class MemoryStore:
                 return False
             self._events[event_id] = received_at
             return True
+
+    def has_event(self, event_id: str) -> bool:
+        with self._lock:
+            return event_id in self._events
 
     def delete_events_before(self, when: datetime) -> int:
         with self._lock:

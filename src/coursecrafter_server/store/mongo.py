@@ -119,6 +119,12 @@ class MongoStore:
             [("owner_id", ASCENDING), ("created_at", ASCENDING)], name="owner_created"
         )
         self._videos.create_index([("course_id", ASCENDING)], name="course_id")
+        self._videos.create_index(
+            [("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"
+        )
+        self._courses.create_index(
+            [("published", ASCENDING), ("created_at", ASCENDING)], name="published_created"
+        )
         # No TTL here: an expired upload must be listed so its storage upload gets aborted.
         self._uploads.create_index(
             [("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expires"
@@ -280,6 +286,14 @@ class MongoStore:
         )
         return [_course(doc) for doc in cursor]
 
+    def list_published_courses(self, limit: int = 1000) -> list[Course]:
+        if limit <= 0:
+            return []
+        cursor = self._courses.find({"published": True}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        ).limit(limit)
+        return [_course(doc) for doc in cursor]
+
     def update_course(self, course: Course) -> None:
         self._courses.update_one(
             {"_id": course.id},
@@ -311,6 +325,24 @@ class MongoStore:
     def get_video(self, video_id: str) -> Video | None:
         doc = self._videos.find_one({"_id": video_id})
         return _video(doc) if doc else None
+
+    def list_course_videos(self, course_id: str) -> list[Video]:
+        cursor = self._videos.find({"course_id": course_id}).sort(
+            [("created_at", DESCENDING), ("_id", DESCENDING)]
+        )
+        return [_video(doc) for doc in cursor]
+
+    def list_videos_in_status(
+        self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
+    ) -> list[Video]:
+        if limit <= 0 or not statuses:
+            return []
+        query: Document = {
+            "status": {"$in": sorted({VideoStatus(s).value for s in statuses})},
+            "updated_at": {"$lt": _encode_time(updated_before)},
+        }
+        cursor = self._videos.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+        return [_video(doc) for doc in cursor.limit(limit)]
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         query: Document = {"owner_id": owner_id}
@@ -446,6 +478,9 @@ class MongoStore:
         except DuplicateKeyError:
             return False
         return True
+
+    def has_event(self, event_id: str) -> bool:
+        return self._events.count_documents({"_id": event_id}, limit=1) > 0
 
     def delete_events_before(self, when: datetime) -> int:
         result = self._events.delete_many({"received_at": {"$lt": _encode_time(when)}})

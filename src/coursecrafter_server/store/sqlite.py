@@ -168,6 +168,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX webhook_events_received ON webhook_events (received_at)",
     ),
+    (  # 4: the sweeper's look at videos by status; students' list of published courses
+        "CREATE INDEX videos_status_updated ON videos (status, updated_at)",
+        "CREATE INDEX courses_published_created ON courses (published, created_at)",
+    ),
 ]
 
 # Every column of a video but its id, in the order `_video_values` gives them.
@@ -439,6 +443,13 @@ class SQLiteStore:
         )
         return [_course(row) for row in rows]
 
+    def list_published_courses(self, limit: int = 1000) -> list[Course]:
+        rows = self._conn().execute(
+            "SELECT * FROM courses WHERE published = 1 ORDER BY created_at, id LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [_course(row) for row in rows]
+
     def update_course(self, course: Course) -> None:
         self._conn().execute(
             "UPDATE courses SET title = ?, description = ?, published = ?, updated_at = ?"
@@ -473,6 +484,26 @@ class SQLiteStore:
     def get_video(self, video_id: str) -> Video | None:
         row = self._conn().execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
         return _video(row) if row else None
+
+    def list_course_videos(self, course_id: str) -> list[Video]:
+        rows = self._conn().execute(
+            "SELECT * FROM videos WHERE course_id = ? ORDER BY created_at DESC, id DESC",
+            (course_id,),
+        )
+        return [_video(row) for row in rows]
+
+    def list_videos_in_status(
+        self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
+    ) -> list[Video]:
+        if limit <= 0 or not statuses:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        values = sorted({VideoStatus(s).value for s in statuses})
+        rows = self._conn().execute(
+            f"SELECT * FROM videos WHERE status IN ({', '.join('?' for _ in values)})"
+            " AND updated_at < ? ORDER BY updated_at, id LIMIT ?",
+            (*values, _encode_time(updated_before), limit),
+        )
+        return [_video(row) for row in rows]
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         if course_id is None:
@@ -624,6 +655,12 @@ class SQLiteStore:
             (event_id, _encode_time(received_at)),
         )
         return cursor.rowcount == 1
+
+    def has_event(self, event_id: str) -> bool:
+        row = self._conn().execute(
+            "SELECT 1 FROM webhook_events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return row is not None
 
     def delete_events_before(self, when: datetime) -> int:
         cursor = self._conn().execute(

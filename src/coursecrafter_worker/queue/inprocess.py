@@ -2,8 +2,9 @@
 
 Nothing survives the process: the store is the source of truth (the outbox), and the server
 re-publishes every open job when it starts. Same delivery contract as RabbitMQ (see `base`):
-`Requeue` puts the message back, a message delivered `max_attempts` times without being acked
-or one the handler crashed on is dead-lettered into `.dead_letters` (logged, counted).
+`Requeue` puts the message back (without counting the delivery when the consumer is stopping),
+a message delivered `max_attempts` times without being acked or one the handler crashed on is
+dead-lettered into `.dead_letters` (logged, counted).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import queue as stdlib_queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coursecrafter_worker.messages import JobMessage, MessageError
@@ -39,7 +41,8 @@ class InProcessQueue:
         self._pending = 0  # published and not yet acked or dead-lettered
         self._closed = False
         self.dead_letters: list[DeadLetter] = []  # every dead letter, for inspection
-        self._dead_taken = 0  # how many of them `get_dead_letter` has handed out
+        self._dead_taken = 0  # how many of them have been settled
+        self._dead_lock = threading.Lock()
         self.acked = 0
         self.delivered = 0
         self._background: list[tuple[threading.Thread, threading.Event]] = []
@@ -97,13 +100,13 @@ class InProcessQueue:
             except stdlib_queue.Empty:
                 continue
             try:
-                self._deliver(item, handler)
+                self._deliver(item, handler, stop)
             except Exception:  # never let a bookkeeping bug kill the worker thread
                 log.exception("in-process queue: unexpected error delivering a message")
             finally:
                 self._queue.task_done()
 
-    def _deliver(self, item: _Item, handler: Handler) -> None:
+    def _deliver(self, item: _Item, handler: Handler, stop: threading.Event) -> None:
         item.deliveries += 1
         with self._cond:
             self.delivered += 1
@@ -116,7 +119,14 @@ class InProcessQueue:
         try:
             handler(message)
         except Requeue:
-            if item.deliveries >= self.max_attempts:
+            if stop.is_set():
+                # Put back because the consumer is stopping (its handler saw the stop as its
+                # cancel): not the job's fault, so this delivery does not count.
+                item.deliveries -= 1
+                log.info("job %s attempt %d put back on the queue (stopping)", message.job_id,
+                         message.attempt)
+                self._queue.put(item)
+            elif item.deliveries >= self.max_attempts:
                 log.error(
                     "job %s attempt %d was delivered %d times without an outcome: dead-lettered",
                     message.job_id, message.attempt, item.deliveries,
@@ -145,12 +155,23 @@ class InProcessQueue:
         self._cond.notify_all()
 
     def get_dead_letter(self) -> DeadLetter | None:
-        """The next dead letter not yet handed out (the server settles its job), or None."""
-        with self._cond:
-            if self._dead_taken >= len(self.dead_letters):
-                return None
-            self._dead_taken += 1
-            return self.dead_letters[self._dead_taken - 1]
+        """The next dead letter not yet handed out (the caller owns it now), or None."""
+        taken: list[DeadLetter] = []
+        self.settle_dead_letter(taken.append)
+        return taken[0] if taken else None
+
+    def settle_dead_letter(self, settle: Callable[[DeadLetter], object]) -> bool:
+        """Hand the next dead letter to `settle`; it counts as taken only once `settle` returned
+        (if it raises, the next call offers it again). False when there is none."""
+        with self._dead_lock:  # one settler at a time, so a letter is never offered twice at once
+            with self._cond:
+                if self._dead_taken >= len(self.dead_letters):
+                    return False
+                letter = self.dead_letters[self._dead_taken]
+            settle(letter)
+            with self._cond:
+                self._dead_taken += 1
+        return True
 
     # Introspection and lifecycle ---------------------------------------------------------------
     def qsize(self) -> int:

@@ -28,6 +28,7 @@ Both reconnect with backoff when the broker goes away (restart, `close_all_conne
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import logging
 import os
@@ -349,29 +350,36 @@ class RabbitMQQueue:
             return jobs, dead
 
     def get_dead_letter(self) -> DeadLetter | None:
-        """Take one message off the dead-letter queue (acked: the caller owns it now), or None.
-        For the server's sweeper: mark the job's video failed."""
+        """Take one message off the dead-letter queue (acked: the caller owns it now), or None."""
+        taken: list[DeadLetter] = []
+        self.settle_dead_letter(taken.append)
+        return taken[0] if taken else None
+
+    def settle_dead_letter(self, settle: Callable[[DeadLetter], object]) -> bool:
+        """Hand the next dead letter to `settle` (the server's sweeper: fail the job's video) and
+        ack it only once `settle` returned; if it raises, the letter goes back for the next sweep.
+        False when the dead-letter queue is empty."""
         with self._publish_lock:
             channel = self._publish_channel()
             try:
                 method, properties, body = channel.basic_get(self.dead_letter_queue, auto_ack=False)
-                if method is None:
-                    return None
-                channel.basic_ack(method.delivery_tag)
             except TRANSIENT as exc:
                 self._drop_publisher()
                 raise QueueUnavailable(f"cannot read the dead-letter queue: {exc!r}") from exc
-        headers = (properties.headers or {}) if properties else {}
-        deaths = headers.get("x-death") or [{}]
-        reason = headers.get("x-first-death-reason") or deaths[0].get("reason") or "unknown"
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
-        try:
-            message: JobMessage | None = JobMessage.from_json(body)
-        except MessageError:
-            message, reason = None, "poison"
-        deliveries = int(headers.get("x-delivery-count") or 0)
-        return DeadLetter(body, message, str(reason), deliveries)
+            if method is None:
+                return False
+            try:
+                settle(_dead_letter(properties, body))
+            except BaseException:
+                with contextlib.suppress(*TRANSIENT):
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                raise
+            try:
+                channel.basic_ack(method.delivery_tag)
+            except TRANSIENT as exc:  # unacked, so redelivered; settling again is a no-op
+                self._drop_publisher()
+                raise QueueUnavailable(f"cannot ack a dead letter: {exc!r}") from exc
+        return True
 
     # Consuming ---------------------------------------------------------------------------------
     def consume(self, handler: Handler, *, concurrency: int, stop: threading.Event) -> None:
@@ -569,3 +577,17 @@ def _close_quietly(connection: BlockingConnection) -> None:
 
 
 __all__ = ["RabbitMQQueue", "QueueError", "QueueUnavailable", "Requeue", "redact_url"]
+
+
+def _dead_letter(properties: pika.BasicProperties | None, body: bytes) -> DeadLetter:
+    headers = (properties.headers or {}) if properties else {}
+    deaths = headers.get("x-death") or [{}]
+    reason = headers.get("x-first-death-reason") or deaths[0].get("reason") or "unknown"
+    if isinstance(reason, bytes):
+        reason = reason.decode(errors="replace")
+    try:
+        message: JobMessage | None = JobMessage.from_json(body)
+    except MessageError:
+        message, reason = None, "poison"
+    deliveries = int(headers.get("x-delivery-count") or 0)
+    return DeadLetter(body, message, str(reason), deliveries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from coursecrafter_server.api.deps import ContainerDep
 from coursecrafter_server.api.schemas import ErrorResponse
@@ -42,5 +43,6 @@ async def job_event(request: Request, container: ContainerDep) -> dict[str, str]
         event = JobEvent.from_json(body)
     except MessageError as exc:
         raise BadEvent(str(exc)) from None
-    outcome = container.jobs.handle_event(event)
+    # The store calls block (SQLite may wait out a lock): off the event loop, as sync routes are.
+    outcome = await run_in_threadpool(container.jobs.handle_event, event)
     return {"status": outcome}
