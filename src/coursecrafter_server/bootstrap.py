@@ -129,6 +129,7 @@ def build_container(settings: Settings) -> Container:
             login_per_address=settings.login_rate_limit_address,
             login_per_account=settings.login_rate_limit_account,
             refresh_per_address=settings.refresh_rate_limit_address,
+            refresh_per_account=settings.refresh_rate_limit_account,
         ),
         refresh_ttl=settings.refresh_token_ttl,
     )

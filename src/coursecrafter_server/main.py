@@ -18,6 +18,24 @@ def _factory():  # type: ignore[no-untyped-def]
     return create_app()
 
 
+def _check_process_count(workers: int) -> None:
+    """Several API processes share state only through Redis and the broker: without Redis a logout
+    seen by one process is unknown to the others (and rate limits multiply); without a broker each
+    process runs its own in-process transcoders and re-publishes every open job at start-up."""
+    if workers <= 1:
+        return
+    from coursecrafter_server.settings import get_settings
+
+    settings = get_settings()
+    missing = [name for name, value in (("COURSECRAFTER_REDIS_URL", settings.redis_url),
+                                        ("COURSECRAFTER_BROKER_URL", settings.broker_url))
+               if not value]
+    if missing:
+        raise ValueError(f"--workers {workers} needs {' and '.join(missing)}: without them each "
+                         "process keeps its own revocation list, rate limits and transcoders "
+                         "(run one process, or set them)")
+
+
 def create_admin(argv: list[str]) -> int:
     """Create an admin directly in the configured store (same settings as the server)."""
     import getpass
@@ -87,6 +105,7 @@ def run(argv: list[str] | None = None) -> None:
     try:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()
+        _check_process_count(args.workers)
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     login_rate_limit_address: str = "30/minute"
     login_rate_limit_account: str = "10/15 minutes"
     refresh_rate_limit_address: str = "60/minute"
+    # A client refreshes about once per access-token lifetime; this leaves room for many devices.
+    refresh_rate_limit_account: str = "30/minute"
 
     # argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile). Tune to the hardware.
     argon2_time_cost: int = 3

@@ -213,31 +213,49 @@ class UploadService:
     ) -> Video:
         upload = self.get_owned(user, upload_id)
         if upload.status is UploadStatus.COMPLETED:
-            return self._video(upload)  # a retried complete (lost response) is not an error
+            # A retried complete (lost response, or a crash before the video moved on).
+            return self._mark_uploaded(upload)
         if upload.status is not UploadStatus.ACTIVE:
             raise InvalidState(f"the upload was {upload.status.value}; start a new upload")
-        parts = self._storage_parts(upload)
-        self._check_parts(upload, parts, etags or {})
         try:
-            self.storage.complete_multipart_upload(upload.key, upload.storage_upload_id, parts)
-        except InvalidPart as exc:
-            raise UploadIncomplete(f"storage refused the parts: {exc}") from exc
+            parts = self._storage_parts(upload)
+            self._check_parts(upload, parts, etags or {})
+            try:
+                self.storage.complete_multipart_upload(upload.key, upload.storage_upload_id, parts)
+            except InvalidPart as exc:
+                raise UploadIncomplete(f"storage refused the parts: {exc}") from exc
+        except (InvalidState, NoSuchUpload):
+            # Storage has no such multipart upload any more. If an earlier complete assembled the
+            # object (and the server died, or another complete raced this one, before recording
+            # it), the bytes are all there: finish the job instead of asking for a new upload.
+            if not self._assembled(upload):
+                raise InvalidState(
+                    "storage no longer has this upload; start a new upload") from None
+            log.info("upload %s: storage had completed it already; recording that", upload.id)
         info = self.storage.head(upload.key)
         if info is None or info.size != upload.size:
             raise SizeMismatch(
                 f"storage holds {info.size if info else 0} bytes; {upload.size} were declared"
             )
-        if not self.store.set_upload_status(
-            upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE
-        ):
-            return self._video(self.get_owned(user, upload_id))
+        self.store.set_upload_status(upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE)
+        return self._mark_uploaded(upload)
+
+    def _assembled(self, upload: Upload) -> bool:
+        info = self.storage.head(upload.key)
+        return info is not None and info.size == upload.size
+
+    def _mark_uploaded(self, upload: Upload) -> Video:
+        """The upload is complete: move its video on (once; a repeat returns it as it is)."""
         video = self._video(upload)
+        if video.status is not VideoStatus.AWAITING_UPLOAD:
+            return video
         # Attachments are stored as they are; videos go on to transcoding.
         status = VideoStatus.READY if video.kind is VideoKind.ATTACHMENT else VideoStatus.UPLOADED
         done = dataclasses.replace(video, status=status, updated_at=_now())
-        self.store.update_video(done, expected_status=VideoStatus.AWAITING_UPLOAD)
-        log.info("upload %s complete: video %s is %s", upload.id, video.id, status.value)
-        return done
+        if self.store.update_video(done, expected_status=VideoStatus.AWAITING_UPLOAD):
+            log.info("upload %s complete: video %s is %s", upload.id, video.id, status.value)
+            return done
+        return self._video(upload)
 
     def abort(self, user: User, upload_id: str) -> None:
         upload = self.get_owned(user, upload_id)
@@ -250,6 +268,12 @@ class UploadService:
         """Abort uploads left active past their expiry and mark their videos failed."""
         expired = self.store.list_expired_uploads(now or _now())
         for upload in expired:
+            if self._assembled(upload):  # completed in storage; the record never heard of it
+                self.store.set_upload_status(upload.id, UploadStatus.COMPLETED,
+                                             expected=UploadStatus.ACTIVE)
+                self._mark_uploaded(upload)  # the job sweep enqueues it from `uploaded`
+                log.info("upload %s: found complete in storage at expiry; kept", upload.id)
+                continue
             if not self._abort(upload):
                 continue
             video = self.store.get_video(upload.video_id)

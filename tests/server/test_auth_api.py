@@ -337,6 +337,18 @@ def test_logout_revokes_refresh_family_and_access_token(api, tokens):
     assert_error(refresh(api, rotated["refresh_token"]), 401, "invalid_token")
 
 
+def test_a_logged_out_token_stays_refused_through_the_expiry_leeway(app_factory):
+    # Tokens verify up to LEEWAY_SECONDS past `exp` (clock skew), so the revocation must last
+    # that long too, or the token comes back to life for those seconds.
+    api = app_factory(access_token_ttl=1)
+    register(api)
+    access = login(api).json()["access_token"]
+    assert api.post("/api/v1/auth/logout", json={}, headers=bearer(access)).status_code == 204
+    time.sleep(2.2)  # past `exp`, inside the leeway
+    error = assert_error(api.get("/api/v1/auth/me", headers=bearer(access)), 401)
+    assert "revoked" in error["message"]
+
+
 def test_logout_does_not_let_one_user_end_anothers_session(api, tokens):
     register(api, "bob")
     bob = login(api, "bob").json()
@@ -372,6 +384,23 @@ def test_refresh_is_limited_per_address(app_factory):
     api = app_factory(refresh_rate_limit_address="2/minute")
     statuses = [refresh(api, "x").status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
+
+
+def test_refresh_is_limited_per_account_whatever_the_address(app_factory):
+    api = app_factory(refresh_rate_limit_account="2/minute")
+    register(api)
+    token = login(api).json()["refresh_token"]
+    for address in ("10.0.0.1", "10.0.0.2"):
+        response = api.post("/api/v1/auth/refresh", json={"refresh_token": token},
+                            headers={"X-Forwarded-For": address})
+        assert response.status_code == 200, response.text
+        token = response.json()["refresh_token"]
+    limited = api.post("/api/v1/auth/refresh", json={"refresh_token": token},
+                       headers={"X-Forwarded-For": "10.0.0.3"})
+    assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["retry-after"]) > 0
+    register(api, "bob")  # another account is not held back by alice's limit
+    assert refresh(api, login(api, "bob").json()["refresh_token"]).status_code == 200
 
 
 # Roles, errors, health -------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def _settings(home: Path, **overrides: Any) -> Settings:
         "login_rate_limit_address": "10000/minute",
         "login_rate_limit_account": "10000/minute",
         "refresh_rate_limit_address": "10000/minute",
+        "refresh_rate_limit_account": "10000/minute",
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8 * 1024,
         "argon2_parallelism": 1,

@@ -56,3 +56,19 @@ def test_bad_input_is_refused_clearly(home, monkeypatch, capsys):
     capsys.readouterr()
     assert create(monkeypatch, "root", "--email", "other@school.example") == 1
     assert "already taken" in capsys.readouterr().err
+
+
+def test_several_api_processes_without_redis_and_a_broker_are_refused(home, monkeypatch, capsys):
+    # Each process would keep its own revocation list: a logout would not reach the others.
+    monkeypatch.delenv("COURSECRAFTER_REDIS_URL", raising=False)
+    monkeypatch.delenv("COURSECRAFTER_BROKER_URL", raising=False)
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+    with pytest.raises(SystemExit) as exc:
+        run(["--workers", "2"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "COURSECRAFTER_REDIS_URL and COURSECRAFTER_BROKER_URL" in err
+    started = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(k["workers"]))
+    run(["--workers", "1"])
+    assert started == [1]

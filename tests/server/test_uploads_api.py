@@ -12,8 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from livesupport import free_port
 
 from coursecrafter_server.domain import Role
+from coursecrafter_server.storage import NoSuchUpload
 
 PASSWORD = "correct horse battery"
 MIB = 1024 * 1024
@@ -301,10 +303,65 @@ def test_abandoned_upload_is_expired_by_the_sweeper(api, alice):
     put_all(api, upload, data)
     container = api.app.state.container
     later = datetime.now(timezone.utc) + timedelta(days=2)
+    stored = container.store.get_upload(upload["upload_id"])
     assert container.uploads.expire_abandoned(later) == 1
     video = api.get(f"/api/v1/videos/{upload['video_id']}", headers=alice).json()
     assert video["status"] == "failed" and video["error"]["code"] == "upload_expired"
     assert container.uploads.expire_abandoned(later) == 0
+    with pytest.raises(NoSuchUpload):  # the parts are gone from storage, not only the record
+        container.storage.list_parts(stored.key, stored.storage_upload_id)
+
+
+def _assemble_behind_the_records_back(api, upload_id: str) -> None:
+    """What a `complete` that died (or lost a race) after storage assembled the object leaves."""
+    container = api.app.state.container
+    stored = container.store.get_upload(upload_id)
+    parts = container.storage.list_parts(stored.key, stored.storage_upload_id)
+    container.storage.complete_multipart_upload(stored.key, stored.storage_upload_id, parts)
+
+
+def test_complete_after_storage_already_assembled_the_object_finishes(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    _assemble_behind_the_records_back(api, upload["upload_id"])
+
+    again = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "queued"  # nothing to upload again
+    source = f"uploads/{upload['video_id']}/source"
+    assert stored_sha256(api, source) == hashlib.sha256(data).hexdigest()
+
+
+def test_complete_that_died_before_moving_the_video_on_is_finished_by_a_retry(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    container = api.app.state.container
+    real = container.store.update_video
+
+    def server_dies(video, **kw):
+        raise ConnectionError("store connection lost")
+
+    container.store.update_video = server_dies  # after the upload is recorded COMPLETED
+    with pytest.raises(ConnectionError):
+        api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    container.store.update_video = real
+    again = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "queued"
+
+
+def test_an_assembled_upload_found_at_expiry_is_kept_not_failed(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    _assemble_behind_the_records_back(api, upload["upload_id"])
+    container = api.app.state.container
+    container.uploads.expire_abandoned(datetime.now(timezone.utc) + timedelta(days=2))
+    video = container.store.get_video(upload["video_id"])
+    assert video.status.value == "uploaded"  # the job sweep takes it from here
+    assert container.storage.head(f"uploads/{upload['video_id']}/source").size == len(data)
 
 
 def test_attachment_is_stored_not_transcoded(api, alice):
@@ -353,3 +410,15 @@ def test_url_signed_for_another_upload_is_403(api, alice):
     assert error_code(put(api, forged, payload(1000)), 403) == "signature_invalid"
     tampered = url.replace("partNumber=1", "partNumber=2")
     assert error_code(put(api, tampered, payload(1000)), 403) == "signature_invalid"
+
+
+def test_storage_that_does_not_answer_is_a_clear_503(app_factory, home, s3_bucket):
+    api = app_factory(database_url=f"sqlite:///{home}/db.sqlite3", transcode_concurrency=0,
+                      storage_url=f"s3://{s3_bucket}",
+                      s3_endpoint_url=f"http://127.0.0.1:{free_port()}")  # nothing listens
+    alice = account(api, "alice")
+    response = start(api, alice, payload(1000))
+    assert error_code(response, 503) == "storage_unavailable"
+    assert response.headers["retry-after"] == "5"
+    assert "try again" in response.json()["error"]["message"]
+    assert api.get("/readyz").json()["checks"]["storage"].startswith("error")

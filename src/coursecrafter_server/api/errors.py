@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursecrafter_server.domain import DomainError
+from coursecrafter_server.storage import InvalidKey, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        if isinstance(exc, InvalidKey):
+            return error_response(400, "bad_request", str(exc))
+        # Object storage unreachable or failing: the request can be repeated; nothing was lost.
+        log.warning("storage error: %s", exc)
+        return error_response(503, "storage_unavailable",
+                              "object storage is not answering; try again shortly",
+                              {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

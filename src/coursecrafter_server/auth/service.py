@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
-from coursecrafter_server.auth.tokens import AccessClaims, AccessTokenService
+from coursecrafter_server.auth.tokens import LEEWAY_SECONDS, AccessClaims, AccessTokenService
 from coursecrafter_server.domain import (
     InvalidCredentials,
     InvalidToken,
@@ -37,6 +37,7 @@ class RateLimits:
     login_per_address: str
     login_per_account: str
     refresh_per_address: str
+    refresh_per_account: str
 
 
 def hash_refresh_token(token: str) -> str:
@@ -101,6 +102,8 @@ class AuthService:
         stored = self.store.get_refresh_token(hash_refresh_token(refresh_token))
         if stored is None:
             raise InvalidToken("refresh token is invalid")
+        # Per account as well: many addresses replaying one stolen family get nowhere either.
+        self._limit(self.limits.refresh_per_account, f"refresh:acct:{stored.user_id}", hit=True)
         if stored.revoked_at is not None or self.store.is_refresh_family_revoked(stored.family_id):
             raise InvalidToken("refresh token has been revoked; log in again")
         if stored.expires_at <= now:
@@ -127,7 +130,8 @@ class AuthService:
             if stored is not None and (access is None or stored.user_id == access.sub):
                 self.store.revoke_refresh_family(stored.family_id, now)
         if access is not None:
-            self.revocations.revoke(access.jti, access.exp)
+            # Until the token stops verifying, leeway included (not only until its `exp`).
+            self.revocations.revoke(access.jti, access.exp + LEEWAY_SECONDS)
 
     def authenticate(self, access_token: str) -> tuple[User, AccessClaims]:
         claims = self.tokens.verify(access_token)

@@ -14,6 +14,9 @@ from coursecrafter_server.domain import InvalidToken, Role, User
 ALGORITHM = "RS256"
 TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
+# Clock skew allowed between servers; a token is accepted this long after its `exp`, so a
+# revocation must outlive `exp` by as much.
+LEEWAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class AccessTokenService:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": REQUIRED_CLAIMS},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
             header, claims = decoded["header"], decoded["payload"]
             if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
