@@ -1,4 +1,5 @@
-"""Courses: owned by an instructor; another owner's course is reported as not found."""
+"""Courses: owned by an instructor; another owner's course is reported as not found. Students read
+published courses (and nothing else)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,17 @@ class CourseService:
             raise NotFound("course not found")
         return course
 
+    def get_readable(self, user: User, course_id: str) -> Course:
+        """As `get_owned`, and for students any published course."""
+        course = self.store.get_course(course_id)
+        if course is not None and user.role is Role.STUDENT and course.published:
+            return course
+        return self.get_owned(user, course_id)
+
     def list(self, user: User) -> list[Course]:
+        """Students: every published course; instructors and admins: their own."""
+        if user.role is Role.STUDENT:
+            return self.store.list_published_courses()
         return self.store.list_courses(user.id)
 
     def update(self, user: User, course_id: str, **changes: object) -> Course:

@@ -5,7 +5,7 @@ without an entry in `MATRIX` fails here (`... has no authorization matrix entry`
 decides who may call it. Callers:
 
 - `anonymous`: no `Authorization` header;
-- `student`: a signed-in student (403 on instructor routes);
+- `student`: a signed-in student (403 on instructor routes; reads only what is published);
 - `other`: another instructor (404 on the owner's objects, never 403, so ids cannot be probed);
 - `owner`: the instructor who owns the course, upload and videos used in the call;
 - `admin`: an administrator (sees every object).
@@ -62,6 +62,13 @@ def owned(status: int) -> dict[str, int]:
     return {**instructors(status), "other": 404}
 
 
+def readable(status: int) -> dict[str, int]:
+    """Reads of one of the owner's objects. Students read only published courses and their ready
+    videos (tests/server/test_student_access.py); the objects here are unpublished or not ready,
+    so for a student they do not exist."""
+    return {**owned(status), "student": 404}
+
+
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Auth: register/login/refresh/logout are public (a bearer token is simply not needed).
     ("POST", "/api/v1/auth/register"): everyone(201),
@@ -70,9 +77,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/auth/logout"): everyone(204),
     ("GET", "/api/v1/auth/me"): signed_in(200),
     # Courses.
-    ("GET", "/api/v1/courses"): instructors(200),
+    ("GET", "/api/v1/courses"): signed_in(200),  # students: the published ones
     ("POST", "/api/v1/courses"): instructors(201),
-    ("GET", "/api/v1/courses/{course_id}"): owned(200),
+    ("GET", "/api/v1/courses/{course_id}"): readable(200),
     ("PATCH", "/api/v1/courses/{course_id}"): owned(200),
     ("DELETE", "/api/v1/courses/{course_id}"): owned(204),
     # Uploads. Starting one into the owner's course is an action on the owner's object.
@@ -82,8 +89,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/uploads/{upload_id}/complete"): owned(200),
     ("DELETE", "/api/v1/uploads/{upload_id}"): owned(204),
     # Videos.
-    ("GET", "/api/v1/videos"): instructors(200),
-    ("GET", "/api/v1/videos/{video_id}"): owned(200),
+    ("GET", "/api/v1/videos"): signed_in(200),  # students: ready ones of published courses
+    ("GET", "/api/v1/videos/{video_id}"): readable(200),
     ("DELETE", "/api/v1/videos/{video_id}"): owned(204),
     ("POST", "/api/v1/videos/{video_id}/retry"): owned(200),
     # Playback: its own expiring token instead of a JWT; without it, nothing (for anyone).

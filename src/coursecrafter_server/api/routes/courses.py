@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from coursecrafter_server.api.deps import ContainerDep, InstructorUser
+from coursecrafter_server.api.deps import ContainerDep, CurrentUser, InstructorUser
 from coursecrafter_server.api.schemas import ErrorResponse
 from coursecrafter_server.courses import CourseService
 from coursecrafter_server.domain import Course
@@ -59,13 +59,14 @@ def create_course(body: CourseIn, user: InstructorUser, courses: Courses) -> Cou
 
 
 @router.get("", responses=_errors)
-def list_courses(user: InstructorUser, courses: Courses) -> list[CourseOut]:
+def list_courses(user: CurrentUser, courses: Courses) -> list[CourseOut]:
+    """Instructors and admins: their own courses. Students: every published course."""
     return [CourseOut.of(c) for c in courses.list(user)]
 
 
 @router.get("/{course_id}", responses=_errors)
-def get_course(course_id: str, user: InstructorUser, courses: Courses) -> CourseOut:
-    return CourseOut.of(courses.get_owned(user, course_id))
+def get_course(course_id: str, user: CurrentUser, courses: Courses) -> CourseOut:
+    return CourseOut.of(courses.get_readable(user, course_id))
 
 
 @router.patch("/{course_id}", responses=_errors)

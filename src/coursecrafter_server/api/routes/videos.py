@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
 
-from coursecrafter_server.api.deps import ContainerDep, InstructorUser
+from coursecrafter_server.api.deps import ContainerDep, CurrentUser, InstructorUser
 from coursecrafter_server.api.schemas import ErrorResponse
 from coursecrafter_server.bootstrap import Container
 from coursecrafter_server.domain import Video
@@ -79,15 +79,16 @@ def video_out(video: Video, container: Container) -> VideoOut:
 
 @router.get("", responses=_errors)
 def list_videos(
-    user: InstructorUser, videos: Videos, container: ContainerDep,
+    user: CurrentUser, videos: Videos, container: ContainerDep,
     course_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[VideoOut]:
+    """Instructors and admins: their own videos. Students: ready videos of published courses."""
     return [video_out(v, container) for v in videos.list(user, course_id)]
 
 
 @router.get("/{video_id}", responses=_errors)
-def get_video(video_id: str, user: InstructorUser, videos: Videos, container: ContainerDep) -> VideoOut:
-    return video_out(videos.get_owned(user, video_id), container)
+def get_video(video_id: str, user: CurrentUser, videos: Videos, container: ContainerDep) -> VideoOut:
+    return video_out(videos.get_readable(user, video_id), container)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors)
