@@ -989,6 +989,17 @@ def test_record_event_race_has_exactly_one_winner(thread_safe_store: Store) -> N
     assert sorted(outcomes, key=str) == [False] * (THREADS - 1) + [True], outcomes
 
 
+def test_counts_by_status(store: Store) -> None:
+    assert store.count_videos_by_status() == {} and store.count_jobs_by_status() == {}
+    for status in (VideoStatus.READY, VideoStatus.READY, VideoStatus.FAILED):
+        store.add_video(make_video(status=status))
+    store.add_job(make_job(status=JobStatus.PROCESSING))
+    store.add_job(make_job(status=JobStatus.DONE))
+    store.add_job(make_job(status=JobStatus.DONE))
+    assert store.count_videos_by_status() == {VideoStatus.READY: 2, VideoStatus.FAILED: 1}
+    assert store.count_jobs_by_status() == {JobStatus.PROCESSING: 1, JobStatus.DONE: 2}
+
+
 def test_has_event_tells_whether_an_id_was_recorded(store: Store) -> None:
     assert store.has_event("evt-1") is False
     store.record_event("evt-1", NOW)

@@ -19,6 +19,7 @@ from coursecrafter_server.api.routes import (
     videos,
 )
 from coursecrafter_server.bootstrap import Container, build_container
+from coursecrafter_server.metrics import MetricsMiddleware, ServerMetrics
 from coursecrafter_server.settings import Settings, get_settings
 from coursecrafter_server.storage.local import LocalStorage
 from coursecrafter_server.storage.local_http import blob_router
@@ -56,10 +57,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.metrics = metrics = ServerMetrics(container)
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt_prefixes=("/blobs/",)
     )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(courses.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)

@@ -100,6 +100,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Probes and keys.
     ("GET", "/api/v1/healthz"): everyone(200),
     ("GET", "/api/v1/readyz"): everyone(200),
+    ("GET", "/api/v1/metrics"): everyone(200),  # aggregate counts only: no ids, no users
     ("GET", "/.well-known/jwks.json"): everyone(200),
 }
 

@@ -141,4 +141,11 @@ class Store(Protocol):
     def has_event(self, event_id: str) -> bool:
         """Whether `record_event` has remembered this id."""
 
+    # Counts (for /metrics) ---------------------------------------------------------------------
+    def count_videos_by_status(self) -> dict[VideoStatus, int]:
+        """How many videos are in each status (statuses with none left out)."""
+
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (statuses with none left out)."""
+
     def delete_events_before(self, when: datetime) -> int: ...

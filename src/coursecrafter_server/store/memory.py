@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 from datetime import datetime
@@ -290,6 +291,14 @@ class MemoryStore:
     def has_event(self, event_id: str) -> bool:
         with self._lock:
             return event_id in self._events
+
+    def count_videos_by_status(self) -> dict[VideoStatus, int]:
+        with self._lock:
+            return dict(collections.Counter(v.status for v in self._videos.values()))
+
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        with self._lock:
+            return dict(collections.Counter(j.status for j in self._jobs.values()))
 
     def delete_events_before(self, when: datetime) -> int:
         with self._lock:

@@ -482,9 +482,20 @@ class MongoStore:
     def has_event(self, event_id: str) -> bool:
         return self._events.count_documents({"_id": event_id}, limit=1) > 0
 
+    def count_videos_by_status(self) -> dict[VideoStatus, int]:
+        return {VideoStatus(status): n for status, n in _count_by(self._videos, "status").items()}
+
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        return {JobStatus(status): n for status, n in _count_by(self._jobs, "status").items()}
+
     def delete_events_before(self, when: datetime) -> int:
         result = self._events.delete_many({"received_at": {"$lt": _encode_time(when)}})
         return result.deleted_count
+
+
+def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:
+    pipeline = [{"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+    return {str(row["_id"]): int(row["n"]) for row in collection.aggregate(pipeline)}
 
 
 def _user(doc: Document) -> User:

@@ -662,6 +662,14 @@ class SQLiteStore:
         ).fetchone()
         return row is not None
 
+    def count_videos_by_status(self) -> dict[VideoStatus, int]:
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM videos GROUP BY status")
+        return {VideoStatus(status): count for status, count in rows}
+
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        return {JobStatus(status): count for status, count in rows}
+
     def delete_events_before(self, when: datetime) -> int:
         cursor = self._conn().execute(
             "DELETE FROM webhook_events WHERE received_at < ?", (_encode_time(when),)

@@ -174,6 +174,11 @@ class InProcessQueue:
         return True
 
     # Introspection and lifecycle ---------------------------------------------------------------
+    def message_counts(self) -> tuple[int, int]:
+        """(messages waiting, dead letters not yet settled), as RabbitMQQueue.message_counts."""
+        with self._cond:
+            return self._queue.qsize(), len(self.dead_letters) - self._dead_taken
+
     def qsize(self) -> int:
         """Messages waiting (not counting those in hand)."""
         return self._queue.qsize()

@@ -1,15 +1,16 @@
-"""Liveness, readiness, JWKS."""
+"""Liveness, readiness, metrics, JWKS."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from coursecrafter_server.api.deps import ContainerDep
+from coursecrafter_server.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -46,6 +47,14 @@ def readyz(container: ContainerDep) -> JSONResponse:
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def metrics(request: Request) -> Response:
+    """The pipeline's state (videos and jobs by status, queue depth, oldest waiting job) and this
+    process's HTTP traffic, in Prometheus text format."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 jwks_router = APIRouter(tags=["auth"])

@@ -45,4 +45,5 @@ async def job_event(request: Request, container: ContainerDep) -> dict[str, str]
         raise BadEvent(str(exc)) from None
     # The store calls block (SQLite may wait out a lock): off the event loop, as sync routes are.
     outcome = await run_in_threadpool(container.jobs.handle_event, event)
+    request.app.state.metrics.webhook_events.labels(event.type, outcome).inc()
     return {"status": outcome}
