@@ -9,7 +9,10 @@ Two adapters implement it (DESIGN.md "Two ways to run"):
 Delivery contract of `consume`, the same for both:
 
 - the handler *returning* means "the outcome was reported": the message is acknowledged;
-- the handler raising `Requeue` means "not done, put it back" (redelivered later);
+- the handler raising `Requeue` means "not done, put it back" (redelivered later); it counts as
+  a delivery, except while the consumer is stopping (its `stop` event set: a graceful worker
+  stop, whose handlers see the stop as their cancel), when the message is put back as a fresh
+  copy so that rolling restarts never use up a job's deliveries;
 - any other exception is logged and the message is rejected without requeue (dead-lettered);
 - a message that does not parse (`MessageError`) never reaches the handler: it is dead-lettered;
 - a message delivered `max_attempts` times without being acknowledged is dead-lettered.
@@ -37,7 +40,8 @@ class QueueUnavailable(QueueError):
 
 class Requeue(Exception):  # noqa: N818 - a signal, not an error
     """Raised by a handler: the job was not finished (cancelled, outcome not reported); put the
-    message back so it is delivered again (it counts towards the delivery limit)."""
+    message back so it is delivered again. It counts towards the delivery limit unless the
+    consumer is stopping (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ class JobQueue(Protocol):
 
     def consume(self, handler: Handler, *, concurrency: int, stop: threading.Event) -> None:
         """Run `handler` on up to `concurrency` messages at once until `stop` is set, then
-        return (messages in hand whose handler does not finish in time are put back)."""
+        return (messages in hand are put back without using up a delivery when their handler
+        raises `Requeue`; those whose handler does not finish in time are put back by the broker,
+        and that counts)."""
 
     def close(self) -> None:
         """Release connections and threads. Idempotent."""

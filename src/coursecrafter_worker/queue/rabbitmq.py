@@ -18,6 +18,12 @@ dead-letters it by itself. So a job is delivered at most `max_attempts` times, w
 to the workers. A poison message (one that does not parse) is nacked without requeue: straight
 to the dead-letter queue.
 
+A worker that stops gracefully (SIGTERM) did nothing wrong, so the job in hand must not use up a
+delivery (three rolling restarts during a long lecture would dead-letter it): it publishes a
+fresh copy of the message (same body and properties, persistent, confirmed) and only then acks
+the original. The copy starts with a delivery count of 0 and goes to the back of the queue;
+should the publish fail, the original is nacked with requeue (it counts, but is not lost).
+
 pika is not thread-safe: the publisher keeps one connection behind a lock (server request threads
 share it) with a small keep-alive thread answering heartbeats; each `consume` call owns its
 connection, runs handlers on a pool of `concurrency` threads so the I/O loop keeps answering
@@ -57,6 +63,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (pex.AMQPError, OSError, QueueUnava
 #: How many (job_id, attempt) outcomes one consumer remembers, to ack redeliveries of a job it has
 #: already reported (the ack was lost with the connection) without running it again.
 REMEMBERED_OUTCOMES = 4096
+#: Header of a copy published by a stopping worker: how many times the job went back that way
+#: (for the logs; the broker's x-delivery-count restarts at 0 with every copy).
+RETURNS_HEADER = "coursecrafter-returns"
 
 
 def redact_url(url: str) -> str:
@@ -440,9 +449,12 @@ class RabbitMQQueue:
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        returned = int((properties.headers or {}).get("x-delivery-count") or 0)
+        headers = properties.headers or {}
+        returned = int(headers.get("x-delivery-count") or 0)
         if session.stop.is_set():  # arrived while stopping: not ours to start
-            channel.basic_nack(method.delivery_tag, requeue=True)
+            session.cancel_consumer()  # or the copy could come straight back to us
+            self._return_gracefully(channel, method.delivery_tag, properties, body,
+                                    f"unstarted message {properties.message_id or '?'}")
             return
         try:
             message = JobMessage.from_json(body)
@@ -450,15 +462,18 @@ class RabbitMQQueue:
             log.error("poison message dead-lettered (%s): %r", exc, body[:200])
             channel.basic_nack(method.delivery_tag, requeue=False)
             return
+        returns = int(headers.get(RETURNS_HEADER) or 0)
         log.info(
-            "job %s attempt %d for video %s: delivery %d of at most %d",
+            "job %s attempt %d for video %s: delivery %d of at most %d%s",
             message.job_id, message.attempt, message.video_id, returned + 1, self.max_attempts,
+            f" (put back by {returns} stopping worker(s) before)" if returns else "",
         )
         session.inflight += 1
-        pool.submit(functools.partial(self._handle, session, method.delivery_tag, message, handler))
+        delivery = _Delivery(method.delivery_tag, properties, body)
+        pool.submit(functools.partial(self._handle, session, delivery, message, handler))
 
     def _handle(
-        self, session: _Session, tag: int, message: JobMessage, handler: Handler
+        self, session: _Session, delivery: _Delivery, message: JobMessage, handler: Handler
     ) -> None:
         """In a pool thread: run the handler (once per job and attempt at a time), then settle."""
         key = (message.job_id, message.attempt)
@@ -500,9 +515,20 @@ class RabbitMQQueue:
                             self._reported.popitem(last=False)
                     del self._running[key]
                 mine.set()
-        self._settle(session, tag, message, outcome or "requeue")
+        outcome = outcome or "requeue"
+        if outcome == "requeue" and session.stop.is_set():
+            # Put back because this worker is stopping (the handler saw the stop as its cancel):
+            # not the job's fault, so it must not use up a delivery.
+            outcome = "return"
+        self._settle(session, delivery, message, outcome)
 
-    def _settle(self, session: _Session, tag: int, message: JobMessage, outcome: str) -> None:
+    def _settle(
+        self, session: _Session, delivery: _Delivery, message: JobMessage, outcome: str
+    ) -> None:
+        """Ack ("ack"), nack with requeue ("requeue", counts towards the delivery limit), reject
+        ("reject": dead-lettered) or give back without using up a delivery ("return")."""
+        tag = delivery.tag
+
         def settle() -> None:  # runs in the consuming thread
             session.inflight -= 1
             channel = session.channel
@@ -513,9 +539,11 @@ class RabbitMQQueue:
             try:
                 if outcome == "ack":
                     channel.basic_ack(tag)
+                elif outcome == "return":
+                    session.cancel_consumer()  # or the copy could come straight back to us
+                    self._return_gracefully(channel, tag, delivery.properties, delivery.body,
+                                            f"job {message.job_id} attempt {message.attempt}")
                 else:
-                    if outcome == "requeue" and session.stop.is_set():
-                        session.cancel_consumer()
                     channel.basic_nack(tag, requeue=outcome == "requeue")
             except TRANSIENT as exc:
                 log.warning("job %s: could not %s (%r); the broker delivers it again",
@@ -529,6 +557,41 @@ class RabbitMQQueue:
                 "delivers it again%s", message.job_id, message.attempt, outcome,
                 " and it will be acked without running again" if outcome == "ack" else "",
             )
+
+    def _return_gracefully(
+        self, channel: BlockingChannel, tag: int, properties: pika.BasicProperties, body: bytes,
+        what: str,
+    ) -> None:
+        """In the consuming thread, while stopping: put a delivery back without using up one of
+        its deliveries. The copy is confirmed before the original is acked, so a crash in between
+        leaves a duplicate (re-running a job is safe, see the runner), never a lost job."""
+        if self._publish_copy(body, _copy_properties(properties)):
+            channel.basic_ack(tag)
+            log.info("%s goes back to the queue (a fresh copy: this stop does not count as a "
+                     "delivery)", what)
+        else:
+            channel.basic_nack(tag, requeue=True)
+            log.warning("%s goes back to the queue by nack (could not publish a fresh copy): "
+                        "this delivery counts towards the limit", what)
+
+    def _publish_copy(self, body: bytes, properties: pika.BasicProperties) -> bool:
+        """Publish `body` as a new persistent message, confirmed; False if the broker did not
+        take it. No long retries: the worker is stopping and the nack fallback is safe."""
+        error: BaseException | None = None
+        for _ in range(2):  # the idle publisher connection may have died unnoticed: once more
+            with self._publish_lock:
+                try:
+                    channel = self._publish_channel()
+                    channel.basic_publish("", self.queue_name, body, properties, mandatory=True)
+                    return True
+                except QueueUnavailable as exc:  # cannot connect, or the queue object is closed
+                    error = exc
+                    break
+                except TRANSIENT as exc:  # includes UnroutableError and NackError
+                    self._drop_publisher()
+                    error = exc
+        log.warning("could not publish a copy of a message being put back: %r", error)
+        return False
 
     def _drain(self, session: _Session) -> None:
         """Stop: no new deliveries; give jobs in hand `shutdown_grace` seconds to settle (their
@@ -554,6 +617,38 @@ class RabbitMQQueue:
         self._keepalive_stop.set()
         with self._publish_lock:
             self._drop_publisher()
+
+
+class _Delivery:
+    """What settling a message needs: its tag, and (to publish a copy) its properties and body."""
+
+    __slots__ = ("tag", "properties", "body")
+
+    def __init__(self, tag: int, properties: pika.BasicProperties, body: bytes) -> None:
+        self.tag, self.properties, self.body = tag, properties, body
+
+
+def _copy_properties(properties: pika.BasicProperties) -> pika.BasicProperties:
+    """The properties for a copy of a message put back by a stopping worker: the same, persistent,
+    without the broker's delivery count, with the returns counter one up. Not `user_id`, which
+    the broker checks against the publishing connection's user."""
+    headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-delivery-count"}
+    headers[RETURNS_HEADER] = int(headers.get(RETURNS_HEADER) or 0) + 1
+    return pika.BasicProperties(
+        content_type=properties.content_type,
+        content_encoding=properties.content_encoding,
+        headers=headers,
+        delivery_mode=2,
+        priority=properties.priority,
+        correlation_id=properties.correlation_id,
+        reply_to=properties.reply_to,
+        expiration=properties.expiration,
+        message_id=properties.message_id,
+        timestamp=properties.timestamp,
+        type=properties.type,
+        app_id=properties.app_id,
+        cluster_id=properties.cluster_id,
+    )
 
 
 def _backoff(state: RetryCallState) -> float:
