@@ -1,8 +1,9 @@
 """`coursecrafter-worker [--concurrency N]`: the RabbitMQ transcoding consumer.
 
 Needs `COURSECRAFTER_BROKER_URL`. SIGTERM/SIGINT stop it cleanly: no new jobs are taken, jobs in
-hand are cancelled and go back to the queue (nack with requeue, or the broker requeues them when
-the connection closes), then the process exits 0.
+hand are cancelled and go back to the queue (a fresh copy, so a restart does not use up one of
+the job's deliveries; the broker requeues whatever is still unacked when the connection closes),
+then the process exits 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from pydantic import ValidationError
 
 log = logging.getLogger("coursecrafter_worker")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -71,6 +71,7 @@ def run(argv: list[str] | None = None) -> None:
     from coursecrafter_worker.notifier import WebhookNotifier
     from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
     from coursecrafter_worker.runner import JobRunner
+    from coursecrafter_worker.workdir import SWEEP_INTERVAL, start_sweeper
 
     try:
         storage = open_storage(
@@ -99,13 +100,15 @@ def run(argv: list[str] | None = None) -> None:
         _fail(f"FFmpeg is not usable: {exc}", 1)
     log.info("FFmpeg: %s", ffmpeg)
 
-    # Job directories of a worker that was killed (SIGKILL, power loss) are never cleaned by it.
-    purged = runner.purge_stale(older_than=(settings.ffmpeg_timeout or 4 * 3600) + 3600)
-    if purged:
-        log.info("removed %d stale job director%s from %s", purged, "y" if purged == 1 else "ies",
-                 settings.work_dir)
+    # Job directories of a worker that was killed (SIGKILL, power loss) are never cleaned by it:
+    # whoever shares the work dir removes them, now and every minute or so (a live job's
+    # directory is locked, see coursecrafter_worker.workdir).
+    unlocked_older_than = (settings.ffmpeg_timeout or 4 * 3600) + 3600
+    runner.purge_stale(older_than=unlocked_older_than)
 
     stop = threading.Event()
+    start_sweeper(settings.work_dir, interval=SWEEP_INTERVAL,
+                  unlocked_older_than=unlocked_older_than, stop=stop)
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():

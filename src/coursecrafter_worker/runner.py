@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +34,8 @@ from coursecrafter_server.storage import NoSuchKey, ObjectStorage
 from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
 from coursecrafter_worker.notifier import DeliveryFailed, Notifier
 from coursecrafter_worker.queue.base import Requeue
+from coursecrafter_worker.workdir import JobDir
+from coursecrafter_worker.workdir import sweep as sweep_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -183,23 +183,10 @@ class JobRunner:
         self._notifier_takes_cancel = _accepts(notifier.send, "cancel")
 
     def purge_stale(self, older_than: float) -> int:
-        """Remove job directories under `work_dir` untouched for `older_than` seconds (left by a
-        killed worker; a live job's directory is younger than the FFmpeg timeout). Returns how
-        many were removed."""
-        if not self.work_dir.is_dir():
-            return 0
-        cutoff = time.time() - older_than
-        removed = 0
-        for entry in self.work_dir.glob("job-*"):
-            try:
-                newest = max([entry.stat().st_mtime]
-                             + [p.stat().st_mtime for p in entry.rglob("*")])
-            except OSError:
-                continue
-            if newest < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed
+        """Remove the job directories under `work_dir` that no live process holds (left by a
+        killed worker or server; see `workdir`); one without a lock file (an older version's)
+        only once untouched for `older_than` seconds. Returns how many were removed."""
+        return sweep_work_dir(self.work_dir, unlocked_older_than=older_than)
 
     # Helpers -----------------------------------------------------------------------------------
     @property
@@ -248,8 +235,10 @@ class JobRunner:
         cancel = cancel or threading.Event()
         prefix = message.output_prefix if message.output_prefix.endswith("/") \
             else message.output_prefix + "/"
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        job_dir = Path(tempfile.mkdtemp(prefix=f"job-{message.job_id[:16]}-", dir=self.work_dir))
+        # Locked while the job runs, so that no sweep (ours, or another process's sharing the
+        # work dir) removes it, while one left by a killed worker goes at the next sweep.
+        job = JobDir.create(self.work_dir, message.job_id[:16])
+        job_dir = job.path
         reporter = _ProgressReporter(self, message, cancel=cancel)
         started = time.monotonic()
         try:
@@ -266,7 +255,7 @@ class JobRunner:
             raise Requeue(f"outcome not reported: {exc}") from exc
         finally:
             reporter.stop()
-            shutil.rmtree(job_dir, ignore_errors=True)
+            job.remove()
         log.info("job %s attempt %d (video %s) %s in %.1fs", message.job_id, message.attempt,
                  message.video_id, outcome, time.monotonic() - started)
         return outcome
