@@ -78,8 +78,10 @@ def make_lecture_clip(path: Path, seconds: int = 12) -> None:
 def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # The embedded default, whatever this shell has set: no broker, store or storage URL of a
+    # real deployment leaks in (and nothing of theirs is touched).
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("COURSECRAFTER_")},
         "COURSECRAFTER_HOME": str(DEMO / "home"),
         "COURSECRAFTER_CONFIG_DIR": str(DEMO / "config"),
         "COURSECRAFTER_PUBLIC_URL": url,
@@ -87,8 +89,10 @@ def main() -> None:
         "COURSECRAFTER_CREDENTIAL_STORE": "file",
     }
     print(f"demo: starting coursecrafter-server on {url} (data in {DEMO})", flush=True)
+    DEMO.mkdir(parents=True, exist_ok=True)  # its cwd, so no `.env` of this checkout is read
     server = subprocess.Popen(
-        [str(BIN / "coursecrafter-server"), "--port", str(port), "--log-level", "warning"], env=env
+        [str(BIN / "coursecrafter-server"), "--port", str(port), "--log-level", "warning"], env=env,
+        cwd=DEMO,
     )
     try:
         wait_healthy(url, server)
