@@ -25,7 +25,7 @@ def lecture_clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clips") / "lecture.mp4"
     subprocess.run(
         [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=3",
+         "-f", "lavfi", "-i", "testsrc2=s=854x480:r=25:d=3",
          "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
          "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
          "-shortest", str(path)],
@@ -56,13 +56,13 @@ def login(env: dict[str, str]) -> None:
 def assert_playable(video: dict, expected_duration: float) -> None:
     assert video["status"] == "ready", video
     assert abs(video["duration"] - expected_duration) < 0.5
-    assert (video["width"], video["height"]) == (640, 360)
-    assert [r["height"] for r in video["renditions"]] == [360]
+    assert (video["width"], video["height"]) == (854, 480)
+    assert [r["height"] for r in video["renditions"]] == [480, 360]  # a ladder, never upscaled
     master = httpx.get(video["playback_url"], timeout=10)
     assert master.status_code == 200 and "#EXT-X-STREAM-INF" in master.text
-    assert "RESOLUTION=640x360" in master.text
+    assert "RESOLUTION=854x480" in master.text and "RESOLUTION=640x360" in master.text
     variants = [line for line in master.text.splitlines() if line and not line.startswith("#")]
-    assert len(variants) == 1
+    assert len(variants) == 2
     base = video["playback_url"].split("master.m3u8")[0]
     for variant in variants:
         assert abs(decoded_duration(base + variant) - expected_duration) < 0.5
