@@ -161,6 +161,7 @@ class HttpFaultProxy:
 
     - "pass": forward;
     - "500" / "503": read the whole body, answer that status without forwarding;
+    - "403": the same, as storage refusing an expired or wrongly signed URL;
     - "stored-500": forward (storage keeps the part), then answer 500 anyway;
     - "cut": read about half the body, then reset the connection (RST) mid-body.
 
@@ -191,7 +192,7 @@ class HttpFaultProxy:
                 if len(body) < length:  # the client went away mid-body
                     self.close_connection = True
                     return
-                if action in ("500", "503"):
+                if action in ("403", "500", "503"):
                     proxy._record(PartPut(number, action, len(body), int(action)))
                     payload = b'{"error": {"code": "injected", "message": "injected fault"}}'
                     self.send_response(int(action))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -271,3 +272,25 @@ def test_wait_timeout_exits_1(alice: Invoke, lecture: Path) -> None:
 def test_status_of_an_unknown_video(alice: Invoke) -> None:
     done = alice("status", "nope")
     assert done.exit_code == 1 and "video not found" in done.stderr
+
+
+def test_on_a_terminal_the_progress_bar_shows_bytes_rate_and_eta(
+    alice: Invoke, lecture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from coursecrafter_cli.commands import upload as upload_command
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    monkeypatch.setattr(upload_command, "stderr_console", lambda: terminal)
+    done = alice("upload", str(lecture), "--json")
+    assert done.exit_code == 0, done.stderr
+    drawn = screen.getvalue()
+    assert "lecture.mp4" in drawn
+    assert "3.0/3.0 MiB" in drawn  # bytes sent of the total
+    assert re.search(r"\d+(\.\d+)? [kMG]?B/s", drawn), drawn  # rate
+    assert re.search(r"\d:\d\d:\d\d", drawn), drawn  # time remaining
+    assert json.loads(done.stdout)["status"]  # the JSON document still alone on stdout

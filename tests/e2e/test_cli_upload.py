@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from livesupport import (
     BIN,
@@ -166,6 +167,28 @@ def test_storage_errors_on_part_puts_are_retried(stack: Stack, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert [p.action for p in stack.proxy.parts].count("500") == 2 and stack.proxy.plan == []
     assert len(re.findall(r"warning: part \d+: storage answered HTTP 500", done.stderr)) == 2
+    video = json.loads(done.stdout)
+    assert stack.stored_sha256(video["id"]) == file_sha256(lecture)
+
+
+def _sign_requests(stack: Stack) -> float:
+    """POST /uploads/{id}/parts requests the server has answered (its /metrics)."""
+    text = httpx.get(f"{stack.server.url}/metrics", timeout=10).text
+    route = 'route="/api/v1/uploads/{upload_id}/parts"'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("coursecrafter_http_requests_total{")
+               and 'method="POST"' in line and route in line)
+
+
+def test_a_refused_part_url_is_signed_afresh_and_the_part_sent_again(stack: Stack,
+                                                                     tmp_path: Path) -> None:
+    lecture = make_file(tmp_path / "refused.mp4", 17 * MIB, seed=12)  # 3 parts, one batch
+    before = _sign_requests(stack)
+    stack.proxy.plan = ["403"]
+    done = run_cli(stack.env, "upload", str(lecture), "--json")
+    assert done.returncode == 0, done.stderr
+    assert stack.proxy.plan == [] and "storage refused the URL (HTTP 403" in done.stderr
+    assert _sign_requests(stack) == before + 1  # exactly one fresh URL, for that part
     video = json.loads(done.stdout)
     assert stack.stored_sha256(video["id"]) == file_sha256(lecture)
 
