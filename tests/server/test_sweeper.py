@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,28 +14,34 @@ from coursecrafter_server.sweeper import Sweeper
 from coursecrafter_worker.queue.base import Requeue
 
 
-def test_a_job_the_queue_gave_up_on_fails_its_video(settings_factory):
-    container = build_container(settings_factory(max_attempts=2, transcode_concurrency=0))
+def _enqueued_and_consumed(container, handler):
+    """An uploaded video enqueued, then its message consumed by `handler` until the in-process
+    queue has nothing left (acked or dead-lettered)."""
     now = datetime.now(timezone.utc)
-    video = Video(id="v" * 32, owner_id="u1", course_id=None, kind=VideoKind.VIDEO, title="t",
-                  filename="t.mp4", content_type="video/mp4", size=10, sha256=None,
+    video = Video(id=uuid.uuid4().hex, owner_id="u1", course_id=None, kind=VideoKind.VIDEO,
+                  title="t", filename="t.mp4", content_type="video/mp4", size=10, sha256=None,
                   status=VideoStatus.UPLOADED, created_at=now, updated_at=now)
     container.store.add_video(video)
     job = container.jobs.enqueue(video)
-    queue = container.queue
+    stop = threading.Event()
+    consumer = threading.Thread(target=container.queue.consume, args=(handler,),
+                                kwargs={"concurrency": 1, "stop": stop})
+    consumer.start()
+    try:
+        assert container.queue.join(timeout=10)
+    finally:
+        stop.set()
+        consumer.join()
+    return video, job
+
+
+def test_a_job_the_queue_gave_up_on_fails_its_video(settings_factory):
+    container = build_container(settings_factory(max_attempts=2, transcode_concurrency=0))
 
     def never_finishes(message):  # e.g. a transcoder that cannot report, every time
         raise Requeue("outcome not reported")
 
-    stop = threading.Event()
-    consumer = threading.Thread(target=queue.consume, args=(never_finishes,),
-                                kwargs={"concurrency": 1, "stop": stop})
-    consumer.start()
-    try:
-        assert queue.join(timeout=10)
-    finally:
-        stop.set()
-        consumer.join()
+    video, job = _enqueued_and_consumed(container, never_finishes)
     sweeper = Sweeper(container, interval=3600)
     assert sweeper.settle_dead_letters() == 1
     assert sweeper.settle_dead_letters() == 0  # each letter is settled once
@@ -47,21 +54,7 @@ def test_a_job_the_queue_gave_up_on_fails_its_video(settings_factory):
 
 def test_a_dead_letter_whose_settling_failed_is_settled_by_the_next_sweep(settings_factory):
     container = build_container(settings_factory(max_attempts=1, transcode_concurrency=0))
-    now = datetime.now(timezone.utc)
-    video = Video(id="w" * 32, owner_id="u1", course_id=None, kind=VideoKind.VIDEO, title="t",
-                  filename="t.mp4", content_type="video/mp4", size=10, sha256=None,
-                  status=VideoStatus.UPLOADED, created_at=now, updated_at=now)
-    container.store.add_video(video)
-    container.jobs.enqueue(video)
-    stop = threading.Event()
-    consumer = threading.Thread(target=container.queue.consume, args=(_crash,),
-                                kwargs={"concurrency": 1, "stop": stop})
-    consumer.start()
-    try:
-        assert container.queue.join(timeout=10)
-    finally:
-        stop.set()
-        consumer.join()
+    video, _ = _enqueued_and_consumed(container, _crash)
 
     real_get_job = container.store.get_job
     container.store.get_job = lambda job_id: (_ for _ in ()).throw(OSError("store away"))
