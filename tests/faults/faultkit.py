@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ FAST_SERVER = {
     "COURSECRAFTER_LOGIN_RATE_LIMIT_ADDRESS": "1000/minute",
     "COURSECRAFTER_LOGIN_RATE_LIMIT_ACCOUNT": "1000/minute",
     "COURSECRAFTER_REFRESH_RATE_LIMIT_ADDRESS": "1000/minute",
+    "COURSECRAFTER_REFRESH_RATE_LIMIT_ACCOUNT": "1000/minute",
 }
 FAST_WORKER = {
     "COURSECRAFTER_HEARTBEAT_INTERVAL": "1",
@@ -210,6 +212,11 @@ class Worker:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    @property
+    def work_dir(self) -> Path:
+        """Its COURSECRAFTER_WORK_DIR (where each job gets a `job-*` directory)."""
+        return Path(self.env["COURSECRAFTER_WORK_DIR"])
 
     def start(self) -> Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -548,6 +555,80 @@ def assert_outputs_complete(blobs: Path, video: dict[str, Any]) -> dict[str, int
     return counts
 
 
+#: The runner's lines (runner.JobRunner): one per FFmpeg run that finished and had its outputs
+#: uploaded ("job <id>: uploaded <n> file(s) under videos/<video id>/"), and one per job whose
+#: `completed` the server applied ("job <id> attempt <n> (video <id>) completed in <s>s"; a copy
+#: the server calls stale ends "skipped", a bad source "failed").
+UPLOADED_LINE = re.compile(r"job \w+: uploaded \d+ file\(s\) under videos/(\w+)/")
+COMPLETED_LINE = re.compile(r"job \w+ attempt \d+ \(video (\w+)\) completed in ")
+
+
+def transcodes(*workers: Worker) -> tuple[Counter[str], Counter[str]]:
+    """({video id: FFmpeg runs that finished and uploaded}, {video id: `completed` applied}),
+    over the logs of `workers`."""
+    logs = [w.log() for w in workers]
+    return (Counter(m.group(1) for log in logs for m in UPLOADED_LINE.finditer(log)),
+            Counter(m.group(1) for log in logs for m in COMPLETED_LINE.finditer(log)))
+
+
+def assert_transcoded_once(video_ids: list[str], *workers: Worker) -> Counter[str]:
+    """Each video transcoded exactly once over all `workers`, and no other one. A redelivery
+    keeps the attempt number (so the jobs table cannot tell), but a copy of a job that a worker
+    had already done, or was still doing, must not run FFmpeg again. Returns the counts."""
+    ran, completed = transcodes(*workers)
+    once = Counter({vid: 1 for vid in video_ids})
+    for what, counts in (("transcoded", ran), ("completed", completed)):
+        assert counts == once, {
+            what: "not once", "twice or more": {v: n for v, n in counts.items() if n > 1},
+            "never": [v for v in video_ids if not counts[v]],
+            "unexpected": [v for v in counts if v not in once]}
+    return completed
+
+
+def storage_leftovers(blobs: Path) -> list[str]:
+    """What the local storage adapter (storage/local.py) keeps while a write is under way:
+    multipart uploads not completed or aborted (`multipart/<upload id>/`) and temp files
+    (`tmp/`: parts and objects being written, completed/aborted uploads being removed)."""
+    found = []
+    for sub in ("multipart", "tmp"):
+        base = blobs / sub
+        assert base.is_dir(), f"{base} missing: has the storage layout changed?"
+        found += [p.relative_to(blobs).as_posix() for p in base.rglob("*")]
+    return sorted(found)
+
+
+def assert_storage_clean(blobs: Path) -> None:
+    """No multipart upload and no temp file left in the local storage under `blobs`."""
+    leftovers = storage_leftovers(blobs)
+    assert not leftovers, f"storage leftovers under {blobs}: {leftovers}"
+
+
+def job_dirs(work_dir: Path) -> list[str]:
+    """The `job-*` directories (runner.JobRunner.run) in a worker's work dir."""
+    return sorted(p.name for p in work_dir.glob("job-*")) if work_dir.is_dir() else []
+
+
+def assert_no_job_dirs(*work_dirs: Path, timeout: float = 5) -> None:
+    """Every job directory removed. A worker removes it before it acks, so once the queue has
+    drained nothing should be left; the short wait only absorbs a slow `rmtree` (a real
+    leftover never goes away)."""
+    def clean() -> bool:
+        return not any(job_dirs(d) for d in work_dirs)
+
+    try:
+        wait_for(clean, timeout, interval=0.2, what="job directories to be removed")
+    except WaitTimeout:
+        raise AssertionError(
+            f"job directories left: { {str(d): job_dirs(d) for d in work_dirs} }") from None
+
+
+def assert_no_leftovers(server: Server, *workers: Worker) -> None:
+    """After the queue has drained: the server's local storage holds no multipart upload or
+    temp file, and no worker's work dir holds a job directory."""
+    assert_storage_clean(server.blobs)
+    assert_no_job_dirs(*(w.work_dir for w in workers))
+
+
 def jobs(server: Server) -> dict[str, tuple[int, str]]:
     """{video id: (attempt, status)} of every transcoding job, read from the embedded SQLite
     store (read-only): the outbox's view of what is still open."""
@@ -566,16 +647,43 @@ def assert_jobs_done(server: Server, attempts: dict[str, int]) -> None:
     assert jobs(server) == {vid: (n, "done") for vid, n in attempts.items()}
 
 
+def address_space_limit(pid: int) -> int | None:
+    """The soft RLIMIT_AS of a process in bytes (None: unlimited or gone), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/limits").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^Max address space\s+(\S+)", text, re.M)
+    return int(match.group(1)) if match and match.group(1).isdigit() else None
+
+
+def rss_now(pids: dict[str, int]) -> dict[str, float]:
+    """{name: VmRSS in MiB right now}, with the same name suffixes as RssSampler."""
+    return {name: _rss_of(name, pid) / 1024 for name, pid in pids.items()}
+
+
+def _rss_of(name: str, pid: int) -> int:
+    if name.endswith("+tree"):
+        return sum(rss_kib(p) for p in process_tree(pid))
+    if name.endswith("+children"):
+        return sum(rss_kib(p) for p in process_tree(pid)[1:])
+    return rss_kib(pid)
+
+
 class RssSampler:
     """Samples VmRSS of named processes every `interval` s in a thread; `peaks` in MiB. For a
     name ending in "+tree" the RSS of the whole process tree (e.g. a worker with its FFmpeg
-    children) is summed."""
+    children) is summed, for "+children" that of its descendants only (the FFmpeg it runs).
+    `ffmpeg_limits` collects the address-space limit (bytes) of every FFmpeg seen in a tree,
+    and `ffmpeg_seen` how many samples caught one."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
         self.pids = pids
         self.interval = interval
         self.peaks: dict[str, float] = {name: 0.0 for name in pids}
         self.samples = 0
+        self.ffmpeg_limits: set[int | None] = set()
+        self.ffmpeg_seen = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -590,11 +698,14 @@ class RssSampler:
     def _run(self) -> None:
         while True:
             for name, pid in self.pids.items():
+                self.peaks[name] = max(self.peaks[name], _rss_of(name, pid) / 1024)
                 if name.endswith("+tree"):
-                    kib = sum(rss_kib(p) for p in process_tree(pid))
-                else:
-                    kib = rss_kib(pid)
-                self.peaks[name] = max(self.peaks[name], kib / 1024)
+                    for child in process_tree(pid)[1:]:
+                        if "ffmpeg" in proc_name(child):
+                            limit = address_space_limit(child)
+                            if alive(child) and proc_name(child):  # not gone in between
+                                self.ffmpeg_limits.add(limit)
+                                self.ffmpeg_seen += 1
             self.samples += 1
             if self._stop.wait(self.interval):
                 return

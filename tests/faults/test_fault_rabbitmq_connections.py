@@ -4,6 +4,7 @@ transcodes and acks). Nothing may be lost or stuck; server and worker reconnect 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,9 @@ import pytest
 from faultkit import (
     QUEUE,
     assert_jobs_done,
+    assert_no_leftovers,
     assert_outputs_complete,
+    assert_transcoded_once,
     sdk_client,
     wait_for,
     wait_ready,
@@ -22,6 +25,7 @@ from faultkit import (
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 UPLOADS = 8
+REDELIVERY = re.compile(r"job (\w+) attempt \d+ for video \w+: delivery (\d+) of at most")
 
 
 def test_connections_closed_while_publishing_and_consuming(lab, clips):
@@ -32,8 +36,10 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
     client = sdk_client(server.url, "ada")
     wait_for(lambda: QUEUE in vhost.consumers(), 20, what="the worker to consume")
 
-    # Uploads spread over ~6 s; meanwhile the broker drops every connection of the vhost four
-    # times (each rabbitmqctl call takes about a second), noting what was in flight each time.
+    # Uploads spread over ~6 s, the first a 30 s lecture (~5 s in FFmpeg, so the early closes
+    # find it in the worker's hands), the others 6 s ones; meanwhile the broker drops every
+    # connection of the vhost four times (each rabbitmqctl call takes about a second), noting
+    # what was in flight each time.
     closes: list[float] = []
     in_flight: list[dict[str, int]] = []
     stop = threading.Event()
@@ -49,7 +55,8 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
 
     def upload(i: int) -> str:
         time.sleep(0.8 * i)
-        return client.upload(clips["medium"], title=f"Lecture {i}", resume=False)["id"]
+        return client.upload(clips["long" if i == 0 else "medium"], title=f"Lecture {i}",
+                             resume=False)["id"]
 
     began = time.monotonic()
     chaos_thread = threading.Thread(target=chaos, daemon=True)
@@ -82,9 +89,16 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
         wait_source_gone(server.blobs, video["id"])
     depths = vhost.wait_drained()
     assert_jobs_done(server, {video["id"]: 1 for video in videos})  # none handed out twice
+    # ... and none transcoded twice: a redelivery keeps attempt 1, so only the worker's log
+    # tells a copy acked without running again from a second transcode.
+    assert_transcoded_once([video["id"] for video in videos], worker)
+    assert_no_leftovers(server, worker)
     log = worker.log()
     lost = log.count("RabbitMQ connection lost")
     assert lost >= 1, log
+    # A close hit work in flight: a job the worker held unacked came back from the broker.
+    redelivered = {job for job, n in REDELIVERY.findall(log) if int(n) > 1}
+    assert redelivered, log
     assert worker.process.poll() is None and server.process.poll() is None
     client.close()
     republished = server.log().count("could not publish")
@@ -92,6 +106,7 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
           f"{len(videos)} videos ready; the {UPLOADS} ready {all_ready:.1f}s after the first "
           f"upload; "
           f"readyz ok + consumer back within {reconnected:.1f}s; worker reconnects {lost}; "
+          f"jobs redelivered {len(redelivered)} (each transcoded once); "
           f"publishes left to the outbox {republished}; queues {depths}")
 
 
@@ -132,6 +147,8 @@ def test_broker_unreachable_uploads_wait_in_the_outbox(lab, clips):
         wait_source_gone(server.blobs, video["id"])
     depths = vhost.wait_drained()
     assert_jobs_done(server, {vid: 1 for vid in ids})
+    assert_transcoded_once(ids, worker)
+    assert_no_leftovers(server, worker)
     assert server.log().count("could not publish job") >= 2
     wait_for(lambda: server.readyz()[0] == 200, 20, interval=0.2, what="/readyz ok")
     assert worker.process.poll() is None

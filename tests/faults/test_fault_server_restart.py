@@ -16,12 +16,19 @@ import time
 
 import pytest
 from faultkit import (
+    alive,
     assert_jobs_done,
+    assert_no_job_dirs,
+    assert_no_leftovers,
     assert_outputs_complete,
+    assert_storage_clean,
+    assert_transcoded_once,
+    job_dirs,
     poll_video,
     proc_name,
     process_tree,
     sdk_client,
+    wait_for,
     wait_ready,
     wait_source_gone,
 )
@@ -40,14 +47,20 @@ def _upload_three(client, clips) -> list[str]:
 
 def _restart(server, down_for: float = 1.0, crash: bool = False) -> tuple[int | None, float]:
     began = time.monotonic()
-    if crash:  # kill -9: no shutdown at all; FFmpeg (own session) would live on: kill it too
+    if crash:  # kill -9: no shutdown at all
         ffmpeg = [p for p in process_tree(server.pid)[1:] if "ffmpeg" in proc_name(p)]
         server.process.kill()
         code = server.process.wait(10)
-        for pid in ffmpeg:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         assert code == -9
+        # FFmpeg runs in a session of its own, but the kernel kills it with the process that
+        # started it (PR_SET_PDEATHSIG, pipeline/process.py): it must not outlive the server.
+        try:
+            wait_for(lambda: not any(alive(p) for p in ffmpeg), 10,
+                     what="FFmpeg to die with the server")
+        finally:
+            for pid in ffmpeg:  # never leave an orphan running, even when the wait failed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     else:
         code = server.stop()
         # A graceful stop: uvicorn runs the lifespan shutdown, then re-raises SIGTERM (-15).
@@ -71,7 +84,13 @@ def _check_all(client, server, ids) -> list[dict]:
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips, how):
     port = free_port()  # chosen once: the restarted server keeps its URL
-    server = lab.server(env={"COURSECRAFTER_TRANSCODE_CONCURRENCY": "1"}, port=port)
+    # A temp dir of its own, so that the embedded transcoders' work dir (<tmp>/coursecrafter-work,
+    # transcoders.py) is this server's alone and can be checked for leftovers.
+    tmp = lab.tmp_path / "server-tmp"
+    tmp.mkdir()
+    server = lab.server(env={"COURSECRAFTER_TRANSCODE_CONCURRENCY": "1", "TMPDIR": str(tmp)},
+                        port=port)
+    work_dir = tmp / "coursecrafter-work"
     client = sdk_client(server.url, "ada")
     ids = _upload_three(client, clips)
     poll_video(client, ids[0], lambda v: v["phase"] == "transcoding" and v["progress"] > 0,
@@ -79,6 +98,7 @@ def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips,
     before = [client.get_video(vid)["status"] for vid in ids]
     assert before == ["processing", "queued", "queued"], before
 
+    assert job_dirs(work_dir)  # the running job's
     code, stopped = _restart(server, crash=how == "sigkill")
     restarted_at = time.monotonic()
     log = server.log()
@@ -89,6 +109,10 @@ def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips,
     videos = _check_all(client, server, ids)
     recovered = time.monotonic() - restarted_at
     assert_jobs_done(server, {ids[0]: 2, ids[1]: 1, ids[2]: 1})
+    # Nothing left behind: no multipart upload or temp file in the storage, no job directory
+    # (after a SIGKILL, the restarted server removes the dead job's own).
+    assert_storage_clean(server.blobs)
+    assert_no_job_dirs(work_dir)
     client.close()
     print(f"\nembedded restart ({how}): stop took {stopped:.1f}s (exit {code}); all "
           f"{len(videos)} ready {recovered:.1f}s after the restart")
@@ -115,6 +139,8 @@ def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips):
 
     depths = vhost.wait_drained()
     assert_jobs_done(server, {vid: 1 for vid in ids})
+    assert_transcoded_once(ids, worker)
+    assert_no_leftovers(server, worker)
     log = worker.log()
     # The worker carried on while the server was away and retried what it had to report.
     assert "not delivered" in log, log

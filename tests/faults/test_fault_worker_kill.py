@@ -18,7 +18,10 @@ from faultkit import (
     WaitTimeout,
     alive,
     assert_jobs_done,
+    assert_no_leftovers,
     assert_outputs_complete,
+    assert_transcoded_once,
+    job_dirs,
     poll_video,
     sdk_client,
     source_path,
@@ -46,29 +49,44 @@ def _transcoding(lab, clips, heartbeat_timeout: int):
     return vhost, server, worker, client, video_id, ffmpeg
 
 
+def _kill(worker) -> None:
+    """SIGKILL the worker's process group and wait for it and its FFmpeg to be gone. FFmpeg runs
+    in a session of its own (pipeline/process.py), out of reach of the group kill, but the
+    kernel kills it when its worker dies (PR_SET_PDEATHSIG): this only waits for that (and
+    kills a survivor once the wait has failed, so that no orphan outlives the test);
+    test_sigkilled_worker_leaves_no_orphan_ffmpeg pins it down on its own."""
+    ffmpeg = worker.ffmpeg_pids()
+    pids = worker.kill_group()
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids + ffmpeg), 10,
+                 what="the worker and its FFmpeg to die")
+    finally:
+        for pid in ffmpeg:  # never leave an orphan running, even when the wait failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool) -> dict:
     # Redelivery: a heartbeat timeout well above the time a new worker needs to start, so the
     # sweeper stays out of it. Sweeper path: 6 s, and the new worker only after the re-queue.
     vhost, server, first, client, video_id, ffmpeg = _transcoding(
         lab, clips, heartbeat_timeout=6 if restart_after_requeue else 20)
     killed_at = time.monotonic()
-    pids = first.kill_group()
-    # FFmpeg runs in a session of its own (pipeline/process.py), so the worker's group kill
-    # does not reach it: kill it too, as a supervisor killing the whole cgroup would
-    # (test_sigkilled_worker_leaves_no_orphan_ffmpeg covers the orphan on its own).
-    for pid in ffmpeg:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not any(alive(p) for p in pids + ffmpeg), 10,
-             what="the worker and its FFmpeg to die")
+    _kill(first)
     assert source_path(server.blobs, video_id).exists()
+    assert job_dirs(first.work_dir), "the killed job's directory (with its source copy)"
 
     if restart_after_requeue:
         # The heartbeat stops; the sweeper notices and re-queues the job as attempt 2.
         poll_video(client, video_id, lambda v: v["status"] == "queued", timeout=30,
                    what="the sweeper to re-queue the job")
         assert "re-queued as attempt 2 (worker_lost)" in server.log()
-    second = lab.worker(server, "worker-2")
+        second = lab.worker(server, "worker-2")  # a work dir of its own
+    else:
+        # The new worker starts on the killed one's work dir (as a restarted service would):
+        # it must remove the dead job's directory, which nobody holds any more.
+        second = lab.worker(server, "worker-2", env={"COURSECRAFTER_WORK_DIR":
+                                                     str(first.work_dir)})
     video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
     recovered = time.monotonic() - killed_at
 
@@ -80,6 +98,12 @@ def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool) -> dict:
     log = second.log()
     # Redelivered: the same attempt, once more. Re-queued: attempt 2, and nothing else.
     assert_jobs_done(server, {video_id: 2 if restart_after_requeue else 1})
+    # One transcode to the end: the killed one never finished, the new worker's ran once (in
+    # the re-queue case the dead attempt's redelivered message is skipped as stale).
+    assert_transcoded_once([video_id], first, second)
+    # No multipart upload or temp file in the storage, no job directory in the new worker's
+    # work dir (in the redelivery case, that is also the killed worker's).
+    assert_no_leftovers(server, second)
     if not restart_after_requeue:
         assert "delivery 2 of at most 3" in log, log
         assert "re-queued" not in server.log()
@@ -93,40 +117,12 @@ def test_worker_killed_mid_ffmpeg_job_is_redelivered_to_a_new_worker(lab, clips)
     _kill_mid_ffmpeg(lab, clips, restart_after_requeue=False)
 
 
-SUPERSEDED_ATTEMPT_BUG = (
-    "BUG runner.JobRunner.run/_run (worker) + jobs.JobService.handle_event (server): once the "
-    "sweeper has re-queued the job as attempt 2, RabbitMQ still redelivers the dead worker's "
-    "attempt-1 message, and quorum queues deliver returned messages first. The server answers "
-    "its events 200 {'status': 'stale'}, the runner ignores that: it transcodes anyway, counts "
-    "the stale `completed` as delivered and deletes uploads/{id}/source. Attempt 2 then takes "
-    "the `_already_completed` shortcut (no source + a master playlist) and is acked without "
-    "sending any event: the job stays `published`, which the sweeper never rescues, and the "
-    "video stays `queued` for ever with its source gone (`retry` is impossible). "
-    "Fix: make a stale/superseded event visible to the worker (e.g. answer 409 "
-    "{'status': 'stale'}) and have the runner stop (ack, no work) when `started` is stale and "
-    "never delete the source unless `completed` was applied; drop the `_already_completed` "
-    "shortcut or make it send `completed` for its own attempt."
-)
-
-
 def test_worker_killed_mid_ffmpeg_then_sweeper_requeues_before_a_new_worker(lab, clips):
     _kill_mid_ffmpeg(lab, clips, restart_after_requeue=True)
 
 
 class OrphanFFmpeg(AssertionError):
     """FFmpeg is still running after its worker was SIGKILLed."""
-
-
-ORPHAN_FFMPEG_BUG = (
-    "BUG pipeline/process.py run_ffmpeg: FFmpeg is started with start_new_session=True and "
-    "nothing ties its life to the worker's, so SIGKILL of the worker (its process group, the "
-    "OOM killer, kill -9) leaves FFmpeg running as an orphan (it ignores SIGPIPE on its "
-    "progress pipe): it burns CPU for the rest of the transcode (until the dead worker's "
-    "ffmpeg_timeout, up to 4 h, which nobody enforces any more) and fills the dead worker's "
-    "job directory, which purge_stale keeps for ffmpeg_timeout + 1 h. Fix: in _limits_preexec "
-    "also call prctl(PR_SET_PDEATHSIG, SIGKILL) (ctypes libc.prctl(1, 9); Linux) and exit if "
-    "os.getppid() already changed, keeping the session of its own for the timeout kill."
-)
 
 
 def test_sigkilled_worker_leaves_no_orphan_ffmpeg(lab, clips):
@@ -157,16 +153,17 @@ def test_a_lecture_that_kills_every_worker_fails_clearly_and_can_be_retried(lab,
                              "COURSECRAFTER_HEARTBEAT_TIMEOUT": "600"})
     client = sdk_client(server.url, "ada")
     video_id = client.upload(clips["long"], title="Killer lecture", resume=False)["id"]
+    # Every worker on one work dir, as one machine's worker service restarted each time: each
+    # start must remove the job directory of the worker killed before it.
+    shared = {"COURSECRAFTER_WORK_DIR": str(lab.tmp_path / "work")}
+    killed = []
     for delivery in range(1, 4):
-        worker = lab.worker(server, f"worker-{delivery}")
+        worker = lab.worker(server, f"worker-{delivery}", env=shared)
         wait_for(lambda: f"delivery {delivery} of at most 3" in worker.log()
                  and worker.ffmpeg_pids(), 60, what=f"delivery {delivery} in FFmpeg")
-        ffmpeg = worker.ffmpeg_pids()
-        pids = worker.kill_group()
-        for pid in ffmpeg:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not any(alive(p) for p in pids + ffmpeg), 10, what="the kill")
+        _kill(worker)
+        assert len(job_dirs(worker.work_dir)) == 1, job_dirs(worker.work_dir)
+        killed.append(worker)
     failed = poll_video(client, video_id, lambda v: v["status"] == "failed", timeout=30,
                         what="the dead letter to fail the video")
     assert failed["error"]["code"] == "worker_lost"
@@ -177,9 +174,11 @@ def test_a_lecture_that_kills_every_worker_fails_clearly_and_can_be_retried(lab,
     vhost.wait_drained()  # the dead letter was taken off the dead-letter queue
 
     client.retry_video(video_id)
-    lab.worker(server, "worker-healthy")
+    healthy = lab.worker(server, "worker-healthy", env=shared)
     video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
     assert_outputs_complete(server.blobs, video)
     wait_source_gone(server.blobs, video_id)
     vhost.wait_drained()
+    assert_transcoded_once([video_id], *killed, healthy)
+    assert_no_leftovers(server, healthy)  # the three dead jobs' directories included
     client.close()
