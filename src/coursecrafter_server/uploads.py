@@ -71,6 +71,11 @@ class SizeMismatch(DomainError):
     code = "size_mismatch"
 
 
+class InvalidPartNumbers(DomainError):
+    status_code = 422
+    code = "invalid_part_numbers"
+
+
 @dataclass(frozen=True)
 class PartUrl:
     part_number: int
@@ -195,10 +200,11 @@ class UploadService:
         if not part_numbers:
             part_numbers = list(range(1, min(upload.part_count, MAX_BATCH) + 1))
         if len(part_numbers) > MAX_BATCH:
-            raise SizeMismatch(f"at most {MAX_BATCH} part URLs per request")
+            raise InvalidPartNumbers(f"at most {MAX_BATCH} part URLs per request")
         bad = [n for n in part_numbers if not 1 <= n <= upload.part_count]
         if bad:
-            raise SizeMismatch(f"part numbers must be 1..{upload.part_count}; got {bad[:5]}")
+            raise InvalidPartNumbers(
+                f"part numbers must be 1..{upload.part_count}; got {bad[:5]}")
         return self._sign(upload, sorted(set(part_numbers)))
 
     def list_parts(self, user: User, upload_id: str) -> tuple[Upload, list[UploadedPart]]:

@@ -153,7 +153,7 @@ class FakeCourseCrafter(httpx.BaseTransport):
                     return _error(409, "invalid_state", f"the upload was {upload.status}; start a new upload")
                 numbers = body.get("part_numbers") or list(range(1, min(upload.part_count, 200) + 1))
                 if len(numbers) > 200 or any(not 1 <= n <= upload.part_count for n in numbers):
-                    return _error(422, "size_mismatch", "bad part numbers")
+                    return _error(422, "invalid_part_numbers", "bad part numbers")
                 with self.lock:
                     self.sign_requests.append(list(numbers))
                 return httpx.Response(200, json={"parts": self._sign(upload, sorted(set(numbers))),

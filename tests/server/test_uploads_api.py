@@ -422,3 +422,12 @@ def test_storage_that_does_not_answer_is_a_clear_503(app_factory, home, s3_bucke
     assert response.headers["retry-after"] == "5"
     assert "try again" in response.json()["error"]["message"]
     assert api.get("/readyz").json()["checks"]["storage"].startswith("error")
+
+
+def test_signing_parts_that_do_not_exist_is_refused_by_name(api, alice):
+    upload = start(api, alice, payload(1000)).json()
+    url = f"/api/v1/uploads/{upload['upload_id']}/parts"
+    response = api.post(url, json={"part_numbers": [1, 2]}, headers=alice)
+    assert error_code(response, 422) == "invalid_part_numbers"
+    assert "1..1" in response.json()["error"]["message"]
+    assert api.post(url, json={"part_numbers": [1]}, headers=alice).status_code == 200
