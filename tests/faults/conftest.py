@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,28 @@ class Lab:
     """Everything a test starts, stopped in reverse order at teardown (workers before servers,
     the vhost last), with the logs printed when the test failed."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, request: pytest.FixtureRequest | None = None) -> None:
         self.tmp_path = tmp_path
+        self._request = request
         self._started: list[Any] = []
+
+    def storage_env(self, adapter: str) -> dict[str, str]:
+        """The environment that puts a server (and the workers started from it) on `adapter`:
+        "local" is the embedded default (the blobs dir in its home, nothing to set); "s3" is a
+        prefix of its own in the session's bucket on moto's S3 server (tests/conftest.py
+        `s3_bucket`, `moto_endpoint`), with the dummy AWS credentials of `aws_env`."""
+        if adapter == "local":
+            return {}
+        assert adapter == "s3", adapter
+        assert self._request is not None
+        bucket = self._request.getfixturevalue("s3_bucket")
+        endpoint = self._request.getfixturevalue("moto_endpoint")  # aws_env is active now
+        aws = {k: v for k, v in os.environ.items()
+               if k.startswith("AWS_") or k in ("NO_PROXY", "no_proxy")}
+        assert aws.get("AWS_ACCESS_KEY_ID") == "testing", "aws_env should be active"
+        return {**aws,
+                "COURSECRAFTER_STORAGE_URL": f"s3://{bucket}/faults-{uuid.uuid4().hex[:8]}",
+                "COURSECRAFTER_S3_ENDPOINT_URL": endpoint}
 
     def vhost(self) -> Vhost:
         why = rabbitmq_usable()
@@ -113,7 +134,7 @@ class Lab:
 
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
+    lab = Lab(tmp_path, request)
     yield lab
     report = getattr(request.node, "rep_call", None)
     lab.teardown(failed=bool(report is not None and report.failed))

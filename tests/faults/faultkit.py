@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from livesupport import BIN, HttpFaultProxy, PartPut, free_port  # noqa: F401 - re-exported
@@ -146,6 +146,7 @@ class Server:
         }
         self.process: subprocess.Popen | None = None
         self.log_path = home / "server.log"
+        self._storage: Storage | None = None
         home.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -155,7 +156,15 @@ class Server:
 
     @property
     def blobs(self) -> Path:
+        """The embedded default's blobs dir (what the storage is when no URL is set)."""
         return self.home / "blobs"
+
+    @property
+    def storage(self) -> Storage:
+        """A view of the storage this server and its workers use (local dir or S3 prefix)."""
+        if self._storage is None:
+            self._storage = storage_view(self.env, self.home)
+        return self._storage
 
     def start(self, timeout: float = 30) -> Server:
         with open(self.log_path, "ab") as log:
@@ -435,6 +444,137 @@ class TcpProxy:
                     s.close()
 
 
+# --------------------------------------------------------------------------- storage views
+
+
+class LocalBlobs:
+    """The embedded storage adapter's directory (storage/local.py): `objects/{key}`, one file
+    per object; `multipart/` and `tmp/` while a write is under way."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"LocalBlobs({self.root})"
+
+    def objects(self, prefix: str) -> dict[str, int]:
+        """{key relative to `prefix`: size} of every object whose key starts with `prefix`
+        (a folder: "videos/<id>/")."""
+        base = self.root / "objects" / prefix
+        if not base.is_dir():
+            return {}
+        return {p.relative_to(base).as_posix(): p.stat().st_size
+                for p in base.rglob("*") if p.is_file()}
+
+    def exists(self, key: str) -> bool:
+        return (self.root / "objects" / key).exists()
+
+    def read_text(self, key: str) -> str:
+        return (self.root / "objects" / key).read_text()
+
+    def leftovers(self) -> list[str]:
+        """Multipart uploads not completed or aborted (`multipart/<upload id>/`) and temp files
+        (`tmp/`: parts and objects being written, completed/aborted uploads being removed)."""
+        found = []
+        for sub in ("multipart", "tmp"):
+            base = self.root / sub
+            assert base.is_dir(), f"{base} missing: has the storage layout changed?"
+            found += [p.relative_to(self.root).as_posix() for p in base.rglob("*")]
+        return sorted(found)
+
+
+class S3Blobs:
+    """An S3 bucket (moto's server in tests) under the server's key prefix, read with a boto3
+    client of our own: what the server and the workers wrote, as any S3 reader sees it."""
+
+    kind = "s3"
+
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None,
+                 env: dict[str, str] | None = None) -> None:
+        import boto3
+
+        env = env if env is not None else dict(os.environ)
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self.client = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=env.get("AWS_SESSION_TOKEN"),
+            region_name=env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        ).client("s3", endpoint_url=endpoint_url)
+
+    def __repr__(self) -> str:
+        return f"S3Blobs(s3://{self.bucket}/{self.prefix} at {self.endpoint_url})"
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def objects(self, prefix: str) -> dict[str, int]:
+        full = self._full(prefix)
+        found: dict[str, int] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(full):]
+                assert rel not in found, obj["Key"]
+                found[rel] = int(obj["Size"])
+        return found
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def read_text(self, key: str) -> str:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+        try:
+            return body.read().decode()
+        finally:
+            body.close()
+
+    def leftovers(self) -> list[str]:
+        """Multipart uploads still open under the prefix (neither completed nor aborted): the
+        parts of each are stored, and billed, until someone aborts it."""
+        found = []
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self._full(""))
+        for page in pages:
+            found += [f"multipart upload {u['UploadId']} of {u['Key']}"
+                      for u in page.get("Uploads", [])]
+        return sorted(found)
+
+
+Storage = LocalBlobs | S3Blobs
+
+
+def storage_view(env: dict[str, str], home: Path) -> Storage:
+    """The storage a server (and its workers) with environment `env` and COURSECRAFTER_HOME
+    `home` writes to: COURSECRAFTER_STORAGE_URL (`file://` or `s3://bucket[/prefix]`, with
+    COURSECRAFTER_S3_ENDPOINT_URL), or the blobs dir in the home when it is unset."""
+    url = env.get("COURSECRAFTER_STORAGE_URL")
+    if not url:
+        return LocalBlobs(home / "blobs")
+    parsed = urlsplit(url)
+    if parsed.scheme == "file":
+        return LocalBlobs(Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        return S3Blobs(parsed.netloc, parsed.path, env.get("COURSECRAFTER_S3_ENDPOINT_URL"), env)
+    raise ValueError(f"unknown storage URL {url!r}")
+
+
+def _as_storage(storage: Storage | Path) -> Storage:
+    return LocalBlobs(storage) if isinstance(storage, Path) else storage
+
+
 # --------------------------------------------------------------------------- media and checks
 
 
@@ -482,17 +622,18 @@ def poll_video(client: Any, video_id: str, predicate: Callable[[dict[str, Any]],
 
 
 def wait_ready(client: Any, video_id: str, timeout: float = 120,
-               blobs: Path | None = None) -> dict[str, Any]:
-    """Poll until the video is `ready` (or `failed`: an assertion error). With `blobs` (local
-    storage), fail fast on a lost lecture: the worker deletes the source only after its
-    `completed` event was delivered, so a video whose source has been gone for 5 s without
+               storage: Storage | Path | None = None) -> dict[str, Any]:
+    """Poll until the video is `ready` (or `failed`: an assertion error). With `storage` (the
+    server's, local or S3), fail fast on a lost lecture: the worker deletes the source only after
+    its `completed` event was delivered, so a video whose source has been gone for 5 s without
     being `ready` will never get there."""
     gone_since: list[float] = []
+    store = None if storage is None else _as_storage(storage)
 
     def done(video: dict[str, Any]) -> bool:
         if video.get("status") in ("ready", "failed"):
             return True
-        if blobs is not None and not source_path(blobs, video_id).exists():
+        if store is not None and not source_exists(store, video_id):
             gone_since.append(time.monotonic())
             if gone_since[-1] - gone_since[0] > 5:
                 raise LostLecture(
@@ -507,25 +648,38 @@ def wait_ready(client: Any, video_id: str, timeout: float = 120,
     return video
 
 
+def source_key(video_id: str) -> str:
+    """The key of a video's uploaded source (DESIGN.md: `uploads/{video id}/source`)."""
+    return f"uploads/{video_id}/source"
+
+
 def source_path(blobs: Path, video_id: str) -> Path:
-    return blobs / "objects" / "uploads" / video_id / "source"
+    """Where the local storage under `blobs` keeps a video's source."""
+    return blobs / "objects" / source_key(video_id)
 
 
-def wait_source_gone(blobs: Path, video_id: str, timeout: float = 15) -> None:
-    path = source_path(blobs, video_id)
-    wait_for(lambda: not path.exists(), timeout, what=f"{path} to be deleted")
+def source_exists(storage: Storage | Path, video_id: str) -> bool:
+    return _as_storage(storage).exists(source_key(video_id))
 
 
-def assert_outputs_complete(blobs: Path, video: dict[str, Any]) -> dict[str, int]:
+def wait_source_gone(storage: Storage | Path, video_id: str, timeout: float = 15) -> None:
+    store = _as_storage(storage)
+    wait_for(lambda: not store.exists(source_key(video_id)), timeout,
+             what=f"{source_key(video_id)} in {store} to be deleted")
+
+
+def assert_outputs_complete(storage: Storage | Path, video: dict[str, Any]) -> dict[str, int]:
     """Exactly one master playlist naming each rendition once; every rendition playlist ends
     with #EXT-X-ENDLIST, names each segment once, and each segment exists (non-empty); the
-    segments cover the duration; and nothing else is stored under the video's prefix (no stale
-    or duplicated outputs). Returns {playlist: segment count}."""
-    base = blobs / "objects" / "videos" / video["id"]
-    files = {p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()}
+    segments cover the duration; and nothing else is stored under the video's prefix
+    `videos/{id}/` (no stale or duplicated outputs). Returns {playlist: segment count}."""
+    store = _as_storage(storage)
+    base = f"videos/{video['id']}/"
+    sizes = store.objects(base)
+    files = set(sizes)
     masters = [f for f in files if f.endswith("master.m3u8")]
     assert masters == ["hls/master.m3u8"], sorted(files)
-    master = (base / "hls" / "master.m3u8").read_text()
+    master = store.read_text(base + "hls/master.m3u8")
     assert master.startswith("#EXTM3U")
     variants = [line for line in master.splitlines() if line and not line.startswith("#")]
     assert master.count("#EXT-X-STREAM-INF") == len(variants) == len(set(variants)) >= 1, master
@@ -536,7 +690,7 @@ def assert_outputs_complete(blobs: Path, video: dict[str, Any]) -> dict[str, int
     counts: dict[str, int] = {}
     for variant in variants:
         rel = f"hls/{variant}"
-        text = (base / rel).read_text()
+        text = store.read_text(base + rel)
         assert "#EXT-X-ENDLIST" in text.splitlines()[-1:] or text.rstrip().endswith(
             "#EXT-X-ENDLIST"), f"{rel} is not finished:\n{text}"
         segments = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -548,7 +702,7 @@ def assert_outputs_complete(blobs: Path, video: dict[str, Any]) -> dict[str, int
         for segment in segments:
             seg = f"{folder}/{segment}"
             expected.add(seg)
-            assert (base / seg).is_file() and (base / seg).stat().st_size > 0, seg
+            assert sizes.get(seg, 0) > 0, (seg, sizes.get(seg))
         counts[rel] = len(segments)
     assert files == expected, {"missing": sorted(expected - files),
                                "unexpected": sorted(files - expected)}
@@ -585,22 +739,18 @@ def assert_transcoded_once(video_ids: list[str], *workers: Worker) -> Counter[st
     return completed
 
 
-def storage_leftovers(blobs: Path) -> list[str]:
-    """What the local storage adapter (storage/local.py) keeps while a write is under way:
-    multipart uploads not completed or aborted (`multipart/<upload id>/`) and temp files
-    (`tmp/`: parts and objects being written, completed/aborted uploads being removed)."""
-    found = []
-    for sub in ("multipart", "tmp"):
-        base = blobs / sub
-        assert base.is_dir(), f"{base} missing: has the storage layout changed?"
-        found += [p.relative_to(blobs).as_posix() for p in base.rglob("*")]
-    return sorted(found)
+def storage_leftovers(storage: Storage | Path) -> list[str]:
+    """What a storage keeps while a write is under way. Local (storage/local.py): multipart
+    uploads not completed or aborted (`multipart/<upload id>/`) and temp files (`tmp/`). S3:
+    the multipart uploads still open under the server's prefix."""
+    return _as_storage(storage).leftovers()
 
 
-def assert_storage_clean(blobs: Path) -> None:
-    """No multipart upload and no temp file left in the local storage under `blobs`."""
-    leftovers = storage_leftovers(blobs)
-    assert not leftovers, f"storage leftovers under {blobs}: {leftovers}"
+def assert_storage_clean(storage: Storage | Path) -> None:
+    """No multipart upload (and, locally, no temp file) left in the storage."""
+    store = _as_storage(storage)
+    leftovers = store.leftovers()
+    assert not leftovers, f"storage leftovers in {store}: {leftovers}"
 
 
 def job_dirs(work_dir: Path) -> list[str]:
@@ -623,9 +773,9 @@ def assert_no_job_dirs(*work_dirs: Path, timeout: float = 5) -> None:
 
 
 def assert_no_leftovers(server: Server, *workers: Worker) -> None:
-    """After the queue has drained: the server's local storage holds no multipart upload or
-    temp file, and no worker's work dir holds a job directory."""
-    assert_storage_clean(server.blobs)
+    """After the queue has drained: the server's storage holds no multipart upload (and,
+    locally, no temp file), and no worker's work dir holds a job directory."""
+    assert_storage_clean(server.storage)
     assert_no_job_dirs(*(w.work_dir for w in workers))
 
 

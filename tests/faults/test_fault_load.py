@@ -22,10 +22,10 @@ from faultkit import (
     assert_transcoded_once,
     rss_now,
     sdk_client,
-    source_path,
     transcodes,
     wait_for,
     wait_ready,
+    wait_source_gone,
 )
 
 from coursecrafter_worker.pipeline.process import MEMORY_LIMIT_ENV, MIB, memory_limit
@@ -45,10 +45,13 @@ WORKER_GROWTH_MIB = 16
 FFMPEG_RSS_MIB = 256
 
 
-def test_fifty_uploads_with_two_workers_all_ready_memory_bounded(lab, clips, tmp_path):
+@pytest.mark.parametrize("adapter", ["local", "s3"])
+def test_fifty_uploads_with_two_workers_all_ready_memory_bounded(lab, clips, tmp_path, adapter):
     vhost = lab.vhost()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
-                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "30"})
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "30",
+                             **lab.storage_env(adapter)})
+    assert server.storage.kind == adapter
     workers = [lab.worker(server, f"worker-{i}") for i in (1, 2)]
     client = sdk_client(server.url, "ada")
     wait_for(lambda: vhost.consumers().count(QUEUE) == 2, 30, what="2 consumers")
@@ -66,7 +69,7 @@ def test_fifty_uploads_with_two_workers_all_ready_memory_bounded(lab, clips, tmp
     with ThreadPoolExecutor(WARM_UP) as pool:
         warm_ids = list(pool.map(upload, warm_files))
     for video_id in warm_ids:
-        wait_ready(client, video_id, timeout=60, blobs=server.blobs)
+        wait_ready(client, video_id, timeout=60, storage=server.storage)
     vhost.wait_drained(30)
     warm_runs = [transcodes(worker)[1].total() for worker in workers]
     assert all(warm_runs), f"a worker took no warm-up job: {warm_runs}"
@@ -106,9 +109,8 @@ def test_fifty_uploads_with_two_workers_all_ready_memory_bounded(lab, clips, tmp
     assert len(set(ids)) == UPLOADS
     for video_id in ids:
         video = client.get_video(video_id)
-        assert_outputs_complete(server.blobs, video)
-        wait_for(lambda: not source_path(server.blobs, video_id).exists(), 10,
-                 what="the source to be deleted")
+        assert_outputs_complete(server.storage, video)
+        wait_source_gone(server.storage, video_id, timeout=10)
     # Each job transcoded once, by one worker or the other, and both took part.
     assert_transcoded_once(warm_ids + ids, *workers)
     done = {f"worker-{i}": transcodes(w)[1].total() - warm_runs[i - 1]
@@ -143,7 +145,8 @@ def test_fifty_uploads_with_two_workers_all_ready_memory_bounded(lab, clips, tmp
         assert peaks[f"worker-{i}+tree"] < warm[f"worker-{i}"] + WORKER_GROWTH_MIB \
             + FFMPEG_RSS_MIB, (peaks, warm)
     client.close()
-    print(f"\nload: {UPLOADS} uploads in {uploaded:.1f}s, all ready after {all_ready:.1f}s, "
+    print(f"\nload ({adapter}): {UPLOADS} uploads in {uploaded:.1f}s, all ready after "
+          f"{all_ready:.1f}s, "
           f"jobs per worker {done}; RSS MiB warm {_round(warm)}, peak {peaks}, growth {growth} "
           f"({rss.samples} samples, FFmpeg caught in {rss.ffmpeg_seen}, its limit "
           f"{limit_mib:.0f} MiB); queues {depths}")

@@ -70,7 +70,7 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
     # At least one close caught a job in a worker's hands (the others: publishing, queued).
     assert any(snapshot.get("processing") for snapshot in in_flight), in_flight
 
-    videos = [wait_ready(client, vid, timeout=90, blobs=server.blobs) for vid in ids]
+    videos = [wait_ready(client, vid, timeout=90, storage=server.storage) for vid in ids]
     all_ready = time.monotonic() - began
 
     # Both sides are back on their own: the server's broker check, the worker's consumer.
@@ -82,11 +82,11 @@ def test_connections_closed_while_publishing_and_consuming(lab, clips):
 
     # And they work: one more lecture through the reconnected publisher and consumer.
     extra = client.upload(clips["tiny"], title="After the storm", resume=False)["id"]
-    videos.append(wait_ready(client, extra, timeout=60, blobs=server.blobs))
+    videos.append(wait_ready(client, extra, timeout=60, storage=server.storage))
 
     for video in videos:
-        assert_outputs_complete(server.blobs, video)
-        wait_source_gone(server.blobs, video["id"])
+        assert_outputs_complete(server.storage, video)
+        wait_source_gone(server.storage, video["id"])
     depths = vhost.wait_drained()
     assert_jobs_done(server, {video["id"]: 1 for video in videos})  # none handed out twice
     # ... and none transcoded twice: a redelivery keeps attempt 1, so only the worker's log
@@ -140,11 +140,11 @@ def test_broker_unreachable_uploads_wait_in_the_outbox(lab, clips):
 
     proxy.resume()
     back = time.monotonic()
-    videos = [wait_ready(client, vid, timeout=60, blobs=server.blobs) for vid in ids]
+    videos = [wait_ready(client, vid, timeout=60, storage=server.storage) for vid in ids]
     recovered = time.monotonic() - back
     for video in videos:
-        assert_outputs_complete(server.blobs, video)
-        wait_source_gone(server.blobs, video["id"])
+        assert_outputs_complete(server.storage, video)
+        wait_source_gone(server.storage, video["id"])
     depths = vhost.wait_drained()
     assert_jobs_done(server, {vid: 1 for vid in ids})
     assert_transcoded_once(ids, worker)

@@ -74,10 +74,10 @@ def _restart(server, down_for: float = 1.0, crash: bool = False) -> tuple[int | 
 
 
 def _check_all(client, server, ids) -> list[dict]:
-    videos = [wait_ready(client, vid, timeout=120, blobs=server.blobs) for vid in ids]
+    videos = [wait_ready(client, vid, timeout=120, storage=server.storage) for vid in ids]
     for video in videos:
-        assert_outputs_complete(server.blobs, video)
-        wait_source_gone(server.blobs, video["id"])
+        assert_outputs_complete(server.storage, video)
+        wait_source_gone(server.storage, video["id"])
     return videos
 
 
@@ -111,19 +111,22 @@ def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips,
     assert_jobs_done(server, {ids[0]: 2, ids[1]: 1, ids[2]: 1})
     # Nothing left behind: no multipart upload or temp file in the storage, no job directory
     # (after a SIGKILL, the restarted server removes the dead job's own).
-    assert_storage_clean(server.blobs)
+    assert_storage_clean(server.storage)
     assert_no_job_dirs(work_dir)
     client.close()
     print(f"\nembedded restart ({how}): stop took {stopped:.1f}s (exit {code}); all "
           f"{len(videos)} ready {recovered:.1f}s after the restart")
 
 
-def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips):
+@pytest.mark.parametrize("adapter", ["local", "s3"])
+def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips, adapter):
     vhost = lab.vhost()
     port = free_port()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
                              # Longer than the outage: the running job keeps its attempt.
-                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "20"}, port=port)
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "20",
+                             **lab.storage_env(adapter)}, port=port)
+    assert server.storage.kind == adapter
     worker = lab.worker(server)
     client = sdk_client(server.url, "ada")
     ids = _upload_three(client, clips)
@@ -149,6 +152,7 @@ def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips):
     status, ready = server.readyz()
     assert status == 200 and ready["checks"]["broker"] == "ok", ready
     client.close()
-    print(f"\nscale-out restart: SIGTERM took {stopped:.1f}s, down 3 s; all {len(videos)} ready "
+    print(f"\nscale-out restart ({adapter}): SIGTERM took {stopped:.1f}s, down 3 s; all "
+          f"{len(videos)} ready "
           f"{recovered:.1f}s after the restart; webhook retries "
           f"{log.count('not delivered')}; queues {depths}")

@@ -7,6 +7,7 @@ COURSECRAFTER_WEBHOOK_MAX_ELAPSED); the video still ends `ready`."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
@@ -29,21 +30,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 OUTAGE = 8.0
 
 
-def _stack(lab, heartbeat_timeout: int):
+def _stack(lab, heartbeat_timeout: int, adapter: str = "local"):
     vhost = lab.vhost()
     proxy = lab.tcp_proxy()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
-                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout)},
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
+                             **lab.storage_env(adapter)},
                         public_url=proxy.url)
+    assert server.storage.kind == adapter
     proxy.upstream = ("127.0.0.1", server.port)
     return vhost, proxy, server
 
 
-def _finish(vhost, server, worker, client, video_id, resumed_at, label, event, attempt=1):
-    video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
+def _finish(vhost, server, worker, client, video_id, resumed_at, label, event, attempt=1,
+            stale_removed=False):
+    video = wait_ready(client, video_id, timeout=90, storage=server.storage)
     recovered = time.monotonic() - resumed_at
-    assert_outputs_complete(server.blobs, video)
-    wait_source_gone(server.blobs, video_id)
+    assert_outputs_complete(server.storage, video)
+    wait_source_gone(server.storage, video_id)
     depths = vhost.wait_drained()
     assert_jobs_done(server, {video_id: attempt})
     # One `completed` applied. FFmpeg ran once per attempt: a superseded attempt 1 still
@@ -55,8 +59,16 @@ def _finish(vhost, server, worker, client, video_id, resumed_at, label, event, a
     retries = log.count(f"{event} event of job")
     assert retries >= 2, log
     assert ("re-queued" in server.log()) == (attempt > 1)
+    if stale_removed:
+        # The superseded attempt uploaded its outputs before its `completed` was refused; the
+        # next one removed every one of them before uploading its own (and
+        # assert_outputs_complete found exactly one set: no stale object survived).
+        uploaded = re.findall(rf"uploaded (\d+) file\(s\) under videos/{video_id}/", log)
+        removed = re.findall(rf"removed (\d+) stale object\(s\) under videos/{video_id}/", log)
+        assert len(uploaded) == 2 and removed == uploaded[:1], (uploaded, removed, log)
     client.close()
-    print(f"\nwebhook down {OUTAGE:g}s ({label}): `{event}` retried {retries}x; ready "
+    print(f"\nwebhook down {OUTAGE:g}s ({label}, {server.storage.kind}): `{event}` retried "
+          f"{retries}x; ready "
           f"{recovered:.1f}s after the webhook came back; queues {depths}")
 
 
@@ -95,8 +107,12 @@ def test_webhook_unreachable_when_the_worker_reports_started(lab, clips):
             "started")
 
 
-def test_webhook_outage_longer_than_the_heartbeat_timeout(lab, clips):
-    vhost, proxy, server = _stack(lab, heartbeat_timeout=5)
+@pytest.mark.parametrize("adapter", ["local", "s3"])
+def test_webhook_outage_longer_than_the_heartbeat_timeout(lab, clips, adapter):
+    """Attempt 1 finishes and uploads its outputs while the server cannot hear it; the sweeper
+    has re-queued the job meanwhile, so attempt 2 transcodes again over those outputs: on S3 too
+    the stale objects are removed and exactly one set of outputs is left."""
+    vhost, proxy, server = _stack(lab, heartbeat_timeout=5, adapter=adapter)
     worker = lab.worker(server)
     client = sdk_client(server.url, "ada")
     video_id = client.upload(clips["long"], title="Webhook", resume=False)["id"]
@@ -108,4 +124,4 @@ def test_webhook_outage_longer_than_the_heartbeat_timeout(lab, clips):
     time.sleep(2)
     proxy.resume()
     _finish(vhost, server, worker, client, video_id, time.monotonic(),
-            "longer than the heartbeat timeout", "completed", attempt=2)
+            "longer than the heartbeat timeout", "completed", attempt=2, stale_removed=True)

@@ -24,7 +24,7 @@ from faultkit import (
     job_dirs,
     poll_video,
     sdk_client,
-    source_path,
+    source_exists,
     wait_for,
     wait_ready,
     wait_source_gone,
@@ -33,11 +33,14 @@ from faultkit import (
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
-def _transcoding(lab, clips, heartbeat_timeout: int):
-    """Server + worker on a fresh vhost, one 30 s lecture uploaded and in FFmpeg right now."""
+def _transcoding(lab, clips, heartbeat_timeout: int, adapter: str = "local"):
+    """Server + worker on a fresh vhost and on `adapter` storage (the worker gets the server's
+    environment, so the same storage), one 30 s lecture uploaded and in FFmpeg right now."""
     vhost = lab.vhost()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
-                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout)})
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
+                             **lab.storage_env(adapter)})
+    assert server.storage.kind == adapter
     worker = lab.worker(server, "worker-1")
     client = sdk_client(server.url, "ada")
     video_id = client.upload(clips["long"], title="Kill me", resume=False)["id"]
@@ -66,14 +69,14 @@ def _kill(worker) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool) -> dict:
+def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool, adapter: str = "local") -> dict:
     # Redelivery: a heartbeat timeout well above the time a new worker needs to start, so the
     # sweeper stays out of it. Sweeper path: 6 s, and the new worker only after the re-queue.
     vhost, server, first, client, video_id, ffmpeg = _transcoding(
-        lab, clips, heartbeat_timeout=6 if restart_after_requeue else 20)
+        lab, clips, heartbeat_timeout=6 if restart_after_requeue else 20, adapter=adapter)
     killed_at = time.monotonic()
     _kill(first)
-    assert source_path(server.blobs, video_id).exists()
+    assert source_exists(server.storage, video_id)
     assert job_dirs(first.work_dir), "the killed job's directory (with its source copy)"
 
     if restart_after_requeue:
@@ -87,13 +90,13 @@ def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool) -> dict:
         # it must remove the dead job's directory, which nobody holds any more.
         second = lab.worker(server, "worker-2", env={"COURSECRAFTER_WORK_DIR":
                                                      str(first.work_dir)})
-    video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
+    video = wait_ready(client, video_id, timeout=90, storage=server.storage)
     recovered = time.monotonic() - killed_at
 
-    counts = assert_outputs_complete(server.blobs, video)
+    counts = assert_outputs_complete(server.storage, video)
     assert (video["width"], video["height"]) == (640, 360)
     assert abs(video["duration"] - 30) < 0.6
-    wait_source_gone(server.blobs, video_id)
+    wait_source_gone(server.storage, video_id)
     depths = vhost.wait_drained()
     log = second.log()
     # Redelivered: the same attempt, once more. Re-queued: attempt 2, and nothing else.
@@ -108,13 +111,17 @@ def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool) -> dict:
         assert "delivery 2 of at most 3" in log, log
         assert "re-queued" not in server.log()
     client.close()
-    print(f"\nworker kill ({'after re-queue' if restart_after_requeue else 'redelivery'}): "
+    print(f"\nworker kill ({'after re-queue' if restart_after_requeue else 'redelivery'}, "
+          f"{adapter}): "
           f"ready {recovered:.1f}s after the kill; segments {counts}; queues {depths}")
     return video
 
 
-def test_worker_killed_mid_ffmpeg_job_is_redelivered_to_a_new_worker(lab, clips):
-    _kill_mid_ffmpeg(lab, clips, restart_after_requeue=False)
+@pytest.mark.parametrize("adapter", ["local", "s3"])
+def test_worker_killed_mid_ffmpeg_job_is_redelivered_to_a_new_worker(lab, clips, adapter):
+    """On local storage and on S3 (the worker downloads the source again, uploads the outputs
+    and deletes the source through boto3; the end state is read back from the bucket)."""
+    _kill_mid_ffmpeg(lab, clips, restart_after_requeue=False, adapter=adapter)
 
 
 def test_worker_killed_mid_ffmpeg_then_sweeper_requeues_before_a_new_worker(lab, clips):
@@ -170,14 +177,14 @@ def test_a_lecture_that_kills_every_worker_fails_clearly_and_can_be_retried(lab,
     assert "stopped 3 times" in failed["error"]["message"]
     assert "coursecrafter retry" in failed["error"]["message"]
     assert "dead-lettered (delivery_limit)" in server.log()
-    assert source_path(server.blobs, video_id).exists()  # nothing lost: retry can use it
+    assert source_exists(server.storage, video_id)  # nothing lost: retry can use it
     vhost.wait_drained()  # the dead letter was taken off the dead-letter queue
 
     client.retry_video(video_id)
     healthy = lab.worker(server, "worker-healthy", env=shared)
-    video = wait_ready(client, video_id, timeout=90, blobs=server.blobs)
-    assert_outputs_complete(server.blobs, video)
-    wait_source_gone(server.blobs, video_id)
+    video = wait_ready(client, video_id, timeout=90, storage=server.storage)
+    assert_outputs_complete(server.storage, video)
+    wait_source_gone(server.storage, video_id)
     vhost.wait_drained()
     assert_transcoded_once([video_id], *killed, healthy)
     assert_no_leftovers(server, healthy)  # the three dead jobs' directories included
