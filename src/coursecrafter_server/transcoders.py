@@ -45,18 +45,15 @@ class InProcessTranscoders:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # A job directory without a lock file is an older version's: the old age rule.
-        self._unlocked_older_than = (settings.ffmpeg_timeout or 4 * 3600) + 3600
 
     def start(self) -> None:
-        from coursecrafter_worker.workdir import SWEEP_INTERVAL, start_sweeper
+        from coursecrafter_worker.workdir import start_sweeper, unlocked_age_limit
 
         # A server killed mid-job (SIGKILL, OOM) left its job directories, each with a full copy
         # of a source, in the work dir; other servers on this machine may share it, so only
         # those nobody holds go (coursecrafter_worker.workdir).
-        self.runner.purge_stale(older_than=self._unlocked_older_than)
-        start_sweeper(self.runner.work_dir, interval=SWEEP_INTERVAL,
-                      unlocked_older_than=self._unlocked_older_than, stop=self._stop)
+        start_sweeper(self.runner.work_dir, stop=self._stop,
+                      unlocked_older_than=unlocked_age_limit(self.container.settings.ffmpeg_timeout))
         queue = self.container.queue
         self._thread = threading.Thread(
             target=queue.consume,  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 log = logging.getLogger("coursecrafter_worker")
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coursecrafter-worker", description="Consume transcoding jobs from RabbitMQ."
@@ -71,7 +72,7 @@ def run(argv: list[str] | None = None) -> None:
     from coursecrafter_worker.notifier import WebhookNotifier
     from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
     from coursecrafter_worker.runner import JobRunner
-    from coursecrafter_worker.workdir import SWEEP_INTERVAL, start_sweeper
+    from coursecrafter_worker.workdir import start_sweeper, unlocked_age_limit
 
     try:
         storage = open_storage(
@@ -103,12 +104,9 @@ def run(argv: list[str] | None = None) -> None:
     # Job directories of a worker that was killed (SIGKILL, power loss) are never cleaned by it:
     # whoever shares the work dir removes them, now and every minute or so (a live job's
     # directory is locked, see coursecrafter_worker.workdir).
-    unlocked_older_than = (settings.ffmpeg_timeout or 4 * 3600) + 3600
-    runner.purge_stale(older_than=unlocked_older_than)
-
     stop = threading.Event()
-    start_sweeper(settings.work_dir, interval=SWEEP_INTERVAL,
-                  unlocked_older_than=unlocked_older_than, stop=stop)
+    start_sweeper(settings.work_dir, stop=stop,
+                  unlocked_older_than=unlocked_age_limit(settings.ffmpeg_timeout))
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():

@@ -147,11 +147,20 @@ def _unlocked_and_stale(entry: Path, older_than: float) -> bool:
     return newest < cutoff
 
 
+def unlocked_age_limit(ffmpeg_timeout: float | None) -> float:
+    """How long an unlocked (older version's) job directory must sit untouched before a sweep
+    takes it: longer than any FFmpeg run may last, and an hour more."""
+    return (ffmpeg_timeout or 4 * 3600) + 3600
+
+
 def start_sweeper(
-    work_dir: Path, *, interval: float, unlocked_older_than: float, stop: threading.Event
+    work_dir: Path, *, unlocked_older_than: float, stop: threading.Event,
+    interval: float = SWEEP_INTERVAL,
 ) -> threading.Thread:
-    """Sweep `work_dir` every `interval` seconds until `stop` is set (a daemon thread): the
-    directories of a worker killed on this machine go long before this one restarts."""
+    """Sweep `work_dir` now (what a process killed before this one started left behind), then
+    every `interval` seconds until `stop` is set (a daemon thread): the directories of a worker
+    killed on this machine go long before this one restarts."""
+    sweep(work_dir, unlocked_older_than=unlocked_older_than)
 
     def loop() -> None:
         while not stop.wait(interval):
@@ -165,4 +174,5 @@ def start_sweeper(
     return thread
 
 
-__all__ = ["JOB_DIR_PREFIX", "LOCK_NAME", "SWEEP_INTERVAL", "JobDir", "start_sweeper", "sweep"]
+__all__ = ["JOB_DIR_PREFIX", "LOCK_NAME", "SWEEP_INTERVAL", "JobDir", "start_sweeper", "sweep",
+           "unlocked_age_limit"]
