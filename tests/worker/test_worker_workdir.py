@@ -166,7 +166,9 @@ def test_worker_sweeps_its_work_dir_at_start_up(tmp_path, work_dir) -> None:
     try:
         assert wait_until(lambda: not dead.exists() or process.poll() is not None, 20)
         assert not dead.exists(), log.read_text()
-        assert "removed 1 abandoned job directory" in log.read_text()
+        # Logged just after the directory is gone: wait for the line rather than race it.
+        assert wait_until(lambda: "removed 1 abandoned job directory" in log.read_text(), 10), \
+            log.read_text()
     finally:
         process.send_signal(signal.SIGTERM)
         try:
