@@ -21,8 +21,8 @@ from coursecrafter_server.api.routes import (
 from coursecrafter_server.bootstrap import Container, build_container
 from coursecrafter_server.metrics import MetricsMiddleware, ServerMetrics
 from coursecrafter_server.settings import Settings, get_settings
-from coursecrafter_server.storage.local import LocalStorage
-from coursecrafter_server.storage.local_http import blob_router
+from coursecrafter_worker.storage.local import LocalStorage
+from coursecrafter_server.api.blobs import blob_router
 from coursecrafter_server.sweeper import Sweeper
 
 API_PREFIX = "/api/v1"

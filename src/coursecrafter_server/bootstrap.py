@@ -15,7 +15,7 @@ from coursecrafter_server.playback import PlaybackService, PlaybackSigner
 from coursecrafter_server.limits.base import RateLimiter, RevocationList
 from coursecrafter_server.secrets_files import load_or_create, random_secret
 from coursecrafter_server.settings import Settings
-from coursecrafter_server.storage import ObjectStorage, open_storage
+from coursecrafter_worker.storage import ObjectStorage, open_storage
 from coursecrafter_server.store import Store, open_store
 from coursecrafter_server.uploads import UploadService
 from coursecrafter_server.videos import VideoService

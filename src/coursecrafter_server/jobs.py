@@ -21,7 +21,7 @@ from coursecrafter_server.domain import (
     VideoKind,
     VideoStatus,
 )
-from coursecrafter_server.storage import ObjectStorage
+from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.messages import JobEvent, JobMessage

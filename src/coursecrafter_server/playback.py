@@ -12,7 +12,7 @@ import time
 from urllib.parse import quote
 
 from coursecrafter_server.domain import NotFound, Video, VideoStatus
-from coursecrafter_server.storage import NoSuchKey, ObjectStorage
+from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
 from coursecrafter_server.videos import output_prefix
 
 _PLAYLIST_PATH = re.compile(r"^(master|(?:\d{2,4}p|audio)/index)\.m3u8$")

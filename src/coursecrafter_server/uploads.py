@@ -26,7 +26,7 @@ from coursecrafter_server.domain import (
     VideoKind,
     VideoStatus,
 )
-from coursecrafter_server.storage import (
+from coursecrafter_worker.storage import (
     MAX_PART_NUMBER,
     InvalidPart,
     NoSuchUpload,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from coursecrafter_server.domain import NotFound, Role, User, Video, VideoKind, VideoStatus
-from coursecrafter_server.storage import ObjectStorage
+from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.uploads import source_key
 

@@ -68,7 +68,7 @@ def run(argv: list[str] | None = None) -> None:
         _fail(str(exc), 2)
     concurrency = args.concurrency or settings.concurrency
 
-    from coursecrafter_server.storage import open_storage
+    from coursecrafter_worker.storage import open_storage
     from coursecrafter_worker.notifier import WebhookNotifier
     from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
     from coursecrafter_worker.runner import JobRunner

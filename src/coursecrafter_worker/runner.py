@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coursecrafter_server.storage import NoSuchKey, ObjectStorage
+from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
 from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
 from coursecrafter_worker.notifier import DeliveryFailed, Notifier
 from coursecrafter_worker.queue.base import Requeue

@@ -4,7 +4,7 @@ both storage adapters: the embedded local blob directory, and S3 (moto's server 
 Part PUTs go through a small fault-injecting HTTP proxy (in front of the server's `/blobs` URLs
 in embedded mode, in front of moto in S3 mode) so that storage errors can be provoked for real:
 `proxy.plan = ["500", ...]` answers the next part PUTs with 500 (after reading the body).
-Stored objects are read back with `coursecrafter_server.storage.open_storage` (local dir, or
+Stored objects are read back with `coursecrafter_worker.storage.open_storage` (local dir, or
 moto directly, not through the proxy) and compared by SHA-256.
 """
 
@@ -53,7 +53,7 @@ class Stack:
     config_dir: Path
 
     def stored_sha256(self, video_id: str, kind: str = "video") -> str:
-        from coursecrafter_server.storage import open_storage
+        from coursecrafter_worker.storage import open_storage
 
         storage = open_storage(self.storage_url, public_url="http://127.0.0.1:9",
                                secret="x" * 32, s3_endpoint_url=self.s3_endpoint)

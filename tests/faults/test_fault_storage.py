@@ -86,7 +86,7 @@ def test_part_put_errors_are_retried_and_the_object_is_byte_identical(lab, tmp_p
     assert len(warnings) == len(PLAN), done.stderr
     assert not list((tmp_path / "cli" / "uploads").glob("*.json"))  # no resume state left
 
-    from coursecrafter_server.storage import open_storage
+    from coursecrafter_worker.storage import open_storage
 
     storage = open_storage(storage_url, public_url="http://127.0.0.1:9", secret="x" * 32,
                            s3_endpoint_url=endpoint)  # moto itself, not the proxy

@@ -17,7 +17,7 @@ from coursecrafter_server.domain import (
     VideoStatus,
 )
 from coursecrafter_server.jobs import JobService
-from coursecrafter_server.storage.local import LocalStorage
+from coursecrafter_worker.storage.local import LocalStorage
 from coursecrafter_server.store.memory import MemoryStore
 from coursecrafter_worker.messages import JobEvent, Rendition
 

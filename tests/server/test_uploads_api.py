@@ -15,7 +15,7 @@ import pytest
 from livesupport import free_port
 
 from coursecrafter_server.domain import Role
-from coursecrafter_server.storage import NoSuchUpload
+from coursecrafter_worker.storage import NoSuchUpload
 
 PASSWORD = "correct horse battery"
 MIB = 1024 * 1024

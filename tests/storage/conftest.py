@@ -17,9 +17,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from coursecrafter_server.storage.local import LocalStorage
-from coursecrafter_server.storage.local_http import blob_router
-from coursecrafter_server.storage.s3 import S3Storage
+from coursecrafter_worker.storage.local import LocalStorage
+from coursecrafter_server.api.blobs import blob_router
+from coursecrafter_worker.storage.s3 import S3Storage
 
 SECRET = b"test-secret-0123456789abcdef"
 BUCKET = "coursecrafter-test"

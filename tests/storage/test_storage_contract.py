@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coursecrafter_server.storage import (
+from coursecrafter_worker.storage import (
     InvalidKey,
     InvalidPart,
     NoSuchKey,
@@ -20,7 +20,7 @@ from coursecrafter_server.storage import (
     PartTooSmall,
     UploadedPart,
 )
-from coursecrafter_server.storage.s3 import S3Storage
+from coursecrafter_worker.storage.s3 import S3Storage
 
 MiB = 1024 * 1024
 _rng = random.Random(1234)

@@ -18,8 +18,8 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 import httpx
 import pytest
 
-from coursecrafter_server.storage import InvalidKey, NoSuchKey, NoSuchUpload, StorageError
-from coursecrafter_server.storage.local import LocalStorage
+from coursecrafter_worker.storage import InvalidKey, NoSuchKey, NoSuchUpload, StorageError
+from coursecrafter_worker.storage.local import LocalStorage
 
 
 MiB = 1024 * 1024

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coursecrafter_server.storage import (
+from coursecrafter_worker.storage import (
     CompletedPart,
     InvalidKey,
     InvalidPart,
@@ -22,9 +22,9 @@ from coursecrafter_server.storage import (
     validate_key,
     validate_prefix,
 )
-from coursecrafter_server.storage.base import normalize_parts
-from coursecrafter_server.storage.local import LocalStorage
-from coursecrafter_server.storage.s3 import S3Storage
+from coursecrafter_worker.storage.base import normalize_parts
+from coursecrafter_worker.storage.local import LocalStorage
+from coursecrafter_worker.storage.s3 import S3Storage
 
 PUBLIC = "http://127.0.0.1:8000"
 SECRET = b"0123456789abcdef0123"

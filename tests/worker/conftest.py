@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from livesupport import rabbitmqctl
 
-from coursecrafter_server.storage.local import LocalStorage
+from coursecrafter_worker.storage.local import LocalStorage
 from coursecrafter_worker.messages import JobMessage
 
 AMQP_HOST = os.environ.get("COURSECRAFTER_TEST_AMQP_HOST", "127.0.0.1")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursecrafter_server.domain import DomainError
-from coursecrafter_server.storage import InvalidKey, StorageError
+from coursecrafter_worker.storage import InvalidKey, StorageError
 
 log = logging.getLogger(__name__)
 

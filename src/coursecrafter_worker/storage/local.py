@@ -1,6 +1,6 @@
 """The embedded object storage: a local directory that mimics S3 multipart uploads.
 
-The API serves it (`local_http.blob_router`): pre-signed URLs are
+The API serves it (`coursecrafter_server.api.blobs.blob_router`): pre-signed URLs are
 `{public_url}/blobs/{key}?[uploadId=..&partNumber=..&]expires=<unix s>&signature=<hex>` where
 
     signature = hex HMAC-SHA256(secret, "coursecrafter-blob-v1\\n<METHOD>\\n<key>\\n<uploadId>\\n

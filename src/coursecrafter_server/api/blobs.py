@@ -21,8 +21,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from .base import InvalidKey, NoSuchKey, NoSuchUpload, validate_key
-from .local import EntityTooLarge, LocalStorage, PartWriter, SignatureInvalid, UrlExpired
+from coursecrafter_worker.storage.base import InvalidKey, NoSuchKey, NoSuchUpload, validate_key
+from coursecrafter_worker.storage.local import EntityTooLarge, LocalStorage, PartWriter, SignatureInvalid, UrlExpired
 
 #: Body bytes gathered before one (threaded) disk write: bounds memory per request.
 WRITE_BUFFER = 1024 * 1024
