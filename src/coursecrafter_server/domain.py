@@ -63,7 +63,7 @@ class VideoStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Video:
-    """A video (or attachment) record; `status` follows DESIGN.md "Video lifecycle"."""
+    """A video (or attachment) record; `status` follows docs/architecture.md "Video lifecycle"."""
 
     id: str
     owner_id: str

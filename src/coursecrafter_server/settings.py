@@ -16,7 +16,7 @@ def _default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    """Every variable of DESIGN.md "Configuration", read from the environment and `.env`."""
+    """Every server variable of docs/configuration.md, read from the environment and `.env`."""
 
     model_config = SettingsConfigDict(
         env_prefix="COURSECRAFTER_", env_file=".env", extra="ignore", frozen=True

@@ -1,4 +1,4 @@
-"""RS256 access tokens: issue and verify exactly as DESIGN.md "Auth" says."""
+"""RS256 access tokens: issue and verify exactly as docs/architecture.md "Auth" says."""
 
 from __future__ import annotations
 
