@@ -10,7 +10,8 @@ from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
 from coursecrafter_server.auth.tokens import AccessTokenService
 from coursecrafter_server.courses import CourseService
-from coursecrafter_server.jobs import JobService, Publisher
+from coursecrafter_server.jobs import JobService
+from coursecrafter_worker.queue.base import JobQueue
 from coursecrafter_server.playback import PlaybackService, PlaybackSigner
 from coursecrafter_server.limits.base import RateLimiter, RevocationList
 from coursecrafter_server.secrets_files import load_or_create, random_secret
@@ -39,15 +40,13 @@ class Container:
     courses: CourseService
     uploads: UploadService
     videos: VideoService
-    queue: Publisher
+    queue: JobQueue
     jobs: JobService
     playback: PlaybackService
     webhook_secret: bytes
 
     def close(self) -> None:
-        close = getattr(self.queue, "close", None)
-        if close is not None:
-            close()
+        self.queue.close()
         self.store.close()
 
 
@@ -76,7 +75,7 @@ def _limits_adapters(settings: Settings) -> tuple[RevocationList, RateLimiter]:
     return MemoryRevocationList(), LimitsRateLimiter()
 
 
-def _queue(settings: Settings) -> Publisher:
+def _queue(settings: Settings) -> JobQueue:
     if settings.broker_url:
         from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
 

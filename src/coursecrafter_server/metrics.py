@@ -78,10 +78,7 @@ class PipelineCollector(Collector):
             value=max(age, 0.0))
 
     def _queue(self) -> Iterator[Metric]:
-        counts = getattr(self.container.queue, "message_counts", None)
-        if counts is None:
-            return
-        waiting, dead = counts()
+        waiting, dead = self.container.queue.message_counts()
         messages = GaugeMetricFamily("coursecrafter_queue_messages",
                                      "Messages in the job queue and its dead-letter queue",
                                      labels=["queue"])

@@ -42,9 +42,7 @@ class Sweeper:
     def settle_dead_letters(self, limit: int = 100) -> int:
         """Fail the videos whose job message the queue gave up on (see JobService). A letter is
         acked only after its video is settled, so a store error leaves it for the next sweep."""
-        settle_next = getattr(self.container.queue, "settle_dead_letter", None)
-        if settle_next is None:
-            return 0
+        settle_next = self.container.queue.settle_dead_letter
         settled = 0
         for _ in range(limit):
             try:

@@ -26,6 +26,15 @@ class RecordingPublisher:
     def close(self) -> None:
         pass
 
+    def ping(self) -> None:
+        pass
+
+    def message_counts(self) -> tuple[int, int]:
+        return len(self.messages), 0
+
+    def settle_dead_letter(self, settle) -> bool:
+        return False
+
 
 @pytest.fixture
 def api(app_factory):

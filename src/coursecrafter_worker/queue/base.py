@@ -71,3 +71,12 @@ class JobQueue(Protocol):
 
     def ping(self) -> None:
         """Raise `QueueUnavailable` if the queue cannot be used (readiness checks)."""
+
+    def message_counts(self) -> tuple[int, int]:
+        """(messages waiting in the job queue, dead letters not yet settled), for `/metrics`;
+        raise `QueueUnavailable` when they cannot be read."""
+
+    def settle_dead_letter(self, settle: Callable[[DeadLetter], object]) -> bool:
+        """Hand the next dead letter to `settle` (the server's sweeper fails the job's video) and
+        count it as taken only once `settle` returned: if it raises, the letter is offered again
+        later. False when there is none; `QueueUnavailable` when the queue cannot be read."""
