@@ -110,7 +110,7 @@ def test_rabbitmq_graceful_stop_falls_back_to_nack_when_the_copy_cannot_be_publi
     def broker_refuses() -> None:
         raise QueueUnavailable("test: no publisher connection")
 
-    monkeypatch.setattr(consumer_queue, "_publish_channel", broker_refuses)
+    monkeypatch.setattr(consumer_queue.publisher, "open_channel", broker_refuses)
     stop_with_job_in_hand(consumer_queue, [])
     assert counts(amqp_url, queue_names) == (1, 0)  # not lost
     [(properties, _body)] = peek(amqp_url, queue_names[0])
