@@ -15,7 +15,22 @@ os.environ.pop("COURSECRAFTER_API_URL", None)
 
 # Tests of the RabbitMQ and Redis paths skip when those servers are unreachable, which is kind to a
 # laptop but would let CI go green without them: `.ci/run` sets this, and such a skip then fails.
-_SERVICE_SKIP = re.compile(r"rabbit|redis|amqp|broker|vhost", re.IGNORECASE)
+_SERVICE_SKIP = re.compile(r"rabbit|redis|amqp|broker|vhost|mongodb", re.IGNORECASE)
+
+_mongo_server = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection: test modules read COURSECRAFTER_TEST_MONGODB_URL when imported.
+    global _mongo_server
+    import mongoserver
+
+    _mongo_server = mongoserver.configure()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _mongo_server is not None:
+        _mongo_server.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,20 @@ class Lab:
         return {**aws,
                 "COURSECRAFTER_STORAGE_URL": f"s3://{bucket}/faults-{uuid.uuid4().hex[:8]}",
                 "COURSECRAFTER_S3_ENDPOINT_URL": endpoint}
+
+    def database_env(self, database: str) -> dict[str, str]:
+        """The environment that puts a server (and its workers) on `database`: "sqlite" is the
+        embedded default; "mongodb" is a database of its own on the MongoDB wire-protocol server
+        the test session started (tests/mongoserver.py), or on COURSECRAFTER_TEST_MONGODB_URL."""
+        if database == "sqlite":
+            return {}
+        assert database == "mongodb", database
+        url = os.environ.get("COURSECRAFTER_TEST_MONGODB_URL")
+        if not url:
+            pytest.skip("COURSECRAFTER_TEST_MONGODB_URL is not set: no MongoDB server to test on")
+        parts = urlsplit(url)
+        name = f"cc_faults_{uuid.uuid4().hex[:8]}"
+        return {"COURSECRAFTER_DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))}
 
     def vhost(self) -> Vhost:
         why = rabbitmq_usable()

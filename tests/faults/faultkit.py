@@ -780,14 +780,26 @@ def assert_no_leftovers(server: Server, *workers: Worker) -> None:
 
 
 def jobs(server: Server) -> dict[str, tuple[int, str]]:
-    """{video id: (attempt, status)} of every transcoding job, read from the embedded SQLite
-    store (read-only): the outbox's view of what is still open."""
-    db = server.home / "coursecrafter.sqlite3"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = conn.execute("SELECT video_id, attempt, status FROM jobs").fetchall()
-    finally:
-        conn.close()
+    """{video id: (attempt, status)} of every transcoding job, read from the server's store
+    (the embedded SQLite file read-only, or its MongoDB database): the outbox's view of what is
+    still open."""
+    url = server.env.get("COURSECRAFTER_DATABASE_URL", "")
+    if url.startswith("mongodb"):
+        from pymongo import MongoClient
+
+        client: Any = MongoClient(url, serverSelectionTimeoutMS=5000)
+        try:
+            rows = [(doc["video_id"], doc["attempt"], doc["status"])
+                    for doc in client.get_default_database()["jobs"].find()]
+        finally:
+            client.close()
+    else:
+        db = server.home / "coursecrafter.sqlite3"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = conn.execute("SELECT video_id, attempt, status FROM jobs").fetchall()
+        finally:
+            conn.close()
     assert len({r[0] for r in rows}) == len(rows), rows  # one job per video
     return {video_id: (attempt, status) for video_id, attempt, status in rows}
 

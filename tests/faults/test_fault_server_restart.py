@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 from faultkit import (
@@ -45,7 +46,11 @@ def _upload_three(client, clips) -> list[str]:
     return ids
 
 
-def _restart(server, down_for: float = 1.0, crash: bool = False) -> tuple[int | None, float]:
+def _restart(server, down_for: float = 1.0, crash: bool = False,
+             until: Callable[[], bool] | None = None) -> tuple[int | None, float]:
+    """Stop the server, keep it down `down_for` seconds (and, with `until`, until that holds:
+    a condition, so that a slow machine cannot end the outage before what it is for has
+    happened), then start it again."""
     began = time.monotonic()
     if crash:  # kill -9: no shutdown at all
         ffmpeg = [p for p in process_tree(server.pid)[1:] if "ffmpeg" in proc_name(p)]
@@ -69,6 +74,8 @@ def _restart(server, down_for: float = 1.0, crash: bool = False) -> tuple[int | 
             server.log()[-3000:]
     stopped = time.monotonic() - began
     time.sleep(down_for)
+    if until is not None:
+        wait_for(until, 30, interval=0.2, what="the outage to be noticed")
     server.start()
     return code, stopped
 
@@ -118,14 +125,19 @@ def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips,
           f"{len(videos)} ready {recovered:.1f}s after the restart")
 
 
-@pytest.mark.parametrize("adapter", ["local", "s3"])
-def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips, adapter):
+@pytest.mark.parametrize(("adapter", "database"),
+                         [("local", "sqlite"), ("s3", "sqlite"), ("s3", "mongodb")])
+def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips, adapter, database):
+    """The whole scale-out stack at its fullest: MongoDB (a wire-protocol server), S3 (moto),
+    RabbitMQ and a separate worker process, with the API server restarted mid-job."""
     vhost = lab.vhost()
     port = free_port()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
-                             # Longer than the outage: the running job keeps its attempt.
-                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "20",
-                             **lab.storage_env(adapter)}, port=port)
+                             # Longer than the outage (at most 3 + 30 s, plus the start):
+                             # the running job keeps its attempt.
+                             "COURSECRAFTER_HEARTBEAT_TIMEOUT": "60",
+                             **lab.storage_env(adapter), **lab.database_env(database)},
+                        port=port)
     assert server.storage.kind == adapter
     worker = lab.worker(server)
     client = sdk_client(server.url, "ada")
@@ -135,7 +147,8 @@ def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips, ad
     before = [client.get_video(vid)["status"] for vid in ids]
     assert before == ["processing", "queued", "queued"], before
 
-    code, stopped = _restart(server, down_for=3.0)
+    # Down until the worker has had something to report (a heartbeat comes every 10 s).
+    code, stopped = _restart(server, down_for=3.0, until=lambda: "not delivered" in worker.log())
     restarted_at = time.monotonic()
     videos = _check_all(client, server, ids)
     recovered = time.monotonic() - restarted_at
@@ -152,7 +165,7 @@ def test_scale_out_server_restart_with_jobs_processing_and_queued(lab, clips, ad
     status, ready = server.readyz()
     assert status == 200 and ready["checks"]["broker"] == "ok", ready
     client.close()
-    print(f"\nscale-out restart ({adapter}): SIGTERM took {stopped:.1f}s, down 3 s; all "
+    print(f"\nscale-out restart ({adapter}, {database}): SIGTERM took {stopped:.1f}s, down 3 s; all "
           f"{len(videos)} ready "
           f"{recovered:.1f}s after the restart; webhook retries "
           f"{log.count('not delivered')}; queues {depths}")

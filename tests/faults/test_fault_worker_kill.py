@@ -33,13 +33,14 @@ from faultkit import (
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
-def _transcoding(lab, clips, heartbeat_timeout: int, adapter: str = "local"):
+def _transcoding(lab, clips, heartbeat_timeout: int, adapter: str = "local",
+                 database: str = "sqlite"):
     """Server + worker on a fresh vhost and on `adapter` storage (the worker gets the server's
     environment, so the same storage), one 30 s lecture uploaded and in FFmpeg right now."""
     vhost = lab.vhost()
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
                              "COURSECRAFTER_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
-                             **lab.storage_env(adapter)})
+                             **lab.storage_env(adapter), **lab.database_env(database)})
     assert server.storage.kind == adapter
     worker = lab.worker(server, "worker-1")
     client = sdk_client(server.url, "ada")
@@ -69,11 +70,13 @@ def _kill(worker) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool, adapter: str = "local") -> dict:
+def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool, adapter: str = "local",
+                     database: str = "sqlite") -> dict:
     # Redelivery: a heartbeat timeout well above the time a new worker needs to start, so the
     # sweeper stays out of it. Sweeper path: 6 s, and the new worker only after the re-queue.
     vhost, server, first, client, video_id, ffmpeg = _transcoding(
-        lab, clips, heartbeat_timeout=6 if restart_after_requeue else 20, adapter=adapter)
+        lab, clips, heartbeat_timeout=6 if restart_after_requeue else 20, adapter=adapter,
+        database=database)
     killed_at = time.monotonic()
     _kill(first)
     assert source_exists(server.storage, video_id)
@@ -117,11 +120,14 @@ def _kill_mid_ffmpeg(lab, clips, *, restart_after_requeue: bool, adapter: str = 
     return video
 
 
-@pytest.mark.parametrize("adapter", ["local", "s3"])
-def test_worker_killed_mid_ffmpeg_job_is_redelivered_to_a_new_worker(lab, clips, adapter):
+@pytest.mark.parametrize(("adapter", "database"),
+                         [("local", "sqlite"), ("s3", "sqlite"), ("s3", "mongodb")])
+def test_worker_killed_mid_ffmpeg_job_is_redelivered_to_a_new_worker(lab, clips, adapter,
+                                                                     database):
     """On local storage and on S3 (the worker downloads the source again, uploads the outputs
-    and deletes the source through boto3; the end state is read back from the bucket)."""
-    _kill_mid_ffmpeg(lab, clips, restart_after_requeue=False, adapter=adapter)
+    and deletes the source through boto3; the end state is read back from the bucket), and on
+    the scale-out store (a MongoDB wire-protocol server)."""
+    _kill_mid_ffmpeg(lab, clips, restart_after_requeue=False, adapter=adapter, database=database)
 
 
 def test_worker_killed_mid_ffmpeg_then_sweeper_requeues_before_a_new_worker(lab, clips):
