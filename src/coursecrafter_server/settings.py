@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -93,8 +94,17 @@ class Settings(BaseSettings):
 
     @property
     def public_url_is_local(self) -> bool:
-        host = urlparse(self.public_url).hostname or ""
-        return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+        # Parsed, never prefix-matched: "127.courses.example.com" is a public name.
+        try:
+            host = (urlparse(self.public_url).hostname or "").rstrip(".").lower()
+        except ValueError:
+            return False
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 def get_settings(**overrides: object) -> Settings:
