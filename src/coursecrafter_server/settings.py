@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 10.0
     ffmpeg_timeout: float = 4 * 3600.0
 
+    # When set, /metrics answers only `Authorization: Bearer <metrics_token>` (401 otherwise).
+    metrics_token: SecretStr | None = None
+
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
 
@@ -75,6 +78,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def jwt_issuer(self) -> str:
