@@ -109,6 +109,8 @@ def run(argv: list[str] | None = None) -> None:
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from coursecrafter_server.settings import get_settings
+
     uvicorn.run(
         "coursecrafter_server.main:_factory",
         factory=True,
@@ -118,6 +120,11 @@ def run(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         access_log=False,  # request lines can carry tokens in query strings (signed URLs)
         proxy_headers=True,
+        # h11, on purpose: it refuses a request head over this size as soon as it has read that
+        # much (400, connection closed). httptools (uvicorn's pick when installed) has no limit:
+        # it read a 64 MiB header for 9 s and stalled every other request meanwhile.
+        http="h11",
+        h11_max_incomplete_event_size=get_settings().max_header_bytes,
     )
 
 

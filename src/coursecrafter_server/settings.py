@@ -73,6 +73,12 @@ class Settings(BaseSettings):
 
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
+    # The request line and headers together (uvicorn's h11 parser refuses more, at once, with 400
+    # and a closed connection), and how many header fields (431).
+    max_header_bytes: int = Field(32 * 1024, ge=4096)
+    max_header_count: int = Field(100, ge=16)
+    # An API body must arrive whole within this many seconds; a /blobs/ part may not stall longer.
+    body_read_timeout: float = Field(30.0, gt=0)
 
     @field_validator("public_url")
     @classmethod
