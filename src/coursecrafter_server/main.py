@@ -10,6 +10,8 @@ import sys
 import uvicorn
 
 from coursecrafter_server.bootstrap import UnsafeSettings
+from coursecrafter_server.settings import get_settings
+from coursecrafter_server.transcoders import check_work_dir
 
 
 def _factory():  # type: ignore[no-untyped-def]
@@ -106,11 +108,11 @@ def run(argv: list[str] | None = None) -> None:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()
         _check_process_count(args.workers)
+        settings = get_settings()
+        check_work_dir(settings)  # a shared work dir would let another local user hijack jobs
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    from coursecrafter_server.settings import get_settings
-
     uvicorn.run(
         "coursecrafter_server.main:_factory",
         factory=True,
@@ -124,7 +126,7 @@ def run(argv: list[str] | None = None) -> None:
         # much (400, connection closed). httptools (uvicorn's pick when installed) has no limit:
         # it read a 64 MiB header for 9 s and stalled every other request meanwhile.
         http="h11",
-        h11_max_incomplete_event_size=get_settings().max_header_bytes,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

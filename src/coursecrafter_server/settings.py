@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = 120.0  # a worker silent for this long has lost its job
     heartbeat_interval: float = 10.0
     ffmpeg_timeout: float = 4 * 3600.0
+    # The embedded transcoders' job directories: private, `{home}/work` unless set (the same
+    # variable as the worker's, so both may share one; see coursecrafter_worker.workdir).
+    work_dir: Path | None = None
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        return self.work_dir or self.home / "work"
 
     # When set, /metrics answers only `Authorization: Bearer <metrics_token>` (401 otherwise).
     metrics_token: SecretStr | None = None
