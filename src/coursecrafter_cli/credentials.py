@@ -43,6 +43,7 @@ import filelock
 
 from coursecrafter_cli import config
 from coursecrafter_cli.errors import CredentialStoreError
+from coursecrafter_cli.terminal import printable
 
 __all__ = [
     "Credentials",
@@ -232,7 +233,7 @@ class _FileVault:
 
 
 def _stderr_warning(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message, multiline=True), file=sys.stderr, flush=True)
 
 
 class LocalCredentialStore:

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
 from coursecrafter_server.api.errors import install_error_handlers
+from coursecrafter_server.api.request_limits import RequestLimitsMiddleware
+from coursecrafter_server.api.security_headers import SecurityHeadersMiddleware
 from coursecrafter_server.api.routes import (
     auth,
     courses,
@@ -62,6 +64,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt_prefixes=("/blobs/",)
     )
+    app.add_middleware(RequestLimitsMiddleware, max_header_count=settings.max_header_count,
+                       body_timeout=settings.body_read_timeout)
+    app.add_middleware(SecurityHeadersMiddleware)  # also on 413s and errors
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(courses.router, prefix=API_PREFIX)

@@ -10,6 +10,8 @@ import sys
 import uvicorn
 
 from coursecrafter_server.bootstrap import UnsafeSettings
+from coursecrafter_server.settings import get_settings
+from coursecrafter_server.transcoders import check_work_dir
 
 
 def _factory():  # type: ignore[no-untyped-def]
@@ -106,6 +108,8 @@ def run(argv: list[str] | None = None) -> None:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()
         _check_process_count(args.workers)
+        settings = get_settings()
+        check_work_dir(settings)  # a shared work dir would let another local user hijack jobs
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -118,6 +122,11 @@ def run(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         access_log=False,  # request lines can carry tokens in query strings (signed URLs)
         proxy_headers=True,
+        # h11, on purpose: it refuses a request head over this size as soon as it has read that
+        # much (400, connection closed). httptools (uvicorn's pick when installed) has no limit:
+        # it read a 64 MiB header for 9 s and stalled every other request meanwhile.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

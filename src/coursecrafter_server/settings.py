@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -66,14 +67,35 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = 120.0  # a worker silent for this long has lost its job
     heartbeat_interval: float = 10.0
     ffmpeg_timeout: float = 4 * 3600.0
+    # The embedded transcoders' job directories: private, `{home}/work` unless set (the same
+    # variable as the worker's, so both may share one; see coursecrafter_worker.workdir).
+    work_dir: Path | None = None
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        return self.work_dir or self.home / "work"
+
+    # When set, /metrics answers only `Authorization: Bearer <metrics_token>` (401 otherwise).
+    metrics_token: SecretStr | None = None
 
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
+    # The request line and headers together (uvicorn's h11 parser refuses more, at once, with 400
+    # and a closed connection), and how many header fields (431).
+    max_header_bytes: int = Field(32 * 1024, ge=4096)
+    max_header_count: int = Field(100, ge=16)
+    # An API body must arrive whole within this many seconds; a /blobs/ part may not stall longer.
+    body_read_timeout: float = Field(30.0, gt=0)
 
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def jwt_issuer(self) -> str:
@@ -93,8 +115,17 @@ class Settings(BaseSettings):
 
     @property
     def public_url_is_local(self) -> bool:
-        host = urlparse(self.public_url).hostname or ""
-        return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+        # Parsed, never prefix-matched: "127.courses.example.com" is a public name.
+        try:
+            host = (urlparse(self.public_url).hostname or "").rstrip(".").lower()
+        except ValueError:
+            return False
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 def get_settings(**overrides: object) -> Settings:

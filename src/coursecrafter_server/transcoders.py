@@ -7,14 +7,23 @@ server works whatever its public URL is."""
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
-from pathlib import Path
 
 from coursecrafter_server.bootstrap import Container
+from coursecrafter_server.settings import Settings
 from coursecrafter_worker.messages import JobEvent, JobMessage
 
 log = logging.getLogger(__name__)
+
+
+def check_work_dir(settings: Settings) -> None:
+    """At start-up, before serving: the work dir of the embedded transcoders (when they run) is
+    private; `UnsafeWorkDir` (a ValueError) with what to do otherwise."""
+    if settings.broker_url or settings.transcode_concurrency <= 0:
+        return
+    from coursecrafter_worker.workdir import prepare_work_dir
+
+    prepare_work_dir(settings.resolved_work_dir)
 
 
 class DirectNotifier:
@@ -34,8 +43,10 @@ class InProcessTranscoders:
         settings = container.settings
         self.container = container
         self.concurrency = max(1, settings.transcode_concurrency)
-        work_dir = Path(tempfile.gettempdir()) / "coursecrafter-work"
-        work_dir.mkdir(parents=True, exist_ok=True)
+        from coursecrafter_worker.workdir import prepare_work_dir
+
+        # Private (ours, 0700), never a shared temp dir: UnsafeWorkDir otherwise.
+        work_dir = prepare_work_dir(settings.resolved_work_dir)
         self.runner = JobRunner(
             container.storage,
             DirectNotifier(container),

@@ -75,5 +75,6 @@ class VideoService:
 
     def download_url(self, video: Video) -> str | None:
         if video.kind is VideoKind.ATTACHMENT and video.status is VideoStatus.READY:
-            return self.storage.presign_get(source_key(video), self.url_ttl)
+            return self.storage.presign_get(source_key(video), self.url_ttl,
+                                            download_name=video.filename)
         return None

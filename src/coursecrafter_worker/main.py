@@ -72,7 +72,13 @@ def run(argv: list[str] | None = None) -> None:
     from coursecrafter_worker.notifier import WebhookNotifier
     from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
     from coursecrafter_worker.runner import JobRunner
-    from coursecrafter_worker.workdir import start_sweeper, unlocked_age_limit
+    from coursecrafter_worker.workdir import UnsafeWorkDir, prepare_work_dir, start_sweeper, \
+        unlocked_age_limit
+
+    try:
+        work_dir = prepare_work_dir(settings.work_dir)
+    except UnsafeWorkDir as exc:
+        _fail(str(exc), 2)
 
     try:
         storage = open_storage(
@@ -89,7 +95,7 @@ def run(argv: list[str] | None = None) -> None:
         _fail(str(exc), 2)
     notifier = WebhookNotifier(webhook_secret, max_elapsed=settings.webhook_max_elapsed)
     runner = JobRunner(
-        storage, notifier, work_dir=settings.work_dir,
+        storage, notifier, work_dir=work_dir,
         heartbeat_interval=settings.heartbeat_interval, ffmpeg_timeout=settings.ffmpeg_timeout,
     )
 
@@ -105,7 +111,7 @@ def run(argv: list[str] | None = None) -> None:
     # whoever shares the work dir removes them, now and every minute or so (a live job's
     # directory is locked, see coursecrafter_worker.workdir).
     stop = threading.Event()
-    start_sweeper(settings.work_dir, stop=stop,
+    start_sweeper(work_dir, stop=stop,
                   unlocked_older_than=unlocked_age_limit(settings.ffmpeg_timeout))
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -125,7 +131,7 @@ def run(argv: list[str] | None = None) -> None:
     log.info(
         "coursecrafter-worker starting: broker %s, storage %s, concurrency %d, max attempts %d, "
         "work dir %s", queue.safe_url, settings.resolved_storage_url.split("?")[0], concurrency,
-        settings.max_attempts, settings.work_dir,
+        settings.max_attempts, work_dir,
     )
     errors: list[BaseException] = []
 

@@ -1,7 +1,8 @@
 """The job message and the webhook events: the contracts between server and workers.
 
 The worker package owns these schemas (DESIGN.md "Job message", "Webhook events"); the server
-imports them. Plain dataclasses and JSON, so the worker needs no web framework.
+imports them. Plain dataclasses and JSON, so the worker needs no web framework; incoming events
+are type-checked by one strict pydantic model per event type (`EVENT_MODELS`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 QUEUE_NAME = "coursecrafter.transcode"
 DEAD_LETTER_QUEUE = "coursecrafter.transcode.dead"
@@ -115,36 +118,87 @@ class JobEvent:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "JobEvent":
+        """Parse and type-check a whole event (its type's model, below): anything off is a
+        `MessageError`, before any of it is applied."""
         data = _load(raw)
-        kind = _require(data, "type", str)
-        if kind not in EVENT_TYPES:
-            raise MessageError(f"unknown event type {kind!r}")
-        progress = data.get("progress")
-        if progress is not None and (not isinstance(progress, int) or not 0 <= progress <= 100):
-            raise MessageError("field 'progress' must be an integer 0-100")
-        phase = data.get("phase")
-        if phase is not None and phase not in PHASES:
-            raise MessageError(f"unknown phase {phase!r}")
+        kind = data.get("type")
+        model = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            raise MessageError(f"unknown event type {kind!r}"[:200])
         try:
-            renditions = tuple(Rendition(**r) for r in data.get("renditions", ()))
-        except TypeError as exc:
-            raise MessageError(f"bad rendition: {exc}") from None
-        return cls(
-            job_id=_require(data, "job_id", str),
-            video_id=_require(data, "video_id", str),
-            attempt=_require(data, "attempt", int),
-            type=kind,  # type: ignore[arg-type]
-            event_id=_require(data, "event_id", str),
-            sent_at=str(data.get("sent_at", "")),
-            progress=progress,
-            phase=phase,
-            duration=data.get("duration"),
-            width=data.get("width"),
-            height=data.get("height"),
-            renditions=renditions,
-            playlist_key=data.get("playlist_key"),
-            poster_key=data.get("poster_key"),
-            error_code=data.get("error_code"),
-            error_message=data.get("error_message"),
-            retryable=data.get("retryable"),
-        )
+            parsed = model.model_validate(data)
+        except ValidationError as exc:
+            raise MessageError(_summary(exc)) from None
+        fields = parsed.model_dump(exclude={"renditions"})
+        renditions = tuple(Rendition(**r.model_dump()) for r in getattr(parsed, "renditions", ()))
+        return cls(**fields, renditions=renditions)
+
+
+# Event schemas: one strict pydantic model per event type (no coercion: "abc", "1", true or {}
+# where a number belongs are refused). Unknown fields are ignored so that a newer worker's extra
+# fields do not get its events refused during a rolling upgrade. A new type is one model more
+# and one entry in EVENT_MODELS (plus its fields on JobEvent).
+_Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_Key = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+_Pixels = Annotated[int, Field(ge=0, le=1 << 16)]
+
+
+class _EventModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    event_id: _Id
+    job_id: _Id
+    video_id: _Id
+    attempt: int = Field(ge=1, le=1_000_000)
+    sent_at: str = Field("", max_length=64)
+
+
+class StartedEvent(_EventModel):
+    type: Literal["started"]
+
+
+class ProgressEvent(_EventModel):
+    type: Literal["progress"]
+    progress: int = Field(ge=0, le=100)
+    phase: Literal["probing", "transcoding", "uploading"]
+
+
+class RenditionModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    height: _Pixels  # 0 for an audio rendition
+    width: _Pixels
+    bitrate: int = Field(ge=0, le=10**10)
+    playlist: _Key
+
+
+class CompletedEvent(_EventModel):
+    type: Literal["completed"]
+    duration: float = Field(ge=0, le=10**7, allow_inf_nan=False)
+    width: _Pixels | None = None  # None: audio only
+    height: _Pixels | None = None
+    renditions: list[RenditionModel] = Field(min_length=1, max_length=64)
+    playlist_key: _Key
+    poster_key: _Key | None = None
+
+
+class FailedEvent(_EventModel):
+    type: Literal["failed"]
+    error_code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    error_message: str = Field(max_length=10_000)
+    retryable: bool
+
+
+EVENT_MODELS: dict[str, type[_EventModel]] = {
+    "started": StartedEvent,
+    "progress": ProgressEvent,
+    "completed": CompletedEvent,
+    "failed": FailedEvent,
+}
+
+
+def _summary(exc: ValidationError) -> str:
+    """Where and what, never the offending values (they are echoed to the sender only, but
+    may be large)."""
+    parts = [".".join(map(str, e["loc"])) + ": " + e["msg"] for e in exc.errors()[:5]]
+    return "; ".join(parts)[:1000]

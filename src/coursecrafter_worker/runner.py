@@ -374,7 +374,9 @@ class JobRunner:
             rank = 2 if rel == master else 1 if path.suffix == ".m3u8" else 0
             return rank, rel
 
-        files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=order)
+        # Regular files only: a symlink in the output (never FFmpeg's) is not followed out.
+        files = sorted((p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()),
+                       key=order)
         total = sum(p.stat().st_size for p in files) or 1
         removed = self.storage.delete_prefix(prefix)
         if removed:

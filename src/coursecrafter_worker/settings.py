@@ -13,11 +13,10 @@ variables are unset, so a worker on the same machine needs no extra configuratio
 from __future__ import annotations
 
 import secrets
-import tempfile
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,10 +26,6 @@ class ConfigError(ValueError):
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("coursecrafter", appauthor=False))
-
-
-def _default_work_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "coursecrafter-worker"
 
 
 class WorkerSettings(BaseSettings):
@@ -48,7 +43,9 @@ class WorkerSettings(BaseSettings):
 
     max_attempts: int = Field(3, ge=1)
     concurrency: int = Field(1, ge=1)
-    work_dir: Path = Field(default_factory=_default_work_dir)
+    # Job directories (a full copy of each source). Private: `{home}/work` unless set; never a
+    # shared temp dir another user could have made (coursecrafter_worker.workdir).
+    work_dir: Path = Field(None, validate_default=True)  # type: ignore[assignment]
     ffmpeg_timeout: float | None = 4 * 3600.0
     heartbeat_interval: float = Field(10.0, gt=0)
     webhook_max_elapsed: float = Field(300.0, gt=0)
@@ -58,6 +55,13 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("work_dir", mode="before")
+    @classmethod
+    def _work_dir_in_home(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return Path(info.data.get("home") or _default_home()) / "work"
+        return value
 
     @field_validator("broker_url", "storage_url", "s3_endpoint_url", mode="before")
     @classmethod

@@ -15,6 +15,12 @@ must never take a directory that is still in use:
   old rule.
 
 Local file systems only: `flock` is not reliable across machines on NFS.
+
+The work dir is private (`prepare_work_dir`, at start-up): ours, mode 0700, with no ancestor
+another user could swap. A shared one (a `/tmp/...` that another local user created 0777) let
+that user replace a job directory with a symlink and publish their content as a victim's
+lecture. Inside it nothing follows a symlink: job directories are opened `O_NOFOLLOW` and their
+lock files through the directory's fd.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -51,13 +58,12 @@ class JobDir:
     def create(cls, work_dir: Path, name: str = "") -> JobDir:
         """A fresh `<work_dir>/job-<name>-XXXX` directory, locked by this process."""
         work_dir = Path(work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         prefix = f"{JOB_DIR_PREFIX}{name}-" if name else JOB_DIR_PREFIX
         for _ in range(_CREATE_TRIES):
-            path = Path(tempfile.mkdtemp(prefix=prefix, dir=work_dir))
-            lock_path = path / LOCK_NAME
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=work_dir))  # 0700, O_EXCL-like
             try:
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = _open_lock(path, create=True)
             except FileNotFoundError:  # a sweep removed the directory between mkdtemp and open
                 continue
             try:
@@ -66,12 +72,12 @@ class JobDir:
                 os.close(fd)
                 continue
             except OSError as exc:  # no flock here (some network file systems)
-                log.warning("cannot lock %s (%r): a sweep will never remove it", lock_path, exc)
+                log.warning("cannot lock %s (%r): a sweep will never remove it", path, exc)
                 return cls(path, fd)
             # A sweep may have locked, removed and released it before our flock: then we hold
             # a lock on a file that is no longer there.
             with contextlib.suppress(OSError):
-                if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                if os.lstat(path / LOCK_NAME).st_ino == os.fstat(fd).st_ino:
                     return cls(path, fd)
             os.close(fd)
         raise OSError(f"could not create a locked job directory in {work_dir}")
@@ -109,9 +115,7 @@ def sweep(work_dir: Path, *, unlocked_older_than: float) -> int:
     removed = 0
     for entry in entries:
         try:
-            if not entry.is_dir() or entry.is_symlink():
-                continue
-            fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = _open_lock(entry, create=False)  # never through a symlink
         except FileNotFoundError:
             if _unlocked_and_stale(entry, unlocked_older_than):
                 shutil.rmtree(entry, ignore_errors=True)
@@ -136,12 +140,65 @@ def sweep(work_dir: Path, *, unlocked_older_than: float) -> int:
     return removed
 
 
+def _open_lock(job_dir: Path, *, create: bool) -> int:
+    """The lock file of a job directory, opened without following a symlink at either level:
+    the directory `O_NOFOLLOW | O_DIRECTORY`, and the file through that directory's fd."""
+    dir_fd = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+        return os.open(LOCK_NAME, flags, 0o600, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class UnsafeWorkDir(ValueError):
+    """The work dir is not private: another user could swap what a job reads or publishes."""
+
+
+def prepare_work_dir(work_dir: Path | str, *, variable: str = "COURSECRAFTER_WORK_DIR") -> Path:
+    """Create the work dir (mode 0700) or check the existing one, and return its real path (use
+    that from then on: a symlink in the configured path cannot be swapped later). Refuses, with
+    `UnsafeWorkDir`, a directory that is not ours or is group/world-writable, or that sits in a
+    directory another user could rename it out of (owned by someone else than us or root, or
+    world-writable without the sticky bit)."""
+    path = Path(work_dir).expanduser().absolute()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        real = Path(os.path.realpath(path))
+        st = os.lstat(real)
+    except OSError as exc:
+        raise UnsafeWorkDir(f"cannot create the work dir {path} ({exc.strerror}); set {variable} "
+                            "to a directory of your own") from None
+    me = os.geteuid()
+    hint = f"set {variable} to a private directory of your own (mode 700)"
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeWorkDir(f"the work dir {real} is not a directory; {hint}")
+    if st.st_uid != me:
+        raise UnsafeWorkDir(
+            f"the work dir {real} belongs to uid {st.st_uid}, not to this user (uid {me}): "
+            f"whoever made it could take over this user's transcoding jobs; {hint}")
+    if st.st_mode & 0o022:
+        raise UnsafeWorkDir(
+            f"the work dir {real} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}): "
+            f"they could take over this user's transcoding jobs; `chmod 700 {real}`, or {hint}")
+    for parent in real.parents:
+        pst = os.stat(parent)
+        open_to_all = pst.st_mode & 0o002 and not pst.st_mode & stat.S_ISVTX
+        if pst.st_uid not in (0, me) or open_to_all:
+            raise UnsafeWorkDir(
+                f"the work dir {real} is inside {parent}, which another user could rename it out "
+                f"of (owner uid {pst.st_uid}, mode {stat.S_IMODE(pst.st_mode):o}); {hint}")
+    return real
+
+
 def _unlocked_and_stale(entry: Path, older_than: float) -> bool:
     """No lock file (an older version's directory, or one being created this very instant): in
     use unless nothing in it changed for `older_than` seconds."""
     cutoff = time.time() - older_than
     try:
-        newest = max([entry.stat().st_mtime] + [p.stat().st_mtime for p in entry.rglob("*")])
+        if not stat.S_ISDIR(entry.lstat().st_mode):  # a symlink or a file: not a job directory
+            return False
+        newest = max([entry.lstat().st_mtime] + [p.lstat().st_mtime for p in entry.rglob("*")])
     except (OSError, ValueError):
         return False
     return newest < cutoff
@@ -174,5 +231,5 @@ def start_sweeper(
     return thread
 
 
-__all__ = ["JOB_DIR_PREFIX", "LOCK_NAME", "SWEEP_INTERVAL", "JobDir", "start_sweeper", "sweep",
-           "unlocked_age_limit"]
+__all__ = ["JOB_DIR_PREFIX", "LOCK_NAME", "SWEEP_INTERVAL", "JobDir", "UnsafeWorkDir",
+           "prepare_work_dir", "start_sweeper", "sweep", "unlocked_age_limit"]

@@ -91,13 +91,10 @@ def _check_all(client, server, ids) -> list[dict]:
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_embedded_server_restart_requeues_processing_and_queued_jobs(lab, clips, how):
     port = free_port()  # chosen once: the restarted server keeps its URL
-    # A temp dir of its own, so that the embedded transcoders' work dir (<tmp>/coursecrafter-work,
-    # transcoders.py) is this server's alone and can be checked for leftovers.
-    tmp = lab.tmp_path / "server-tmp"
-    tmp.mkdir()
-    server = lab.server(env={"COURSECRAFTER_TRANSCODE_CONCURRENCY": "1", "TMPDIR": str(tmp)},
-                        port=port)
-    work_dir = tmp / "coursecrafter-work"
+    server = lab.server(env={"COURSECRAFTER_TRANSCODE_CONCURRENCY": "1"}, port=port)
+    # The embedded transcoders' work dir is private to the server's home (transcoders.py), so
+    # this server's alone and can be checked for leftovers.
+    work_dir = server.home / "work"
     client = sdk_client(server.url, "ada")
     ids = _upload_three(client, clips)
     poll_video(client, ids[0], lambda v: v["phase"] == "transcoding" and v["progress"] > 0,

@@ -444,6 +444,27 @@ def test_generated_secrets_are_refused_for_a_public_url(settings_factory):
         build_container(settings_factory(public_url="https://video.school.example"))
 
 
+@pytest.mark.parametrize("public_url", [
+    "https://127.courses.example.com", "http://127.0.0.1.nip.io:8000", "https://localhost.example",
+    "http://[::2]:8000",
+])
+def test_names_that_only_look_local_need_real_secrets(settings_factory, public_url):
+    from coursecrafter_server.bootstrap import UnsafeSettings, build_container
+
+    with pytest.raises(UnsafeSettings, match="COURSECRAFTER_WEBHOOK_SECRET"):
+        build_container(settings_factory(public_url=public_url))
+
+
+@pytest.mark.parametrize("public_url", [
+    "http://127.0.0.1:8000", "http://127.3.4.5", "http://localhost:9000", "http://[::1]:8000",
+    "http://LOCALHOST.",
+])
+def test_loopback_urls_may_use_generated_secrets(settings_factory, public_url):
+    from coursecrafter_server.bootstrap import build_container
+
+    build_container(settings_factory(public_url=public_url)).close()
+
+
 def test_generated_key_file_is_private_and_reused(settings_factory, home):
     from coursecrafter_server.bootstrap import build_container
 

@@ -102,3 +102,28 @@ def test_a_part_that_cannot_be_read_is_reported_and_the_scrape_still_answers(api
     seen = scrape(api)
     assert seen[("coursecrafter_metrics_errors", (("part", "queue"),))] == 1
     assert ("coursecrafter_videos", (("status", "queued"),)) in seen  # the store part is there
+
+
+def test_metrics_token_guards_both_paths(settings_factory, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from coursecrafter_server.app import create_app
+
+    monkeypatch.setenv("COURSECRAFTER_METRICS_TOKEN", "scrape-me-0123456789")
+    with TestClient(create_app(settings_factory(transcode_concurrency=0))) as api:
+        for path in ("/metrics", "/api/v1/metrics"):
+            for headers in ({}, {"Authorization": "Bearer wrong"},
+                            {"Authorization": "Basic scrape-me-0123456789"},
+                            {"Authorization": "Bearer scrape-me-0123456789x"},
+                            {"Authorization": "Bearer sçrape".encode("latin-1")}):
+                refused = api.get(path, headers=headers)
+                assert refused.status_code == 401, (path, headers)
+                assert refused.json()["error"]["code"] == "invalid_token"
+                assert "coursecrafter_videos" not in refused.text
+            allowed = api.get(path, headers={"Authorization": "Bearer scrape-me-0123456789"})
+            assert allowed.status_code == 200 and "coursecrafter_videos" in allowed.text
+        assert api.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_metrics_are_open_without_a_token(api):
+    assert api.get("/metrics").status_code == 200

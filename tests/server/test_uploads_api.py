@@ -372,8 +372,11 @@ def test_attachment_is_stored_not_transcoded(api, alice):
     done = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice).json()
     assert done["kind"] == "attachment" and done["status"] == "ready"
     url = done["download_url"]
-    body = (api.get(url) if "/blobs/" in url else httpx.get(url)).content
-    assert body == pdf
+    response = api.get(url) if "/blobs/" in url else httpx.get(url)
+    assert response.content == pdf
+    # Saved, never rendered from the API's (or the bucket's) origin; under its own name.
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"slides.pdf\"; filename*=UTF-8''slides.pdf")
     assert error_code(start(api, alice, pdf, content_type="application/pdf"), 415)
 
 

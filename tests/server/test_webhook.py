@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -10,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from coursecrafter_server.domain import Video, VideoKind, VideoStatus
-from coursecrafter_worker.messages import JobEvent, JobMessage, MessageError
+from coursecrafter_worker.messages import JobEvent, JobMessage, MessageError, Rendition
 from coursecrafter_worker.signing import HEADER, SignatureError, sign, verify
 
 URL = "/api/v1/internal/jobs/events"
@@ -108,9 +109,19 @@ def test_replayed_webhook_is_ignored(api):
     assert signed(api, event).json()["status"] == "duplicate"
 
 
+def completed(message, attempt: int = 1, **fields) -> JobEvent:
+    base = {"duration": 12.5, "width": 1280, "height": 720, "playlist_key":
+            f"videos/{message.video_id}/hls/master.m3u8",
+            "renditions": (Rendition(720, 1280, 3_000_000, "hls/720p/index.m3u8"),)}
+    return JobEvent(message.job_id, message.video_id, attempt, "completed", **{**base, **fields})
+
+
 def test_event_of_an_older_attempt_is_ignored(api):
     message = queued_job(api)
-    response = signed(api, JobEvent(message.job_id, message.video_id, 0, "completed"))
+    failed = JobEvent(message.job_id, message.video_id, 1, "failed", error_code="transcode_failed",
+                      error_message="boom", retryable=True)
+    assert signed(api, failed).json()["status"] == "requeued"
+    response = signed(api, completed(message, attempt=1))
     assert response.json()["status"] == "stale"
     assert video_status(api, message) is VideoStatus.QUEUED
 
@@ -119,6 +130,70 @@ def test_malformed_event_is_422(api):
     body = json.dumps({"type": "exploded", "job_id": "j"}).encode()
     response = post(api, body, sign(api.app.state.container.webhook_secret, body))
     assert response.status_code == 422 and response.json()["error"]["code"] == "bad_event"
+
+
+def _owned_queued_job(api):
+    """A queued job of a video that an instructor lists through the API."""
+    from coursecrafter_server.domain import Role
+
+    container = api.app.state.container
+    user = container.auth.register("ada", "ada@example.edu", "correct horse battery",
+                                   Role.INSTRUCTOR)
+    token = api.post("/api/v1/auth/login", json={"username": "ada",
+                                                 "password": "correct horse battery"})
+    message = queued_job(api)
+    video = container.store.get_video(message.video_id)
+    container.store.update_video(dataclasses.replace(video, owner_id=user.id))
+    return message, {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+BAD_EVENTS = {
+    "width_text": lambda m: completed(m).to_json().replace(b'"width":1280', b'"width":"abc"'),
+    "height_object": lambda m: completed(m).to_json().replace(b'"height":720', b'"height":{}'),
+    "width_bool": lambda m: completed(m).to_json().replace(b'"width":1280', b'"width":true'),
+    "negative_height": lambda m: completed(m, height=-1).to_json(),
+    "nan_duration": lambda m: completed(m).to_json().replace(b'"duration":12.5',
+                                                             b'"duration":NaN'),
+    "duration_text": lambda m: completed(m).to_json().replace(b'"duration":12.5',
+                                                              b'"duration":"12.5"'),
+    "rendition_not_object": lambda m: completed(m).to_json().replace(
+        b'"renditions":[{', b'"renditions":[7,{'),
+    "rendition_height_text": lambda m: completed(m).to_json().replace(
+        b'"height":720,"width":1280,"bitrate"', b'"height":"720","width":1280,"bitrate"'),
+    "no_renditions": lambda m: completed(m, renditions=()).to_json(),
+    "no_playlist_key": lambda m: completed(m, playlist_key=None).to_json(),
+    "attempt_text": lambda m: completed(m).to_json().replace(b'"attempt":1', b'"attempt":"1"'),
+    "progress_over_100": lambda m: JobEvent(m.job_id, m.video_id, 1, "progress", progress=101,
+                                            phase="transcoding").to_json(),
+    "progress_unknown_phase": lambda m: JobEvent(m.job_id, m.video_id, 1, "progress", progress=5,
+                                                 phase="dancing").to_json(),
+    "failed_retryable_text": lambda m: JobEvent(
+        m.job_id, m.video_id, 1, "failed", error_code="x", error_message="y",
+        retryable=True).to_json().replace(b'"retryable":true', b'"retryable":"yes"'),
+    "event_id_number": lambda m: completed(m, event_id="E").to_json().replace(
+        b'"event_id":"E"', b'"event_id":5'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EVENTS))
+def test_mistyped_events_are_refused_before_anything_changes(api, case):
+    message, auth = _owned_queued_job(api)
+    assert signed(api, JobEvent(message.job_id, message.video_id, 1, "started")).status_code == 200
+    body = BAD_EVENTS[case](message)
+    secret = api.app.state.container.webhook_secret
+    response = post(api, body, sign(secret, body))
+    assert response.status_code == 422 and response.json()["error"]["code"] == "bad_event"
+    # Nothing applied: still processing, and the listing still answers.
+    assert video_status(api, message) is VideoStatus.PROCESSING
+    assert api.get("/api/v1/videos", headers=auth).status_code == 200
+    # An unsigned copy is refused for its signature first.
+    assert post(api, body, sign(b"not the secret", body)).status_code == 401
+    # The worker's proper event still completes the video.
+    assert signed(api, completed(message)).json()["status"] == "applied"
+    listed = api.get("/api/v1/videos", headers=auth)
+    assert listed.status_code == 200
+    assert [(v["status"], v["width"], v["height"]) for v in listed.json()] == [
+        ("ready", 1280, 720)]
 
 
 def test_signature_roundtrip_and_rotation():

@@ -9,7 +9,7 @@ from worker_fakes import WebhookServer
 
 from coursecrafter_worker import notifier as notifier_mod
 from coursecrafter_worker import signing
-from coursecrafter_worker.messages import JobEvent
+from coursecrafter_worker.messages import JobEvent, Rendition
 from coursecrafter_worker.notifier import (
     DeliveryCancelled,
     DeliveryFailed,
@@ -22,7 +22,12 @@ URL = "http://server.test/api/v1/internal/jobs/events"
 
 
 def event(kind: str = "completed") -> JobEvent:
-    return JobEvent(job_id="j1", video_id="v1", attempt=2, type=kind, duration=3.0)  # type: ignore[arg-type]
+    fields: dict = {
+        "progress": {"progress": 5, "phase": "transcoding"},
+        "completed": {"duration": 3.0, "playlist_key": "videos/v1/hls/master.m3u8",
+                      "renditions": (Rendition(360, 640, 800_000, "hls/360p/index.m3u8"),)},
+    }.get(kind, {})
+    return JobEvent(job_id="j1", video_id="v1", attempt=2, type=kind, **fields)  # type: ignore[arg-type]
 
 
 def notifier_with(responses, **kwargs) -> tuple[WebhookNotifier, list[httpx.Request]]:

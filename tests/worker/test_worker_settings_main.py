@@ -34,7 +34,8 @@ def test_defaults(clean_env, tmp_path) -> None:
     assert s.max_attempts == 3 and s.heartbeat_interval == 10 and s.ffmpeg_timeout == 4 * 3600
     assert s.broker is None
     assert s.resolved_storage_url == (tmp_path / "blobs").resolve().as_uri()
-    assert s.work_dir.is_absolute()
+    assert s.work_dir == tmp_path / "work"  # private to the user, never a shared temp dir
+    assert settings(home=tmp_path, work_dir=tmp_path / "w").work_dir == tmp_path / "w"
 
 
 def test_env_is_read_and_secrets_are_hidden(clean_env, monkeypatch, tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -17,7 +18,14 @@ from worker_fakes import FakeTranscode, RecordingNotifier, wait_until
 
 from coursecrafter_worker.queue.inprocess import InProcessQueue
 from coursecrafter_worker.runner import JobRunner
-from coursecrafter_worker.workdir import LOCK_NAME, JobDir, start_sweeper, sweep
+from coursecrafter_worker.workdir import (
+    LOCK_NAME,
+    JobDir,
+    UnsafeWorkDir,
+    prepare_work_dir,
+    start_sweeper,
+    sweep,
+)
 
 BIN = Path(sys.executable).parent
 LEGACY_AGE = 3600.0  # the old rule for directories without a lock file
@@ -183,19 +191,133 @@ def test_embedded_transcoders_sweep_their_work_dir_at_start_up(
 ) -> None:
     from coursecrafter_server.transcoders import InProcessTranscoders
 
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # their work dir lives under it
-    dead = abandoned(tmp_path / "coursecrafter-work")
+    work_dir = tmp_path / "home" / "work"
+    dead = abandoned(work_dir)
     container = SimpleNamespace(
         settings=SimpleNamespace(transcode_concurrency=1, heartbeat_interval=5.0,
-                                 ffmpeg_timeout=60.0),
+                                 ffmpeg_timeout=60.0, resolved_work_dir=work_dir),
         storage=storage,
         queue=InProcessQueue(),
         jobs=SimpleNamespace(republish_unfinished=lambda: 0),
     )
     transcoders = InProcessTranscoders(container)  # type: ignore[arg-type]
-    assert transcoders.runner.work_dir == tmp_path / "coursecrafter-work"
+    assert transcoders.runner.work_dir == work_dir
     try:
         transcoders.start()
         assert not dead.exists()
     finally:
         transcoders.stop()
+
+
+# A private work dir -------------------------------------------------------------------------------
+def someone_elses_dir(tmp_path: Path) -> Path:
+    """A directory this user does not own (as root: one handed to `nobody`)."""
+    if os.geteuid() != 0:
+        return Path("/var")  # root's
+    path = tmp_path / "theirs"
+    path.mkdir(mode=0o700)
+    os.chown(path, 65534, 65534)
+    return path
+
+
+def shared_tmp_dir(tmp_path: Path) -> Path:
+    """What the attacker made: the old default name in a temp dir, mode 0777."""
+    path = tmp_path / "coursecrafter-work"
+    path.mkdir()
+    path.chmod(0o777)
+    return path
+
+
+def test_work_dir_is_created_private_and_resolved(tmp_path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real").mkdir(mode=0o700)
+    assert prepare_work_dir(link / "work") == tmp_path / "real" / "work"
+    created = prepare_work_dir(tmp_path / "a" / "work")
+    assert stat.S_IMODE(created.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("case", ["world_writable", "group_writable", "someone_elses",
+                                  "open_parent", "a_file"])
+def test_unsafe_work_dirs_are_refused(tmp_path, case) -> None:
+    if case == "world_writable":
+        path = shared_tmp_dir(tmp_path)
+    elif case == "group_writable":
+        path = tmp_path / "g"
+        path.mkdir()
+        path.chmod(0o770)
+    elif case == "someone_elses":
+        path = someone_elses_dir(tmp_path)
+    elif case == "open_parent":  # another user could rename our private dir out of it
+        parent = tmp_path / "open"
+        parent.mkdir()
+        parent.chmod(0o777)
+        path = parent / "work"
+    else:
+        path = tmp_path / "file"
+        path.write_text("x")
+    with pytest.raises(UnsafeWorkDir, match="COURSECRAFTER_WORK_DIR"):
+        prepare_work_dir(path)
+
+
+def test_worker_refuses_a_shared_work_dir_at_start_up(tmp_path) -> None:
+    shared = shared_tmp_dir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSECRAFTER_")}
+    env.update({
+        "COURSECRAFTER_HOME": str(tmp_path / "home"),
+        "COURSECRAFTER_BROKER_URL": "amqp://guest:guest@127.0.0.1:1/",
+        "COURSECRAFTER_WEBHOOK_SECRET": "workdir-test-webhook-secret-0123456789",
+        "COURSECRAFTER_WORK_DIR": str(shared),
+    })
+    result = subprocess.run([str(BIN / "coursecrafter-worker")], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "writable by other users" in result.stderr and str(shared) in result.stderr
+
+
+def test_server_refuses_a_shared_work_dir_and_no_longer_uses_the_temp_dir(tmp_path) -> None:
+    """The old default (<tmp>/coursecrafter-work, made 0777 by another user) is not used; a work
+    dir configured to such a directory stops the server at start-up."""
+    from livesupport import free_port, start_live_server
+
+    shared = shared_tmp_dir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSECRAFTER_")}
+    env.update({"COURSECRAFTER_HOME": str(tmp_path / "home1"),
+                "COURSECRAFTER_WORK_DIR": str(shared)})
+    refused = subprocess.run([str(BIN / "coursecrafter-server"), "--port", str(free_port())],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "writable by other users" in refused.stderr
+
+    server = start_live_server(tmp_path / "home2", {"TMPDIR": str(tmp_path)})
+    try:
+        work = tmp_path / "home2" / "work"
+        assert stat.S_IMODE(work.stat().st_mode) == 0o700
+        assert list(shared.iterdir()) == []
+    finally:
+        server.stop()
+
+
+def test_sweep_never_follows_a_symlinked_job_directory(tmp_path, work_dir) -> None:
+    """A job directory swapped for a symlink: the sweep leaves both the link's target and what
+    it points at alone."""
+    victim = tmp_path / "victim"
+    (victim / "out").mkdir(parents=True)
+    (victim / LOCK_NAME).touch()
+    (victim / "lecture.mp4").write_bytes(b"precious")
+    work_dir.mkdir()
+    (work_dir / "job-swapped-1").symlink_to(victim, target_is_directory=True)
+    (work_dir / "job-legacy-1").symlink_to(victim / "out", target_is_directory=True)
+    assert sweep(work_dir, unlocked_older_than=0) == 0
+    assert (victim / "lecture.mp4").read_bytes() == b"precious" and (victim / "out").is_dir()
+
+
+def test_job_lock_is_never_opened_through_a_symlink(work_dir, tmp_path) -> None:
+    """A lock file swapped for a symlink (to a file of someone else's) is not opened."""
+    with JobDir.create(work_dir, "mine") as path:
+        target = tmp_path / "elsewhere"
+        target.write_text("not a lock")
+        (path / LOCK_NAME).unlink()
+        (path / LOCK_NAME).symlink_to(target)
+        assert sweep(work_dir, unlocked_older_than=0) == 0
+    assert target.read_text() == "not a lock"

@@ -41,6 +41,7 @@ from coursecrafter_cli.errors import (
     RateLimited,
     ValidationError,
 )
+from coursecrafter_cli.terminal import printable
 
 __all__ = [
     "ExitCode",
@@ -137,8 +138,8 @@ def stderr_console() -> Console:
 
 
 def emit(line: str) -> None:
-    """A human-readable result line on stdout."""
-    sys.stdout.write(line + "\n")
+    """A human-readable result line on stdout (control characters removed: see `terminal`)."""
+    sys.stdout.write(printable(line) + "\n")
     sys.stdout.flush()
 
 
@@ -150,17 +151,17 @@ def emit_json(document: Any) -> None:
 
 def info(message: str) -> None:
     """A message on stderr."""
-    _stderr().print(Text(message))
+    _stderr().print(Text(printable(message, multiline=True)))
 
 
 def warn(message: str) -> None:
     """``warning: <message>`` on stderr."""
-    _stderr().print(Text(f"warning: {message}", style="yellow"))
+    _stderr().print(Text(f"warning: {printable(message, multiline=True)}", style="yellow"))
 
 
 def error(message: str) -> None:
     """``error: <message>`` on stderr."""
-    _stderr().print(Text(f"error: {message}", style="bold red"))
+    _stderr().print(Text(f"error: {printable(message, multiline=True)}", style="bold red"))
 
 
 # ---------------------------------------------------------------- errors

@@ -49,6 +49,7 @@ from coursecrafter_cli.commands.common import (
 )
 from coursecrafter_cli.commands.videos import IntervalOption, TimeoutOption, finish_wait
 from coursecrafter_cli.errors import APIError
+from coursecrafter_cli.terminal import printable
 from coursecrafter_cli.uploads import DEFAULT_CONCURRENCY, UploadEvent
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -100,7 +101,7 @@ class _Display:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def say(self, message: str, style: str = "") -> None:
-        self.console.print(Text(message, style=style))
+        self.console.print(Text(printable(message, multiline=True), style=style))
 
     def event(self, event: UploadEvent) -> None:
         if event.kind == "checksum":

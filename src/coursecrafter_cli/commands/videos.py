@@ -23,6 +23,7 @@ exits 130 (the video keeps processing on the server).
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from coursecrafter_cli.client import Client
@@ -40,6 +41,7 @@ from coursecrafter_cli.commands.common import (
     stderr_console,
 )
 from coursecrafter_cli.errors import NotFound
+from coursecrafter_cli.terminal import printable
 
 app = typer.Typer(
     name="videos",
@@ -133,7 +135,8 @@ def wait_with_progress(client: Client, video_id: str, *, timeout: float | None,
             phase = video.get("phase")
             label = f"{status} ({phase})" if phase and status == "processing" else status
             done = 100 if status in ("ready", "failed") else int(video.get("progress") or 0)
-            progress.update(task, description=label, completed=done)
+            # The bar's description is rich markup: a server's "[link=...]" must stay text.
+            progress.update(task, description=escape(printable(label)), completed=done)
             state = (status, phase)
             if not console.is_terminal and state != last["state"]:
                 info(f"video {video_id}: {label}")

@@ -21,7 +21,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from coursecrafter_worker.storage.base import InvalidKey, NoSuchKey, NoSuchUpload, validate_key
+from coursecrafter_worker.storage.base import (
+    InvalidKey,
+    NoSuchKey,
+    NoSuchUpload,
+    attachment_disposition,
+    validate_key,
+)
 from coursecrafter_worker.storage.local import EntityTooLarge, LocalStorage, PartWriter, SignatureInvalid, UrlExpired
 
 #: Body bytes gathered before one (threaded) disk write: bounds memory per request.
@@ -105,7 +111,11 @@ def blob_router(storage_getter: Callable[..., LocalStorage]) -> APIRouter:
             path, info = await run_in_threadpool(storage.stat_object, key)
         except NoSuchKey as exc:
             return _error(404, "no_such_key", str(exc))
-        headers = {"Cache-Control": "private, max-age=3600"}
+        # Never shown inline from the API's origin: a browser saves it (players fetch() it, which
+        # ignores the header); the name is the one `presign_get(download_name=)` put in the URL.
+        headers = {"Cache-Control": "private, max-age=3600",
+                   "Content-Disposition": attachment_disposition(
+                       request.query_params.get("filename"))}
         if info.etag:
             headers["ETag"] = info.etag
         return FileResponse(path, media_type=info.content_type, headers=headers)

@@ -26,11 +26,13 @@ from .base import (
     PartTooSmall,
     StorageError,
     UploadedPart,
+    attachment_disposition,
     validate_key,
     validate_prefix,
 )
 
 __all__ = [
+    "attachment_disposition",
     "MAX_PART_NUMBER",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",

@@ -107,8 +107,10 @@ class ObjectStorage(Protocol):
         """Drop the upload and every part. `NoSuchUpload` if unknown."""
 
     # Objects ------------------------------------------------------------------------------
-    def presign_get(self, key: str, expires_in: int) -> str:
-        """A URL that GETs the object (HTTP Range supported), valid for `expires_in` seconds."""
+    def presign_get(self, key: str, expires_in: int, *, download_name: str | None = None) -> str:
+        """A URL that GETs the object (HTTP Range supported), valid for `expires_in` seconds.
+        With `download_name`, the answer says `Content-Disposition: attachment` with that file
+        name (`attachment_disposition`): a browser saves it rather than showing it."""
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size (and ETag, content type when known) of the object, None if it does not exist."""
@@ -230,3 +232,15 @@ def normalize_parts(parts: Iterable[PartSpec]) -> list[CompletedPart]:
     if not result:
         raise InvalidPart("a multipart upload needs at least one part")
     return result
+
+
+def attachment_disposition(filename: str | None) -> str:
+    """`Content-Disposition: attachment` with a file name safe in a header (RFC 6266: an ASCII
+    fallback, and the exact name percent-encoded in `filename*`)."""
+    from urllib.parse import quote
+
+    name = "".join(c for c in (filename or "") if c.isprintable() and c not in "\\/")[:200]
+    if not name.strip(". "):
+        return "attachment"
+    fallback = "".join(c if c.isascii() and c not in '"%;' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -563,13 +563,16 @@ class LocalStorage:
         shutil.rmtree(claimed, ignore_errors=True)
 
     # Objects ------------------------------------------------------------------------------
-    def presign_get(self, key: str, expires_in: int) -> str:
+    def presign_get(self, key: str, expires_in: int, *, download_name: str | None = None) -> str:
         validate_key(key)
         validate_expires_in(expires_in)
         expires = int(self._clock()) + expires_in
-        return self._url(
-            key, {"expires": expires, "signature": self._signature("GET", key, "", None, expires)}
-        )
+        params: dict[str, object] = {
+            "expires": expires, "signature": self._signature("GET", key, "", None, expires)}
+        if download_name:
+            # Unsigned: it only names the saved file; /blobs always answers `attachment`.
+            params["filename"] = download_name
+        return self._url(key, params)
 
     def stat_object(self, key: str) -> tuple[Path, ObjectInfo]:
         """The file and info of an object (what the GET handler serves). `NoSuchKey` if missing."""

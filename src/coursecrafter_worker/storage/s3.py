@@ -24,6 +24,7 @@ from .base import (
     PartTooSmall,
     StorageError,
     UploadedPart,
+    attachment_disposition,
     normalize_parts,
     quote_etag,
     validate_expires_in,
@@ -194,14 +195,18 @@ class S3Storage:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
 
     # Objects ------------------------------------------------------------------------------
-    def presign_get(self, key: str, expires_in: int) -> str:
+    def presign_get(self, key: str, expires_in: int, *, download_name: str | None = None) -> str:
         full = self._k(key)
         validate_expires_in(expires_in)
+        params = {"Bucket": self.bucket, "Key": full}
+        if download_name is not None:
+            # Signed into the URL: S3 answers with this Content-Disposition.
+            params["ResponseContentDisposition"] = attachment_disposition(download_name)
         with self._errors(key=key):
             return str(
                 self.client.generate_presigned_url(
                     "get_object",
-                    Params={"Bucket": self.bucket, "Key": full},
+                    Params=params,
                     ExpiresIn=expires_in,
                     HttpMethod="GET",
                 )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from coursecrafter_server.api.deps import ContainerDep
+from coursecrafter_server.api.schemas import ErrorResponse
+from coursecrafter_server.domain import InvalidToken
 from coursecrafter_server.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -49,11 +52,26 @@ def readyz(container: ContainerDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=Response, responses={
-    200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def _require_metrics_token(request: Request, container: ContainerDep) -> None:
+    """With COURSECRAFTER_METRICS_TOKEN set, only `Authorization: Bearer <it>` may scrape."""
+    token = container.settings.metrics_token
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # Constant time, and on bytes: compare_digest refuses non-ASCII str.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise InvalidToken("a valid metrics token is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(_require_metrics_token)],
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                       401: {"model": ErrorResponse}})
 def metrics(request: Request) -> Response:
     """The pipeline's state (videos and jobs by status, queue depth, oldest waiting job) and this
-    process's HTTP traffic, in Prometheus text format."""
+    process's HTTP traffic, in Prometheus text format. Needs `Authorization: Bearer
+    <COURSECRAFTER_METRICS_TOKEN>` when that is set."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
