@@ -106,6 +106,9 @@ def run(argv: list[str] | None = None) -> None:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()
         _check_process_count(args.workers)
+        from coursecrafter_server.settings import get_settings
+
+        trusted = get_settings().trusted_proxy_list
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -117,7 +120,10 @@ def run(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,  # request lines can carry tokens in query strings (signed URLs)
-        proxy_headers=True,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS),
+        # letting anything on loopback choose the address its rate limits count against.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) or None,
     )
 
 

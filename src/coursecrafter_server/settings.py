@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 10.0
     ffmpeg_timeout: float = 4 * 3600.0
 
+    # Comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto are believed (none: the
+    # connecting address is the client, even on loopback).
+    trusted_proxies: str = ""
+
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
 
@@ -74,6 +79,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"COURSECRAFTER_TRUSTED_PROXIES: {entry!r} is not an address "
+                                 "or CIDR") from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item for item in self.trusted_proxies.split(",") if item]
 
     @property
     def jwt_issuer(self) -> str:
