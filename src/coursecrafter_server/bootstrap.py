@@ -66,14 +66,16 @@ def check_production_safety(settings: Settings, key: SigningKey) -> None:
         )
 
 
-def _limits_adapters(settings: Settings) -> tuple[RevocationList, RateLimiter]:
+def _limits_adapters(settings: Settings, store: Store) -> tuple[RevocationList, RateLimiter]:
     if settings.redis_url:
         from coursecrafter_server.limits.redis import RedisRateLimiter, RedisRevocationList
 
         return RedisRevocationList(settings.redis_url), RedisRateLimiter(settings.redis_url)
-    from coursecrafter_server.limits.memory import LimitsRateLimiter, MemoryRevocationList
+    from coursecrafter_server.limits.memory import LimitsRateLimiter
+    from coursecrafter_server.limits.store import StoreRevocationList
 
-    return MemoryRevocationList(), LimitsRateLimiter()
+    # In the store, not in memory: a logout must survive a restart of the one server process.
+    return StoreRevocationList(store), LimitsRateLimiter()
 
 
 def _queue(settings: Settings) -> Publisher:
@@ -109,7 +111,7 @@ def build_container(settings: Settings) -> Container:
         else load_or_create(settings.home / "webhook_secret", random_secret)
     )
     queue = _queue(settings)
-    revocations, limiter = _limits_adapters(settings)
+    revocations, limiter = _limits_adapters(settings, store)
     auth = AuthService(
         store=store,
         tokens=AccessTokenService(

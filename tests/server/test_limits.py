@@ -47,6 +47,14 @@ def test_revoked_jti_is_revoked_until_it_expires(adapters):
     assert revocations.is_revoked("a") and not revocations.is_revoked("b")
 
 
+def test_any_of_several_ids_revoked_counts(adapters):
+    # A token is checked by its jti and its session's family marker in one call.
+    revocations, _ = adapters
+    revocations.revoke("fam:f1", int(time.time()) + 60)
+    assert revocations.is_revoked("jti-x", "fam:f1")
+    assert not revocations.is_revoked("jti-x", "fam:f2")
+
+
 def test_revocation_entries_die_with_the_token(adapters):
     revocations, _ = adapters
     revocations.revoke("short", int(time.time()) + 1)
