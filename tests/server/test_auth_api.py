@@ -305,6 +305,27 @@ def test_replayed_refresh_token_kills_the_whole_family(api, tokens):
     assert_error(refresh(api, rotated["refresh_token"]), 401, "invalid_token")
 
 
+def test_a_reuse_also_cuts_off_the_familys_access_tokens(api, tokens):
+    other = login(api).json()
+    rotated = refresh(api, tokens["refresh_token"]).json()
+    assert_error(refresh(api, tokens["refresh_token"]), 401, "invalid_token")  # the replay
+    # Neither the thief's nor the victim's access tokens of that family keep working until
+    # they expire; another session of the same user is untouched.
+    for access in (tokens["access_token"], rotated["access_token"]):
+        error = assert_error(api.get("/api/v1/auth/me", headers=bearer(access)), 401)
+        assert "revoked" in error["message"]
+    assert api.get("/api/v1/auth/me", headers=bearer(other["access_token"])).status_code == 200
+
+
+def test_logout_ends_every_access_token_of_the_session(api, tokens):
+    rotated = refresh(api, tokens["refresh_token"]).json()
+    response = api.post("/api/v1/auth/logout", json={"refresh_token": rotated["refresh_token"]},
+                        headers=bearer(rotated["access_token"]))
+    assert response.status_code == 204
+    # The access token issued before the rotation belongs to the ended session too.
+    assert_error(api.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])), 401)
+
+
 def test_other_sessions_survive_a_reuse_in_one_family(api, tokens):
     other = login(api).json()
     refresh(api, tokens["refresh_token"])

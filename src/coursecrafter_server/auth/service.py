@@ -44,6 +44,10 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _family_marker(family_id: str) -> str:
+    return f"fam:{family_id}"
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -111,6 +115,7 @@ class AuthService:
         # Compare-and-set: of two concurrent presentations exactly one wins; the other is reuse.
         if not self.store.mark_refresh_token_used(stored.token_hash, now):
             self.store.revoke_refresh_family(stored.family_id, now)
+            self._revoke_family_access(stored.family_id, now)
             log.warning("refresh token reuse detected; family of user %s revoked", stored.user_id)
             raise InvalidToken("refresh token was already used; all sessions of it are revoked")
         user = self.store.get_user(stored.user_id)
@@ -129,13 +134,17 @@ class AuthService:
             # Only the owner of the access token may end a family by presenting its refresh token.
             if stored is not None and (access is None or stored.user_id == access.sub):
                 self.store.revoke_refresh_family(stored.family_id, now)
+                self._revoke_family_access(stored.family_id, now)
         if access is not None:
             # Until the token stops verifying, leeway included (not only until its `exp`).
             self.revocations.revoke(access.jti, access.exp + LEEWAY_SECONDS)
+            if access.family:
+                self._revoke_family_access(access.family, now)
 
     def authenticate(self, access_token: str) -> tuple[User, AccessClaims]:
         claims = self.tokens.verify(access_token)
-        if self.revocations.is_revoked(claims.jti):
+        ids = (claims.jti, _family_marker(claims.family)) if claims.family else (claims.jti,)
+        if self.revocations.is_revoked(*ids):  # one lookup for the token and its session
             raise InvalidToken("access token has been revoked")
         user = self.store.get_user(claims.sub)
         if user is None:
@@ -156,10 +165,15 @@ class AuthService:
             )
         )
         return TokenPair(
-            access_token=self.tokens.issue(user, now),
+            access_token=self.tokens.issue(user, now, family_id=family_id),
             refresh_token=secret,
             expires_in=self.tokens.ttl,
         )
+
+    def _revoke_family_access(self, family_id: str, now: datetime) -> None:
+        # Every access token of the family was issued before now, so all are dead by then.
+        until = int(now.timestamp()) + self.tokens.ttl + LEEWAY_SECONDS + 1
+        self.revocations.revoke(_family_marker(family_id), until)
 
     def _limit(self, limit: str, key: str, *, hit: bool, quiet: bool = False) -> None:
         wait = self.limiter.hit(limit, key) if hit else self.limiter.check(limit, key)
