@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from coursecrafter_server.auth.devices import DeviceCookies, device_key
 from coursecrafter_server.auth.keys import SigningKey, load_signing_key
 from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
@@ -132,8 +133,13 @@ def build_container(settings: Settings) -> Container:
             login_per_account=settings.login_rate_limit_account,
             refresh_per_address=settings.refresh_rate_limit_address,
             refresh_per_account=settings.refresh_rate_limit_account,
+            login_failures_per_account_address=settings.login_failure_limit_account_address,
+            login_failures_per_address=settings.login_failure_limit_address,
+            login_failures_per_device=settings.login_failure_limit_device,
+            register_per_address=settings.register_rate_limit_address,
         ),
         refresh_ttl=settings.refresh_token_ttl,
+        devices=DeviceCookies(device_key(key)),
     )
     jobs = JobService(
         store,

@@ -39,10 +39,18 @@ class Settings(BaseSettings):
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600
 
-    # Rate limits in the `limits` notation ("N/period"). Login attempts count per client address;
-    # failed logins count per account, so a user's own successful logins never lock them out.
+    # Rate limits in the `limits` notation ("N/period"), following OWASP's device-cookie scheme
+    # (README "Security"). Every login attempt counts per client address (a flood guard). Failed
+    # logins from a client without a device cookie for the account count per (account, address),
+    # per address and per account; one from a client holding that cookie counts only per device,
+    # so a stranger's guessing never locks a user out of a device they logged in from before.
     login_rate_limit_address: str = "30/minute"
-    login_rate_limit_account: str = "10/15 minutes"
+    login_failure_limit_account_address: str = "10/15 minutes"
+    login_failure_limit_address: str = "60/hour"
+    login_rate_limit_account: str = "50/hour"
+    login_failure_limit_device: str = "10/15 minutes"
+    # Each registration costs an argon2 hash and probes which usernames exist.
+    register_rate_limit_address: str = "10/hour"
     refresh_rate_limit_address: str = "60/minute"
     # A client refreshes about once per access-token lifetime; this leaves room for many devices.
     refresh_rate_limit_account: str = "30/minute"

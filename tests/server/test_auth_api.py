@@ -382,12 +382,12 @@ def test_logout_does_not_let_one_user_end_anothers_session(api, tokens):
 
 
 # Rate limits -----------------------------------------------------------------------------------
-def test_failed_logins_are_limited_per_account_with_retry_after(app_factory):
+def test_failed_logins_hold_back_untrusted_clients_of_the_account(app_factory):
     api = app_factory(login_rate_limit_account="3/minute")
     register(api)
     for _ in range(3):
         assert login(api, password="wrong password!").status_code == 401
-    response = login(api)  # even the right password waits now
+    response = login(api)  # a client without a device cookie for alice waits, right password too
     assert_error(response, 429, "rate_limited")
     assert 1 <= int(response.headers["retry-after"]) <= 60
     register(api, "bob")

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from coursecrafter_server.auth.devices import DeviceCookies
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
 from coursecrafter_server.auth.tokens import LEEWAY_SECONDS, AccessClaims, AccessTokenService
 from coursecrafter_server.domain import (
@@ -33,11 +34,21 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
+class LoginResult:
+    tokens: TokenPair
+    device_cookie: str  # a fresh device cookie for this account (OWASP: one per success)
+
+
+@dataclass(frozen=True)
 class RateLimits:
-    login_per_address: str
-    login_per_account: str
+    login_per_address: str  # every attempt, trusted or not: a flood guard
+    login_per_account: str  # failures of untrusted clients, whatever their address
     refresh_per_address: str
     refresh_per_account: str
+    login_failures_per_account_address: str = "10/15 minutes"
+    login_failures_per_address: str = "60/hour"
+    login_failures_per_device: str = "10/15 minutes"
+    register_per_address: str = "10/hour"
 
 
 def hash_refresh_token(token: str) -> str:
@@ -62,6 +73,7 @@ class AuthService:
         limiter: RateLimiter,
         limits: RateLimits,
         refresh_ttl: int,
+        devices: DeviceCookies,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -70,6 +82,7 @@ class AuthService:
         self.limiter = limiter
         self.limits = limits
         self.refresh_ttl = refresh_ttl
+        self.devices = devices
 
     # Accounts --------------------------------------------------------------------------------
     def register(self, username: str, email: str, password: str, role: Role) -> User:
@@ -87,18 +100,35 @@ class AuthService:
         return user
 
     # Sessions ----------------------------------------------------------------------------------
-    def login(self, username: str, password: str, client_address: str) -> TokenPair:
+    def login(
+        self, username: str, password: str, client_address: str, device_cookie: str | None = None
+    ) -> LoginResult:
         self._limit(self.limits.login_per_address, f"login:addr:{client_address}", hit=True)
-        account_key = f"login:acct:{username.lower()}"
-        self._limit(self.limits.login_per_account, account_key, hit=False)
+        account = username.lower()
+        device = self.devices.device_of(device_cookie, account)
+        # A device that logged in to this account before answers only for its own failures;
+        # every other client is limited per (account, address), per address and per account.
+        if device is not None:
+            failure_limits = [(self.limits.login_failures_per_device, f"login:dev:{device}")]
+        else:
+            failure_limits = [
+                (self.limits.login_failures_per_account_address,
+                 f"login:acct-addr:{account}:{client_address}"),
+                (self.limits.login_failures_per_address, f"login:fail-addr:{client_address}"),
+                (self.limits.login_per_account, f"login:acct:{account}"),
+            ]
+        for limit, key in failure_limits:
+            self._limit(limit, key, hit=False)
         user = self.store.get_user_by_username(username)
         # Always run one argon2 verification, so timing does not tell whether the user exists.
         if not self.passwords.verify(user.password_hash if user else None, password) or not user:
-            self._limit(self.limits.login_per_account, account_key, hit=True, quiet=True)
+            for limit, key in failure_limits:
+                self._limit(limit, key, hit=True, quiet=True)
             raise InvalidCredentials("wrong username or password")
         if self.passwords.needs_rehash(user.password_hash):
             log.info("password hash of user %s uses old parameters", user.id)
-        return self._issue(user, family_id=uuid.uuid4().hex)
+        return LoginResult(self._issue(user, family_id=uuid.uuid4().hex),
+                           self.devices.issue(account))
 
     def refresh(self, refresh_token: str, client_address: str) -> TokenPair:
         self._limit(self.limits.refresh_per_address, f"refresh:addr:{client_address}", hit=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Cookie, Depends, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coursecrafter_server.api.deps import AuthDep, ClientAddress, ContainerDep, CurrentUser
@@ -17,6 +17,7 @@ from coursecrafter_server.api.schemas import (
     TokenResponse,
     UserOut,
 )
+from coursecrafter_server.auth import devices
 from coursecrafter_server.auth.service import TokenPair
 from coursecrafter_server.domain import Forbidden, InvalidToken, Role
 
@@ -51,8 +52,16 @@ def register(body: RegisterRequest, auth: AuthDep, container: ContainerDep,
 
 
 @router.post("/login", responses=_errors)
-def login(body: LoginRequest, auth: AuthDep, address: ClientAddress) -> TokenResponse:
-    return _tokens(auth.login(body.username, body.password, address))
+def login(body: LoginRequest, auth: AuthDep, container: ContainerDep, address: ClientAddress,
+          response: Response,
+          device: Annotated[str | None, Cookie(alias=devices.COOKIE_NAME)] = None) -> TokenResponse:
+    result = auth.login(body.username, body.password, address, device)
+    response.set_cookie(
+        devices.COOKIE_NAME, result.device_cookie, max_age=devices.COOKIE_MAX_AGE,
+        path=devices.COOKIE_PATH, httponly=True, samesite="strict",
+        secure=container.settings.public_url.startswith("https://"),
+    )
+    return _tokens(result.tokens)
 
 
 @router.post("/refresh", responses=_errors)
