@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     login_rate_limit_account: str = "50/hour"
     login_failure_limit_device: str = "10/15 minutes"
     # Each registration costs an argon2 hash and probes which usernames exist.
-    register_rate_limit_address: str = "10/hour"
+    register_rate_limit_address: str = "20/hour"
     refresh_rate_limit_address: str = "60/minute"
     # A client refreshes about once per access-token lifetime; this leaves room for many devices.
     refresh_rate_limit_account: str = "30/minute"

@@ -13,6 +13,7 @@ from coursecrafter_server.auth.devices import DeviceCookies
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
 from coursecrafter_server.auth.tokens import LEEWAY_SECONDS, AccessClaims, AccessTokenService
 from coursecrafter_server.domain import (
+    AlreadyExists,
     InvalidCredentials,
     InvalidToken,
     RateLimited,
@@ -48,7 +49,7 @@ class RateLimits:
     login_failures_per_account_address: str = "10/15 minutes"
     login_failures_per_address: str = "60/hour"
     login_failures_per_device: str = "10/15 minutes"
-    register_per_address: str = "10/hour"
+    register_per_address: str = "20/hour"
 
 
 def hash_refresh_token(token: str) -> str:
@@ -85,17 +86,34 @@ class AuthService:
         self.devices = devices
 
     # Accounts --------------------------------------------------------------------------------
-    def register(self, username: str, email: str, password: str, role: Role) -> User:
+    def register(
+        self, username: str, email: str, password: str, role: Role, *,
+        client_address: str | None = None, conceal_taken_email: bool = False,
+    ) -> User:
+        """With `client_address`, attempts count against the registration limit of that address
+        (each costs an argon2 hash and probes names). With `conceal_taken_email`, an email that is
+        already registered gets the same answer as a new account (no account is created), so
+        registration cannot tell whether someone has an account; a taken username stays an error
+        because the caller has to pick another one."""
+        if client_address is not None:
+            self._limit(self.limits.register_per_address, f"register:addr:{client_address}",
+                        hit=True)
         check_password_strength(password, username=username, email=email)
         user = User(
             id=uuid.uuid4().hex,
             username=username,
             email=email,
-            password_hash=self.passwords.hash(password),
+            password_hash=self.passwords.hash(password),  # before the store: same time either way
             role=role,
             created_at=_now(),
         )
-        self.store.add_user(user)
+        try:
+            self.store.add_user(user)
+        except AlreadyExists:
+            if not conceal_taken_email or self.store.get_user_by_username(username) is not None:
+                raise
+            log.info("registration with an email that is already registered answered as created")
+            return user  # never stored
         log.info("registered user %s (%s)", user.id, role.value)
         return user
 

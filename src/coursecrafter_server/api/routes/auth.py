@@ -40,14 +40,17 @@ def _tokens(pair: TokenPair) -> TokenResponse:
 @router.post("/register", status_code=status.HTTP_201_CREATED,
              responses={**_errors, 403: {"model": ErrorResponse}}, openapi_extra=_optional_auth)
 def register(body: RegisterRequest, auth: AuthDep, container: ContainerDep,
-             bearer: OptionalBearer) -> UserOut:
+             bearer: OptionalBearer, address: ClientAddress) -> UserOut:
     caller = auth.authenticate(bearer.credentials)[0] if bearer else None
     is_admin = caller is not None and caller.role is Role.ADMIN
     if container.settings.registration == "closed" and not is_admin:
         raise Forbidden("registration is closed; ask an administrator for an account")
     if body.role not in (None, Role.INSTRUCTOR) and not is_admin:
         raise Forbidden("only an administrator can create accounts with that role")
-    user = auth.register(body.username, body.email, body.password, body.role or Role.INSTRUCTOR)
+    # Admins create accounts for others: no limit, and they may learn that an email is taken.
+    user = auth.register(body.username, body.email, body.password, body.role or Role.INSTRUCTOR,
+                         client_address=None if is_admin else address,
+                         conceal_taken_email=not is_admin)
     return UserOut.of(user)
 
 
