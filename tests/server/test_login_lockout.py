@@ -111,3 +111,19 @@ def test_spraying_many_accounts_from_one_address_is_stopped(server, account):
                 for i in range(9)]
     assert statuses == [401] * 8 + [429]
     assert Device(server).login(account).status_code == 200
+
+
+def test_the_reported_case_with_the_default_limits(tmp_path_factory):
+    """The issue as reported: eleven wrong passwords for `bob` (and `BOB`) from somewhere else
+    used to refuse bob's right password for 15 minutes."""
+    live = start_live_server(tmp_path_factory.mktemp("defaults"), {
+        "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1", "COURSECRAFTER_TRANSCODE_CONCURRENCY": "0"})
+    try:
+        register(live, "bob")
+        stranger = Device(live)
+        statuses = [stranger.login(name, "wrong password!").status_code
+                    for name in ["bob", "BOB"] * 6]
+        assert statuses == [401] * 10 + [429] * 2
+        assert Device(live).login("bob").status_code == 200
+    finally:
+        live.stop()

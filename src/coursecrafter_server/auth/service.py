@@ -46,10 +46,10 @@ class RateLimits:
     login_per_account: str  # failures of untrusted clients, whatever their address
     refresh_per_address: str
     refresh_per_account: str
-    login_failures_per_account_address: str = "10/15 minutes"
-    login_failures_per_address: str = "60/hour"
-    login_failures_per_device: str = "10/15 minutes"
-    register_per_address: str = "20/hour"
+    login_failures_per_account_address: str
+    login_failures_per_address: str
+    login_failures_per_device: str
+    register_per_address: str
 
 
 def hash_refresh_token(token: str) -> str:
