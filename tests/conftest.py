@@ -63,6 +63,10 @@ def settings_factory(home: Path):
             "login_rate_limit_account": "1000/minute",
             "refresh_rate_limit_address": "1000/minute",
             "refresh_rate_limit_account": "1000/minute",
+            "login_failure_limit_account_address": "1000/minute",
+            "login_failure_limit_address": "1000/minute",
+            "login_failure_limit_device": "1000/minute",
+            "register_rate_limit_address": "1000/minute",
             # Still argon2id, at a cost that keeps the suite fast; production uses RFC 9106's.
             "argon2_time_cost": 1,
             "argon2_memory_kib": 8 * 1024,

@@ -401,6 +401,37 @@ def test_delete_expired_removes_only_expired_tokens(store: Store) -> None:
     assert store.delete_expired_refresh_tokens(NOW + 2 * hour) == 0
 
 
+# Contract: revoked access tokens --------------------------------------------------------------
+def test_revocation_holds_until_it_expires(store: Store) -> None:
+    hour = timedelta(hours=1)
+    store.add_revocation("jti-1", NOW + hour)
+    assert store.any_revoked(["jti-1"], NOW) is True
+    assert store.any_revoked(["other", "jti-1"], NOW) is True  # any of several ids
+    assert store.any_revoked(["other"], NOW) is False
+    assert store.any_revoked([], NOW) is False
+    # Expired means expires_at <= now: the token is dead anyway.
+    assert store.any_revoked(["jti-1"], NOW + hour) is False
+
+
+def test_revoking_again_keeps_the_later_expiry(store: Store) -> None:
+    hour = timedelta(hours=1)
+    store.add_revocation("fam:a", NOW + 2 * hour)
+    store.add_revocation("fam:a", NOW + hour)
+    assert store.any_revoked(["fam:a"], NOW + hour) is True
+    store.add_revocation("fam:a", NOW + 3 * hour)
+    assert store.any_revoked(["fam:a"], NOW + 2 * hour + timedelta(minutes=1)) is True
+
+
+def test_delete_expired_revocations_removes_only_expired_ones(store: Store) -> None:
+    hour = timedelta(hours=1)
+    for n in (1, 2, 3):
+        store.add_revocation(f"jti-{n}", NOW + n * hour)
+    assert store.delete_expired_revocations(NOW + 2 * hour) == 2
+    assert store.any_revoked(["jti-3"], NOW) is True
+    assert store.any_revoked(["jti-1", "jti-2"], NOW) is False
+    assert store.delete_expired_revocations(NOW + 2 * hour) == 0
+
+
 # Contract: courses -------------------------------------------------------------------------
 def test_course_roundtrip(store: Store) -> None:
     draft = make_course(title="Draft")

@@ -31,6 +31,7 @@ described in :mod:`coursecrafter_cli.uploads`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -42,6 +43,8 @@ from urllib.parse import quote
 import httpx
 
 from coursecrafter_cli import config
+from coursecrafter_cli.devices import COOKIE_NAME as DEVICE_COOKIE
+from coursecrafter_cli.devices import DeviceCookieFile
 from coursecrafter_cli.credentials import (
     CredentialStore,
     Credentials,
@@ -216,13 +219,23 @@ class Client:
         ``retry_after``) when the server throttles login attempts.
         """
         now = self._clock()
+        # The device cookie of an earlier login keeps this machine trusted across runs (a
+        # Client with a non-persistent credential store keeps it for its own life only).
+        devices = (DeviceCookieFile(self.config_dir)
+                   if isinstance(self._store, LocalCredentialStore) else None)
+        saved = devices.get(self.api_url, username) if devices else None
         tokens = self.request_json(
             "POST",
             "/auth/login",
             json={"username": username, "password": password},
             authenticated=False,
+            headers={"Cookie": f"{DEVICE_COOKIE}={saved}"} if saved else None,
         )
         creds = self._credentials_from(tokens, username=username, now=now)
+        with contextlib.suppress(httpx.CookieConflict):
+            fresh = self._http.cookies.get(DEVICE_COOKIE)
+            if devices and fresh:
+                devices.set(self.api_url, username, fresh)
         with self._lock, self._store.lock():
             self._store.save(creds)
             self._creds, self._loaded = creds, True

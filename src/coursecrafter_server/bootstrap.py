@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from coursecrafter_server.auth.devices import DeviceCookies, device_key
 from coursecrafter_server.auth.keys import SigningKey, load_signing_key
 from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
@@ -65,14 +66,16 @@ def check_production_safety(settings: Settings, key: SigningKey) -> None:
         )
 
 
-def _limits_adapters(settings: Settings) -> tuple[RevocationList, RateLimiter]:
+def _limits_adapters(settings: Settings, store: Store) -> tuple[RevocationList, RateLimiter]:
     if settings.redis_url:
         from coursecrafter_server.limits.redis import RedisRateLimiter, RedisRevocationList
 
         return RedisRevocationList(settings.redis_url), RedisRateLimiter(settings.redis_url)
-    from coursecrafter_server.limits.memory import LimitsRateLimiter, MemoryRevocationList
+    from coursecrafter_server.limits.memory import LimitsRateLimiter
+    from coursecrafter_server.limits.store import StoreRevocationList
 
-    return MemoryRevocationList(), LimitsRateLimiter()
+    # In the store, not in memory: a logout must survive a restart of the one server process.
+    return StoreRevocationList(store), LimitsRateLimiter()
 
 
 def _queue(settings: Settings) -> JobQueue:
@@ -108,7 +111,7 @@ def build_container(settings: Settings) -> Container:
         else load_or_create(settings.home / "webhook_secret", random_secret)
     )
     queue = _queue(settings)
-    revocations, limiter = _limits_adapters(settings)
+    revocations, limiter = _limits_adapters(settings, store)
     auth = AuthService(
         store=store,
         tokens=AccessTokenService(
@@ -129,8 +132,13 @@ def build_container(settings: Settings) -> Container:
             login_per_account=settings.login_rate_limit_account,
             refresh_per_address=settings.refresh_rate_limit_address,
             refresh_per_account=settings.refresh_rate_limit_account,
+            login_failures_per_account_address=settings.login_failure_limit_account_address,
+            login_failures_per_address=settings.login_failure_limit_address,
+            login_failures_per_device=settings.login_failure_limit_device,
+            register_per_address=settings.register_rate_limit_address,
         ),
         refresh_ttl=settings.refresh_token_ttl,
+        devices=DeviceCookies(device_key(key)),
     )
     jobs = JobService(
         store,

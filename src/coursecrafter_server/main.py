@@ -110,6 +110,7 @@ def run(argv: list[str] | None = None) -> None:
         _check_process_count(args.workers)
         settings = get_settings()
         check_work_dir(settings)  # a shared work dir would let another local user hijack jobs
+        trusted = settings.trusted_proxy_list
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -121,7 +122,10 @@ def run(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,  # request lines can carry tokens in query strings (signed URLs)
-        proxy_headers=True,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS),
+        # letting anything on loopback choose the address its rate limits count against.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) or None,
         # h11, on purpose: it refuses a request head over this size as soon as it has read that
         # much (400, connection closed). httptools (uvicorn's pick when installed) has no limit:
         # it read a 64 MiB header for 9 s and stalled every other request meanwhile.

@@ -39,10 +39,18 @@ class Settings(BaseSettings):
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600
 
-    # Rate limits in the `limits` notation ("N/period"). Login attempts count per client address;
-    # failed logins count per account, so a user's own successful logins never lock them out.
+    # Rate limits in the `limits` notation ("N/period"), following OWASP's device-cookie scheme
+    # (README "Security"). Every login attempt counts per client address (a flood guard). Failed
+    # logins from a client without a device cookie for the account count per (account, address),
+    # per address and per account; one from a client holding that cookie counts only per device,
+    # so a stranger's guessing never locks a user out of a device they logged in from before.
     login_rate_limit_address: str = "30/minute"
-    login_rate_limit_account: str = "10/15 minutes"
+    login_failure_limit_account_address: str = "10/15 minutes"
+    login_failure_limit_address: str = "60/hour"
+    login_rate_limit_account: str = "50/hour"
+    login_failure_limit_device: str = "10/15 minutes"
+    # Each registration costs an argon2 hash and probes which usernames exist.
+    register_rate_limit_address: str = "20/hour"
     refresh_rate_limit_address: str = "60/minute"
     # A client refreshes about once per access-token lifetime; this leaves room for many devices.
     refresh_rate_limit_account: str = "30/minute"
@@ -78,6 +86,10 @@ class Settings(BaseSettings):
     # When set, /metrics answers only `Authorization: Bearer <metrics_token>` (401 otherwise).
     metrics_token: SecretStr | None = None
 
+    # Comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto are believed (none: the
+    # connecting address is the client, even on loopback).
+    trusted_proxies: str = ""
+
     # Requests with a larger body are refused with 413 before they are read.
     max_json_body_bytes: int = 1024 * 1024
     # The request line and headers together (uvicorn's h11 parser refuses more, at once, with 400
@@ -96,6 +108,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"COURSECRAFTER_TRUSTED_PROXIES: {entry!r} is not an address "
+                                 "or CIDR") from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item for item in self.trusted_proxies.split(",") if item]
 
     @property
     def jwt_issuer(self) -> str:

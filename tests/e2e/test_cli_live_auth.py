@@ -52,3 +52,12 @@ def test_unreachable_server_exits_1_with_a_clear_message(cli_env):
     done = run_cli(env, "whoami")
     assert done.returncode in (1, 4)
     assert "cannot reach" in done.stderr or "not logged in" in done.stderr.lower()
+
+
+def test_register_explains_a_weak_password_in_words(cli_env, live_server):
+    weak = run_cli(cli_env, "register", "--username", "bob", "--email", "bob@example.edu",
+                   "--password-stdin", stdin="qwerty12345\n")
+    assert weak.returncode == 1 and weak.stdout == ""
+    assert weak.stderr.startswith("error: password is too easy to guess: This is a very common "
+                                  "password."), weak.stderr
+    assert "qwerty12345" not in weak.stderr + live_server.log()

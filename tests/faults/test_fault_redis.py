@@ -34,6 +34,8 @@ def test_redis_outage_fails_closed_and_recovers(lab):
         "COURSECRAFTER_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
         # Failed logins per account: small enough to see the in-process fallback at work.
         "COURSECRAFTER_LOGIN_RATE_LIMIT_ACCOUNT": "3/minute",
+        # This client has logged in before (device cookie): its failures count per device.
+        "COURSECRAFTER_LOGIN_FAILURE_LIMIT_DEVICE": "3/minute",
     })
     api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
     user = f"ada{int(time.time() * 1000) % 10**8}"  # rate-limit keys in the shared Redis

@@ -150,6 +150,10 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzer]:
         "COURSECRAFTER_LOGIN_RATE_LIMIT_ACCOUNT": "100000/minute",
         "COURSECRAFTER_REFRESH_RATE_LIMIT_ADDRESS": "100000/minute",
         "COURSECRAFTER_REFRESH_RATE_LIMIT_ACCOUNT": "100000/minute",
+        "COURSECRAFTER_LOGIN_FAILURE_LIMIT_ACCOUNT_ADDRESS": "100000/minute",
+        "COURSECRAFTER_LOGIN_FAILURE_LIMIT_ADDRESS": "100000/minute",
+        "COURSECRAFTER_LOGIN_FAILURE_LIMIT_DEVICE": "100000/minute",
+        "COURSECRAFTER_REGISTER_RATE_LIMIT_ADDRESS": "100000/minute",
     })
     fuzzer = Fuzzer(server)
     try:

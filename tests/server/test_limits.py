@@ -47,6 +47,14 @@ def test_revoked_jti_is_revoked_until_it_expires(adapters):
     assert revocations.is_revoked("a") and not revocations.is_revoked("b")
 
 
+def test_any_of_several_ids_revoked_counts(adapters):
+    # A token is checked by its jti and its session's family marker in one call.
+    revocations, _ = adapters
+    revocations.revoke("fam:f1", int(time.time()) + 60)
+    assert revocations.is_revoked("jti-x", "fam:f1")
+    assert not revocations.is_revoked("jti-x", "fam:f2")
+
+
 def test_revocation_entries_die_with_the_token(adapters):
     revocations, _ = adapters
     revocations.revoke("short", int(time.time()) + 1)
@@ -107,3 +115,24 @@ def test_api_with_redis_down_answers_503_not_200(app_factory):
     assert response.json()["error"]["code"] == "service_unavailable"
     ready = api.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith("error")
+
+
+def test_store_revocation_list_purges_dead_entries(tmp_path):
+    """The embedded list lives in SQLite; each revoke drops entries whose tokens are dead."""
+    import sqlite3
+
+    from coursecrafter_server.limits.store import StoreRevocationList
+    from coursecrafter_server.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    try:
+        revocations = StoreRevocationList(store)
+        now = int(time.time())
+        revocations.revoke("dead", now - 10)
+        revocations.revoke("live", now + 60)
+        assert revocations.is_revoked("live") and not revocations.is_revoked("dead")
+        with sqlite3.connect(tmp_path / "store.sqlite3") as raw:
+            rows = raw.execute("SELECT token_id FROM revoked_tokens").fetchall()
+        assert rows == [("live",)]
+    finally:
+        store.close()

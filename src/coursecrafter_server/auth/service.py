@@ -9,9 +9,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from coursecrafter_server.auth.devices import DeviceCookies
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
 from coursecrafter_server.auth.tokens import LEEWAY_SECONDS, AccessClaims, AccessTokenService
 from coursecrafter_server.domain import (
+    AlreadyExists,
     InvalidCredentials,
     InvalidToken,
     RateLimited,
@@ -33,15 +35,29 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
+class LoginResult:
+    tokens: TokenPair
+    device_cookie: str  # a fresh device cookie for this account (OWASP: one per success)
+
+
+@dataclass(frozen=True)
 class RateLimits:
-    login_per_address: str
-    login_per_account: str
+    login_per_address: str  # every attempt, trusted or not: a flood guard
+    login_per_account: str  # failures of untrusted clients, whatever their address
     refresh_per_address: str
     refresh_per_account: str
+    login_failures_per_account_address: str
+    login_failures_per_address: str
+    login_failures_per_device: str
+    register_per_address: str
 
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _family_marker(family_id: str) -> str:
+    return f"fam:{family_id}"
 
 
 def _now() -> datetime:
@@ -58,6 +74,7 @@ class AuthService:
         limiter: RateLimiter,
         limits: RateLimits,
         refresh_ttl: int,
+        devices: DeviceCookies,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -66,35 +83,70 @@ class AuthService:
         self.limiter = limiter
         self.limits = limits
         self.refresh_ttl = refresh_ttl
+        self.devices = devices
 
     # Accounts --------------------------------------------------------------------------------
-    def register(self, username: str, email: str, password: str, role: Role) -> User:
+    def register(
+        self, username: str, email: str, password: str, role: Role, *,
+        client_address: str | None = None, conceal_taken_email: bool = False,
+    ) -> User:
+        """With `client_address`, attempts count against the registration limit of that address
+        (each costs an argon2 hash and probes names). With `conceal_taken_email`, an email that is
+        already registered gets the same answer as a new account (no account is created), so
+        registration cannot tell whether someone has an account; a taken username stays an error
+        because the caller has to pick another one."""
+        if client_address is not None:
+            self._limit(self.limits.register_per_address, f"register:addr:{client_address}",
+                        hit=True)
         check_password_strength(password, username=username, email=email)
         user = User(
             id=uuid.uuid4().hex,
             username=username,
             email=email,
-            password_hash=self.passwords.hash(password),
+            password_hash=self.passwords.hash(password),  # before the store: same time either way
             role=role,
             created_at=_now(),
         )
-        self.store.add_user(user)
+        try:
+            self.store.add_user(user)
+        except AlreadyExists:
+            if not conceal_taken_email or self.store.get_user_by_username(username) is not None:
+                raise
+            log.info("registration with an email that is already registered answered as created")
+            return user  # never stored
         log.info("registered user %s (%s)", user.id, role.value)
         return user
 
     # Sessions ----------------------------------------------------------------------------------
-    def login(self, username: str, password: str, client_address: str) -> TokenPair:
+    def login(
+        self, username: str, password: str, client_address: str, device_cookie: str | None = None
+    ) -> LoginResult:
         self._limit(self.limits.login_per_address, f"login:addr:{client_address}", hit=True)
-        account_key = f"login:acct:{username.lower()}"
-        self._limit(self.limits.login_per_account, account_key, hit=False)
+        account = username.lower()
+        device = self.devices.device_of(device_cookie, account)
+        # A device that logged in to this account before answers only for its own failures;
+        # every other client is limited per (account, address), per address and per account.
+        if device is not None:
+            failure_limits = [(self.limits.login_failures_per_device, f"login:dev:{device}")]
+        else:
+            failure_limits = [
+                (self.limits.login_failures_per_account_address,
+                 f"login:acct-addr:{account}:{client_address}"),
+                (self.limits.login_failures_per_address, f"login:fail-addr:{client_address}"),
+                (self.limits.login_per_account, f"login:acct:{account}"),
+            ]
+        for limit, key in failure_limits:
+            self._limit(limit, key, hit=False)
         user = self.store.get_user_by_username(username)
         # Always run one argon2 verification, so timing does not tell whether the user exists.
         if not self.passwords.verify(user.password_hash if user else None, password) or not user:
-            self._limit(self.limits.login_per_account, account_key, hit=True, quiet=True)
+            for limit, key in failure_limits:
+                self._limit(limit, key, hit=True, quiet=True)
             raise InvalidCredentials("wrong username or password")
         if self.passwords.needs_rehash(user.password_hash):
             log.info("password hash of user %s uses old parameters", user.id)
-        return self._issue(user, family_id=uuid.uuid4().hex)
+        return LoginResult(self._issue(user, family_id=uuid.uuid4().hex),
+                           self.devices.issue(account))
 
     def refresh(self, refresh_token: str, client_address: str) -> TokenPair:
         self._limit(self.limits.refresh_per_address, f"refresh:addr:{client_address}", hit=True)
@@ -111,6 +163,7 @@ class AuthService:
         # Compare-and-set: of two concurrent presentations exactly one wins; the other is reuse.
         if not self.store.mark_refresh_token_used(stored.token_hash, now):
             self.store.revoke_refresh_family(stored.family_id, now)
+            self._revoke_family_access(stored.family_id, now)
             log.warning("refresh token reuse detected; family of user %s revoked", stored.user_id)
             raise InvalidToken("refresh token was already used; all sessions of it are revoked")
         user = self.store.get_user(stored.user_id)
@@ -129,13 +182,17 @@ class AuthService:
             # Only the owner of the access token may end a family by presenting its refresh token.
             if stored is not None and (access is None or stored.user_id == access.sub):
                 self.store.revoke_refresh_family(stored.family_id, now)
+                self._revoke_family_access(stored.family_id, now)
         if access is not None:
             # Until the token stops verifying, leeway included (not only until its `exp`).
             self.revocations.revoke(access.jti, access.exp + LEEWAY_SECONDS)
+            if access.family:
+                self._revoke_family_access(access.family, now)
 
     def authenticate(self, access_token: str) -> tuple[User, AccessClaims]:
         claims = self.tokens.verify(access_token)
-        if self.revocations.is_revoked(claims.jti):
+        ids = (claims.jti, _family_marker(claims.family)) if claims.family else (claims.jti,)
+        if self.revocations.is_revoked(*ids):  # one lookup for the token and its session
             raise InvalidToken("access token has been revoked")
         user = self.store.get_user(claims.sub)
         if user is None:
@@ -156,10 +213,15 @@ class AuthService:
             )
         )
         return TokenPair(
-            access_token=self.tokens.issue(user, now),
+            access_token=self.tokens.issue(user, now, family_id=family_id),
             refresh_token=secret,
             expires_in=self.tokens.ttl,
         )
+
+    def _revoke_family_access(self, family_id: str, now: datetime) -> None:
+        # Every access token of the family was issued before now, so all are dead by then.
+        until = int(now.timestamp()) + self.tokens.ttl + LEEWAY_SECONDS + 1
+        self.revocations.revoke(_family_marker(family_id), until)
 
     def _limit(self, limit: str, key: str, *, hit: bool, quiet: bool = False) -> None:
         wait = self.limiter.hit(limit, key) if hit else self.limiter.check(limit, key)

@@ -25,6 +25,7 @@ class AccessClaims:
     jti: str
     role: Role
     exp: int
+    family: str | None = None  # the refresh family the token was issued with (`fam` claim)
 
 
 class AccessTokenService:
@@ -35,9 +36,9 @@ class AccessTokenService:
         self.audience = audience
         self.ttl = ttl
 
-    def issue(self, user: User, now: datetime | None = None) -> str:
+    def issue(self, user: User, now: datetime | None = None, family_id: str | None = None) -> str:
         issued = int((now or datetime.now(timezone.utc)).timestamp())
-        claims = {
+        claims: dict[str, object] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": user.id,
@@ -46,6 +47,9 @@ class AccessTokenService:
             "jti": uuid.uuid4().hex,
             "role": user.role.value,
         }
+        if family_id:
+            # Lets one revocation entry cut off every access token of a session (reuse, logout).
+            claims["fam"] = family_id
         return jwt.encode(
             claims,
             self._key.private_key,
@@ -78,6 +82,7 @@ class AccessTokenService:
                 jti=str(claims["jti"]),
                 role=Role(claims.get("role", "")),
                 exp=int(claims["exp"]),
+                family=str(claims["fam"]) if claims.get("fam") else None,
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("access token has expired") from None

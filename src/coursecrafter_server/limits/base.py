@@ -7,10 +7,12 @@ from typing import Protocol
 
 class RevocationList(Protocol):
     def revoke(self, jti: str, expires_at: int) -> None:
-        """Remember `jti` as revoked until the unix time `expires_at` (when the token dies anyway)."""
+        """Remember `jti` (a token id, or a `fam:<family id>` marker) as revoked until the unix
+        time `expires_at` (when the tokens it covers die anyway)."""
 
-    def is_revoked(self, jti: str) -> bool:
-        """Raise `ServiceUnavailable` when the list cannot be consulted: never answer False blind."""
+    def is_revoked(self, *ids: str) -> bool:
+        """Whether any of `ids` is revoked (one round trip for a token's jti and family).
+        Raise `ServiceUnavailable` when the list cannot be consulted: never answer False blind."""
 
     def ping(self) -> None: ...
 

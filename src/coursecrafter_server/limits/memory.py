@@ -23,9 +23,9 @@ class MemoryRevocationList:
                 del self._revoked[key]
             self._revoked[jti] = expires_at
 
-    def is_revoked(self, jti: str) -> bool:
-        expires_at = self._revoked.get(jti)
-        return expires_at is not None and expires_at >= time.time()
+    def is_revoked(self, *ids: str) -> bool:
+        now = time.time()
+        return any((exp := self._revoked.get(i)) is not None and exp >= now for i in ids)
 
     def ping(self) -> None:
         return None

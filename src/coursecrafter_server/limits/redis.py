@@ -31,9 +31,9 @@ class RedisRevocationList:
         except redis.RedisError as exc:
             raise ServiceUnavailable("revocation list unavailable; try again") from exc
 
-    def is_revoked(self, jti: str) -> bool:
+    def is_revoked(self, *ids: str) -> bool:
         try:
-            return bool(self._redis.exists(self._prefix + jti))
+            return bool(ids) and bool(self._redis.exists(*(self._prefix + i for i in ids)))
         except redis.RedisError as exc:
             raise ServiceUnavailable(
                 "cannot check token revocation right now; try again", headers={"Retry-After": "5"}

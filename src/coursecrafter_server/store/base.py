@@ -56,6 +56,17 @@ class Store(Protocol):
 
     def delete_expired_refresh_tokens(self, now: datetime) -> int: ...
 
+    # Revoked access tokens (the revocation list of the embedded mode, so a logout survives a
+    # restart; with Redis configured the list lives there instead) ---------------------------
+    def add_revocation(self, token_id: str, expires_at: datetime) -> None:
+        """Remember `token_id` (a jti, or a family marker) as revoked until `expires_at`; a second
+        call keeps the later expiry."""
+
+    def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
+        """Whether any of `token_ids` is revoked with an expiry after `now`."""
+
+    def delete_expired_revocations(self, now: datetime) -> int: ...
+
     # Courses ---------------------------------------------------------------------------------
     def add_course(self, course: Course) -> None: ...
 

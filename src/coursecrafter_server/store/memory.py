@@ -27,6 +27,7 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._tokens: dict[str, RefreshToken] = {}
         self._revoked_families: set[str] = set()
+        self._revocations: dict[str, datetime] = {}
         self._courses: dict[str, Course] = {}
         self._videos: dict[str, Video] = {}
         self._uploads: dict[str, Upload] = {}
@@ -97,6 +98,23 @@ class MemoryStore:
             expired = [k for k, t in self._tokens.items() if t.expires_at <= now]
             for key in expired:
                 del self._tokens[key]
+            return len(expired)
+
+    def add_revocation(self, token_id: str, expires_at: datetime) -> None:
+        with self._lock:
+            known = self._revocations.get(token_id)
+            self._revocations[token_id] = max(known, expires_at) if known else expires_at
+
+    def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
+        with self._lock:
+            return any((exp := self._revocations.get(t)) is not None and exp > now
+                       for t in token_ids)
+
+    def delete_expired_revocations(self, now: datetime) -> int:
+        with self._lock:
+            expired = [k for k, exp in self._revocations.items() if exp <= now]
+            for key in expired:
+                del self._revocations[key]
             return len(expired)
 
     # Courses -------------------------------------------------------------------------------

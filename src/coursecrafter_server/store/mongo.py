@@ -74,6 +74,7 @@ class MongoStore:
         self._tokens: Collection[Document] = database["refresh_tokens"]
         # Kept apart from the tokens so a revocation also covers tokens added afterwards.
         self._revoked_families: Collection[Document] = database["revoked_refresh_families"]
+        self._revocations: Collection[Document] = database["revoked_tokens"]
         self._courses: Collection[Document] = database["courses"]
         self._videos: Collection[Document] = database["videos"]
         self._uploads: Collection[Document] = database["uploads"]
@@ -110,6 +111,10 @@ class MongoStore:
         # MongoDB drops expired tokens by itself (within about a minute); the explicit
         # delete_expired_refresh_tokens stays for parity with SQLite.
         self._tokens.create_index(
+            [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"
+        )
+        # Revoked access tokens: MongoDB drops them once the tokens are dead anyway.
+        self._revocations.create_index(
             [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"
         )
         self._courses.create_index(
@@ -257,6 +262,24 @@ class MongoStore:
 
     def delete_expired_refresh_tokens(self, now: datetime) -> int:
         result = self._tokens.delete_many({"expires_at": {"$lte": _encode_time(now)}})
+        return result.deleted_count
+
+    def add_revocation(self, token_id: str, expires_at: datetime) -> None:
+        try:
+            self._revocations.update_one(
+                {"_id": token_id}, {"$max": {"expires_at": _encode_time(expires_at)}}, upsert=True
+            )
+        except DuplicateKeyError:  # a concurrent upsert inserted it first: apply ours on top
+            self._revocations.update_one(
+                {"_id": token_id}, {"$max": {"expires_at": _encode_time(expires_at)}}
+            )
+
+    def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
+        query = {"_id": {"$in": token_ids}, "expires_at": {"$gt": _encode_time(now)}}
+        return self._revocations.find_one(query, {"_id": 1}) is not None
+
+    def delete_expired_revocations(self, now: datetime) -> int:
+        result = self._revocations.delete_many({"expires_at": {"$lte": _encode_time(now)}})
         return result.deleted_count
 
     # Courses -------------------------------------------------------------------------------

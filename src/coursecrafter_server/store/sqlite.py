@@ -172,6 +172,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX videos_status_updated ON videos (status, updated_at)",
         "CREATE INDEX courses_published_created ON courses (published, created_at)",
     ),
+    (  # 5: revoked access tokens (the embedded revocation list; survives a restart)
+        """
+        CREATE TABLE revoked_tokens (
+            token_id TEXT PRIMARY KEY,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at)",
+    ),
 ]
 
 # Every column of a video but its id, in the order `_video_values` gives them.
@@ -411,6 +420,29 @@ class SQLiteStore:
     def delete_expired_refresh_tokens(self, now: datetime) -> int:
         cursor = self._conn().execute(
             "DELETE FROM refresh_tokens WHERE expires_at <= ?", (_encode_time(now),)
+        )
+        return cursor.rowcount
+
+    def add_revocation(self, token_id: str, expires_at: datetime) -> None:
+        self._conn().execute(
+            "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (?, ?)"
+            " ON CONFLICT (token_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+            (token_id, _encode_time(expires_at)),
+        )
+
+    def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
+        if not token_ids:
+            return False
+        marks = ", ".join("?" * len(token_ids))
+        row = self._conn().execute(
+            f"SELECT 1 FROM revoked_tokens WHERE token_id IN ({marks}) AND expires_at > ? LIMIT 1",
+            (*token_ids, _encode_time(now)),
+        ).fetchone()
+        return row is not None
+
+    def delete_expired_revocations(self, now: datetime) -> int:
+        cursor = self._conn().execute(
+            "DELETE FROM revoked_tokens WHERE expires_at <= ?", (_encode_time(now),)
         )
         return cursor.rowcount
 

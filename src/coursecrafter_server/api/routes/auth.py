@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Cookie, Depends, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coursecrafter_server.api.deps import AuthDep, ClientAddress, ContainerDep, CurrentUser
@@ -17,6 +17,7 @@ from coursecrafter_server.api.schemas import (
     TokenResponse,
     UserOut,
 )
+from coursecrafter_server.auth import devices
 from coursecrafter_server.auth.service import TokenPair
 from coursecrafter_server.domain import Forbidden, InvalidToken, Role
 
@@ -39,20 +40,31 @@ def _tokens(pair: TokenPair) -> TokenResponse:
 @router.post("/register", status_code=status.HTTP_201_CREATED,
              responses={**_errors, 403: {"model": ErrorResponse}}, openapi_extra=_optional_auth)
 def register(body: RegisterRequest, auth: AuthDep, container: ContainerDep,
-             bearer: OptionalBearer) -> UserOut:
+             bearer: OptionalBearer, address: ClientAddress) -> UserOut:
     caller = auth.authenticate(bearer.credentials)[0] if bearer else None
     is_admin = caller is not None and caller.role is Role.ADMIN
     if container.settings.registration == "closed" and not is_admin:
         raise Forbidden("registration is closed; ask an administrator for an account")
     if body.role not in (None, Role.INSTRUCTOR) and not is_admin:
         raise Forbidden("only an administrator can create accounts with that role")
-    user = auth.register(body.username, body.email, body.password, body.role or Role.INSTRUCTOR)
+    # Admins create accounts for others: no limit, and they may learn that an email is taken.
+    user = auth.register(body.username, body.email, body.password, body.role or Role.INSTRUCTOR,
+                         client_address=None if is_admin else address,
+                         conceal_taken_email=not is_admin)
     return UserOut.of(user)
 
 
 @router.post("/login", responses=_errors)
-def login(body: LoginRequest, auth: AuthDep, address: ClientAddress) -> TokenResponse:
-    return _tokens(auth.login(body.username, body.password, address))
+def login(body: LoginRequest, auth: AuthDep, container: ContainerDep, address: ClientAddress,
+          response: Response,
+          device: Annotated[str | None, Cookie(alias=devices.COOKIE_NAME)] = None) -> TokenResponse:
+    result = auth.login(body.username, body.password, address, device)
+    response.set_cookie(
+        devices.COOKIE_NAME, result.device_cookie, max_age=devices.COOKIE_MAX_AGE,
+        path=devices.COOKIE_PATH, httponly=True, samesite="strict",
+        secure=container.settings.public_url.startswith("https://"),
+    )
+    return _tokens(result.tokens)
 
 
 @router.post("/refresh", responses=_errors)
