@@ -27,12 +27,14 @@ from coursecrafter_server.domain import DomainError, NotFound, Video, VideoKind,
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
-from coursecrafter_worker.storage.base import MAX_PRESIGN_SECONDS
 
 PLAY_PATH = "/api/v1/play"
 MASTER = "hls/master.m3u8"
 POSTER = "poster.jpg"
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
+# A storage URL (S3 redirect) is used at once, so it lives only minutes: one saved from a redirect
+# stops working soon after the video is deleted or unpublished, whatever the token's life left.
+STORAGE_URL_LIFE = 600
 
 # Scopes: a token minted while the video's course is published is re-checked against publication
 # on every request (students hold those); one minted for a draft only needs the video to exist
@@ -108,7 +110,7 @@ class StoredFile:
     """A segment, poster or other output: served from storage by the route (file or redirect)."""
 
     key: str
-    expires_in: int  # seconds of token life left: a pre-signed URL must not outlive the token
+    expires_in: int  # life of a pre-signed URL or a cached copy: never past the token
 
 
 def watchable(video: Video) -> bool:
@@ -146,7 +148,7 @@ class PlaybackService:
         key = f"{output_prefix(video.id)}{path}"
         if not path.endswith(".m3u8"):
             left = int(checked.expires - self.signer.clock())
-            return StoredFile(key, max(1, min(left, MAX_PRESIGN_SECONDS)))
+            return StoredFile(key, max(1, min(left, STORAGE_URL_LIFE)))
         try:
             with self.storage.open_read(key) as stream:
                 data = stream.read(MAX_PLAYLIST_BYTES)

@@ -1,7 +1,7 @@
 """/play/{token}/...: a video's HLS outputs behind its playback token instead of a JWT (players).
 
 Playlists come through the API; other files (segments, poster) from the local directory or, on
-S3, by a 302 to a pre-signed URL that expires with the token (the API carries no video bytes)."""
+S3, by a 302 to a short-lived pre-signed URL (the API carries no video bytes)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ MPEGURL = "application/vnd.apple.mpegurl"
 # Playlists are revalidated on every use (a 304 is cheap), so a deleted or unpublished video stops
 # playing at once; segments never change under a token.
 PLAYLIST_CACHE = "public, no-cache"
-MAX_FILE_AGE = 3600
-MAX_REDIRECT_AGE = 300
 
 
 # `response_class=Response` (no media type of its own) so that errors are documented as the JSON
@@ -33,7 +31,7 @@ MAX_REDIRECT_AGE = 300
     "/{token}/{path:path}", response_class=Response, responses={
         200: {"description": "a playlist, segment or poster",
               "content": {MPEGURL: {"schema": {"type": "string"}}}},
-        302: {"description": "(S3) the file at a pre-signed URL that expires with the token"},
+        302: {"description": "(S3) the file at a pre-signed URL (minutes; never past the token)"},
         304: {"description": "not modified (If-None-Match / If-Modified-Since)"},
         403: {"model": ErrorResponse, "description": "`url_expired`: fetch the video again"},
         404: {"model": ErrorResponse},
@@ -50,17 +48,17 @@ async def play(token: str, path: str, request: Request, container: ContainerDep)
 
 
 async def _stored_file(request: Request, storage: ObjectStorage, found: StoredFile) -> Response:
-    max_age = min(MAX_FILE_AGE, found.expires_in)
     if not isinstance(storage, LocalStorage):
         url = await run_in_threadpool(storage.presign_get, found.key, found.expires_in)
+        # A cached redirect must still lead somewhere: half the URL's life.
         return RedirectResponse(url, status_code=302, headers={
-            "Cache-Control": f"public, max-age={min(MAX_REDIRECT_AGE, found.expires_in)}"})
+            "Cache-Control": f"public, max-age={found.expires_in // 2}"})
     try:
         path, info = await run_in_threadpool(storage.stat_object, found.key)
         stat = await run_in_threadpool(path.stat)
     except (NoSuchKey, FileNotFoundError):
         raise NotFound("no such playback file") from None
-    headers = {"Cache-Control": f"public, max-age={max_age}",
+    headers = {"Cache-Control": f"public, max-age={found.expires_in}",
                "Last-Modified": formatdate(stat.st_mtime, usegmt=True)}
     if info.etag:
         headers["ETag"] = info.etag
