@@ -106,6 +106,13 @@ def test_without_cors_origins_no_cors_headers_at_all(app_factory):
         "/api/v1/healthz", headers={"Origin": ALLOWED}).headers
 
 
+@pytest.mark.parametrize("origin", ["app.example.edu", "https://app.example.edu/path",
+                                    "ftp://app.example.edu", "https://"])
+def test_a_setting_that_is_not_an_origin_is_refused_at_start(settings_factory, origin):
+    with pytest.raises(ValueError, match="is not an origin"):
+        settings_factory(cors_origins=f"https://ok.example, {origin}")
+
+
 def test_a_browser_upload_puts_parts_and_reads_their_etag_over_http(tmp_path):
     """The browser's part PUT to /blobs on a real server: preflight, PUT, ETag readable."""
     server = start_live_server(tmp_path / "home", {

@@ -72,7 +72,8 @@ def ready_video(api, teacher, course_id: str, tmp_path) -> str:
     assert container.store.update_video(dataclasses.replace(
         video, status=VideoStatus.READY, progress=100, duration=6.0, width=1280, height=720,
         renditions=tuple({"height": int(r[:-1]), "bitrate": 1000000} for r in RUNGS)))
-    files = {"hls/master.m3u8": MASTER.encode(), "poster.jpg": b"\xff\xd8poster"}
+    files = {"hls/master.m3u8": MASTER.encode(), "poster.jpg": b"\xff\xd8poster",
+             "hls/early/index.m3u8": VARIANT.encode()}
     for rung in RUNGS:
         files[f"hls/{rung}/index.m3u8"] = VARIANT.encode()
         files[f"hls/{rung}/seg_00000.ts"] = f"{rung} segment zero".encode()
@@ -146,6 +147,9 @@ def test_playback_url_leads_to_every_file_by_relative_urls(api, school):
     poster = get(api, video["poster_url"])
     assert poster.status_code == 200 and poster.content == b"\xff\xd8poster"
     assert poster.headers["content-type"] == "image/jpeg"
+    # The token covers everything under the video's prefix: an early rendition too.
+    early = get(api, urljoin(video["playback_url"], "early/index.m3u8"))
+    assert early.status_code == 200 and early.text == VARIANT
 
 
 def test_segments_come_from_the_api_locally_and_from_s3_by_a_short_lived_url(api, school):
