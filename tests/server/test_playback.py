@@ -225,8 +225,9 @@ def test_tampered_or_foreign_tokens_are_404(api, school, tmp_path):
         response = get(api, url.replace(token, bad))
         assert response.status_code == 404, (bad, response.text)
         assert response.json()["error"]["code"] == "not_found"
-    for escape in ("hls/../../../uploads/x/source", "hls/%2e%2e/%2e%2e/x", "hls//master.m3u8"):
-        assert get(api, url.replace("hls/master.m3u8", escape)).status_code == 404
+    for escape in ("hls/../../../uploads/x/source", "hls/%2e%2e/%2e%2e/x", "hls//master.m3u8",
+                   "hls/1080p/index.m3u8", "hls/360p/seg_99999.ts"):  # and what is not there
+        assert get(api, url.replace("hls/master.m3u8", escape)).status_code == 404, escape
 
 
 def test_unpublishing_or_deleting_stops_playback_at_once(api, school):
