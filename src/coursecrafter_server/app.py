@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
+from coursecrafter_server.api.docs import install_docs
 from coursecrafter_server.api.errors import install_error_handlers
 from coursecrafter_server.api.request_limits import RequestLimitsMiddleware
 from coursecrafter_server.api.security_headers import SecurityHeadersMiddleware
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version="0.1.0",
         description="Lecture recordings to streamable course videos.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs: served offline
+        redoc_url=None,
     )
     app.state.container = container
     app.state.metrics = metrics = ServerMetrics(container)
@@ -67,6 +71,20 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(RequestLimitsMiddleware, max_header_count=settings.max_header_count,
                        body_timeout=settings.body_read_timeout)
     app.add_middleware(SecurityHeadersMiddleware)  # also on 413s and errors
+    if settings.cors_origins:
+        # Outside everything but metrics: preflights are answered before routing, and errors
+        # (401, 413, 429, 403 url_expired) carry the headers a browser needs to read them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match",
+                           "If-Modified-Since"],
+            # ETag: browser uploads read it from part PUTs to complete the upload.
+            expose_headers=["ETag", "Retry-After", "Content-Range", "Accept-Ranges",
+                            "Last-Modified", "WWW-Authenticate"],
+            max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(courses.router, prefix=API_PREFIX)
@@ -77,6 +95,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # probes also at the root
     app.include_router(health.jwks_router)
+    install_docs(app)
     if isinstance(container.storage, LocalStorage):
         # Embedded mode: the API serves the local adapter's pre-signed part and download URLs.
         app.include_router(blob_router(lambda: container.storage))

@@ -170,7 +170,7 @@ def build_container(settings: Settings) -> Container:
         queue=queue,
         jobs=jobs,
         playback=PlaybackService(
-            storage,
+            store, storage,
             PlaybackSigner(blob_secret, api_url=settings.public_url, ttl=settings.playback_url_ttl),
         ),
         webhook_secret=webhook_secret,

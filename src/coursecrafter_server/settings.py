@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_home() -> Path:
@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024**3
     upload_ttl: int = 24 * 3600  # an upload not completed by then is aborted by the sweeper
     upload_url_ttl: int = 3600  # pre-signed part URLs; clients ask for fresh ones on 403
-    playback_url_ttl: int = 6 * 3600
+    # Life of a playback token (seconds); it is minted per quarter of this, so it lives 1-1.25x.
+    playback_url_ttl: int = Field(default=6 * 3600, ge=60)
     sweep_interval: float = 60.0
 
     # Transcoding jobs
@@ -99,6 +100,10 @@ class Settings(BaseSettings):
     # An API body must arrive whole within this many seconds; a /blobs/ part may not stall longer.
     body_read_timeout: float = Field(30.0, gt=0)
 
+    # Browser origins (scheme://host[:port]) allowed to call the API and fetch playback files and
+    # /blobs; comma-separated in the environment. Empty: no CORS headers at all.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -124,6 +129,23 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [item for item in self.trusted_proxies.split(",") if item]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        return tuple(o.strip().rstrip("/") for o in value if o.strip())  # type: ignore[union-attr]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            parsed = urlparse(origin)
+            if origin != "*" and (parsed.scheme not in ("http", "https") or not parsed.netloc
+                                  or parsed.path or parsed.query or parsed.fragment):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.edu")
+        return value
 
     @property
     def jwt_issuer(self) -> str:

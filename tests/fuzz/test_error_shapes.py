@@ -132,16 +132,15 @@ def test_odd_authorization_headers_are_401(api, authorization):
 # Found by schemathesis ---------------------------------------------------------------------------
 def test_non_ascii_playback_token_is_404_not_500(api):
     # hmac.compare_digest raises TypeError for a str with non-ASCII characters.
-    response = api.get("/api/v1/playback/abc/master.m3u8",
-                       params={"expires": 99_999_999_999, "token": "\u00e9\u2603"})
+    response = api.get(f"/api/v1/play/abc.99999999999.p.\u00e9{'0' * 31}/hls/master.m3u8")
     assert error_of(response, 404)["code"] == "not_found"
 
 
 def test_playback_without_its_token_is_404(api):
-    for params in ({}, {"expires": 99_999_999_999}, {"token": "abc"}):
-        response = api.get("/api/v1/playback/abc/master.m3u8", params=params)
+    for token in ("abc", "abc.99999999999", f"abc.99999999999.p.{'0' * 32}", "%00"):
+        response = api.get(f"/api/v1/play/{token}/hls/master.m3u8")
         assert error_of(response, 404)["code"] == "not_found"
-    declared(api, "GET", "/api/v1/playback/{video_id}/{path}", 404)
+    declared(api, "GET", "/api/v1/play/{token}/{path}", 404)
 
 
 def test_non_ascii_webhook_signature_is_401_not_500(api):

@@ -94,7 +94,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", "/api/v1/videos/{video_id}"): owned(204),
     ("POST", "/api/v1/videos/{video_id}/retry"): owned(200),
     # Playback: its own expiring token instead of a JWT; without it, nothing (for anyone).
-    ("GET", "/api/v1/playback/{video_id}/{path}"): everyone(404),
+    ("GET", "/api/v1/play/{token}/{path}"): everyone(404),
     # The worker webhook: an HMAC signature, never a JWT; without a valid one, 401 for anyone.
     ("POST", "/api/v1/internal/jobs/events"): everyone(401),
     # Probes and keys.
@@ -299,7 +299,6 @@ REQUESTS: dict[tuple[str, str], Builder] = {
 # Which object each path parameter names, per route (default: the obvious one).
 VIDEO_FOR: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/videos/{video_id}/retry"): "failed",
-    ("GET", "/api/v1/playback/{video_id}/{path}"): "ready",
 }
 
 
@@ -313,8 +312,10 @@ def _url(method: str, path: str, objects: Objects) -> str:
     if "{video_id}" in path:
         kind = VIDEO_FOR.get((method, path), "queued")
         params["video_id"] = getattr(objects, f"{kind}_video")()
+    if "{token}" in path:  # a made-up token: the real one is tested below
+        params["token"] = f"{objects.ready_video()}.99999999999.p.{'0' * 32}"
     if "{path}" in path:
-        params["path"] = "master.m3u8"
+        params["path"] = "hls/master.m3u8"
     return path.format(**params)
 
 
@@ -374,7 +375,8 @@ def test_playback_token_is_the_only_credential(world: World, caller: str) -> Non
     response = world.api.get(url, headers=headers)
     assert response.status_code == 200, response.text
     assert response.text.startswith("#EXTM3U")
-    tampered = url.replace("token=", "token=0")
+    token = url.split("/")[4]
+    tampered = url.replace(token, token[:-1] + ("1" if token[-1] == "0" else "0"))
     assert world.api.get(tampered, headers=headers).status_code == 404
     other_video = url.replace(video_id, objects.ready_video())  # the token is per video
     assert world.api.get(other_video, headers=headers).status_code == 404
