@@ -76,6 +76,35 @@ class InvalidPartNumbers(DomainError):
     code = "invalid_part_numbers"
 
 
+class InvalidContentType(DomainError):
+    status_code = 422
+    code = "invalid_content_type"
+
+
+# A media type as RFC 6838 names it (type "/" subtype, restricted-name each) with optional RFC 9110
+# parameters. Anything else (CR/LF, spaces inside names, non-ASCII) is refused: the value is stored
+# and later sent back as a Content-Type header.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_MEDIA_TYPE = re.compile(
+    rf"(?P<type>{_RESTRICTED_NAME})/(?P<subtype>{_RESTRICTED_NAME})"
+    rf"(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*"
+)
+
+
+def media_type(value: str) -> str:
+    """`type/subtype` of a Content-Type value, lower-cased and without parameters; raise
+    `InvalidContentType` for anything that is not a media type."""
+    match = _MEDIA_TYPE.fullmatch(value.strip(" \t"))
+    if match is None:
+        raise InvalidContentType(
+            f"content_type {value[:100]!r} is not a media type: expected type/subtype such as "
+            "video/mp4, optionally followed by ; name=value parameters"
+        )
+    return f"{match['type']}/{match['subtype']}".lower()
+
+
 @dataclass(frozen=True)
 class PartUrl:
     part_number: int
@@ -142,7 +171,7 @@ class UploadService:
         sha256: str | None = None,
         kind: VideoKind = VideoKind.VIDEO,
     ) -> StartedUpload:
-        content_type = content_type.split(";")[0].strip().lower()
+        content_type = media_type(content_type)
         self._check_content(kind, content_type)
         if size <= 0:
             raise SizeMismatch("the file is empty: nothing to upload")

@@ -431,3 +431,24 @@ def test_signing_parts_that_do_not_exist_is_refused_by_name(api, alice):
     assert error_code(response, 422) == "invalid_part_numbers"
     assert "1..1" in response.json()["error"]["message"]
     assert api.post(url, json={"part_numbers": [1]}, headers=alice).status_code == 200
+
+
+# Content types (issue "Hardening" #14) ---------------------------------------------------------
+@pytest.mark.parametrize("content_type", [
+    "video/mp4\r\nX-Evil: 1", "video/mp4\nX-Evil: 1", "video/mp4\r", "video /mp4", "video/mp4 x",
+    "video/", "/mp4", "video/mp4;", "video/mp4; codecs", "vidéo/mp4", "video/mp4; a=\"\r\n\"",
+])
+def test_content_type_that_is_not_a_media_type_is_422_and_nothing_is_created(
+        api, alice, content_type):
+    response = start(api, alice, payload(1000), content_type=content_type)
+    assert error_code(response, 422) == "invalid_content_type"
+    assert "is not a media type" in response.json()["error"]["message"]
+    assert api.get("/api/v1/videos", headers=alice).json() == []
+
+
+def test_media_type_parameters_are_accepted_and_dropped(api, alice):
+    response = start(api, alice, payload(1000),
+                     content_type='Video/MP4; codecs="avc1.42E01E, mp4a.40.2";profile=main')
+    assert response.status_code == 201, response.text
+    video = api.get(f"/api/v1/videos/{response.json()['video_id']}", headers=alice).json()
+    assert video["content_type"] == "video/mp4"
