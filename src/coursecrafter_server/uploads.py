@@ -125,6 +125,13 @@ def choose_part_size(size: int) -> int:
     return max(MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
 
 
+def part_length(upload: Upload, number: int) -> int:
+    """The exact size of part `number`: the part size, or what remains for the last part."""
+    if number == upload.part_count:
+        return upload.size - upload.part_size * (upload.part_count - 1)
+    return upload.part_size
+
+
 def safe_filename(name: str) -> str:
     """The last path component, without control characters: a display name, never a path."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
@@ -344,9 +351,11 @@ class UploadService:
         return video
 
     def _sign(self, upload: Upload, numbers: range | list[int]) -> list[PartUrl]:
+        # Each URL is bound to its part's exact length: it cannot store more than was declared.
         return [
             PartUrl(n, self.storage.presign_upload_part(
-                upload.key, upload.storage_upload_id, n, self.url_ttl))
+                upload.key, upload.storage_upload_id, n, self.url_ttl,
+                content_length=part_length(upload, n)))
             for n in numbers
         ]
 
@@ -368,11 +377,7 @@ class UploadService:
         if extra:
             raise UploadIncomplete(f"unexpected part(s) beyond {upload.part_count}: {extra[:5]}")
         for number, part in held.items():
-            expected = (
-                upload.size - upload.part_size * (upload.part_count - 1)
-                if number == upload.part_count
-                else upload.part_size
-            )
+            expected = part_length(upload, number)
             if part.size != expected:
                 raise SizeMismatch(
                     f"part {number} has {part.size} bytes; {expected} were expected"

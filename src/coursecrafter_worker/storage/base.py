@@ -87,11 +87,17 @@ class ObjectStorage(Protocol):
         """Start a multipart upload to `key`; return the storage's upload id."""
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_in: int
+        self, key: str, upload_id: str, part_number: int, expires_in: int,
+        content_length: int | None = None,
     ) -> str:
         """A URL that the client PUTs the raw bytes of part `part_number` (1..10000) to, valid
         for `expires_in` seconds (1..7 days). The response carries the part's `ETag` header.
-        Local computation only: an unknown upload shows up when the URL is used (404)."""
+        Local computation only: an unknown upload shows up when the URL is used (404).
+
+        With `content_length` (0..5 GiB) the URL is bound to that body length, so a URL handed
+        to a client cannot be used to store more: a longer body is refused and nothing of it is
+        stored (local: 413 `entity_too_large` while it streams; S3: the length is a signed header,
+        403 `SignatureDoesNotMatch`). The client must send `Content-Length: <content_length>`."""
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         """Every part storage holds, by ascending part number. `NoSuchUpload` if unknown."""
@@ -182,6 +188,18 @@ def validate_part_number(part_number: object) -> int:
     ):
         raise ValueError(f"part_number must be an integer in 1..{MAX_PART_NUMBER}")
     return part_number
+
+
+def validate_content_length(content_length: object) -> int | None:
+    if content_length is None:
+        return None
+    if (
+        not isinstance(content_length, int)
+        or isinstance(content_length, bool)
+        or not 0 <= content_length <= MAX_PART_SIZE
+    ):
+        raise ValueError(f"content_length must be an integer number of bytes in 0..{MAX_PART_SIZE}")
+    return content_length
 
 
 def validate_expires_in(expires_in: object) -> int:

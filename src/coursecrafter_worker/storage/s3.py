@@ -26,6 +26,7 @@ from .base import (
     UploadedPart,
     normalize_parts,
     quote_etag,
+    validate_content_length,
     validate_expires_in,
     validate_key,
     validate_part_number,
@@ -119,21 +120,24 @@ class S3Storage:
         return str(response["UploadId"])
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_in: int
+        self, key: str, upload_id: str, part_number: int, expires_in: int,
+        content_length: int | None = None,
     ) -> str:
         full = self._k(key)
         validate_part_number(part_number)
         validate_expires_in(expires_in)
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": part_number,
+        }
+        # SigV4 signs Content-Length as a header (X-Amz-SignedHeaders=content-length;host): S3
+        # refuses a PUT of any other length, so the URL cannot store more than the part.
+        if validate_content_length(content_length) is not None:
+            params["ContentLength"] = content_length
         with self._errors(key=key, upload_id=upload_id):
             return str(
                 self.client.generate_presigned_url(
                     "upload_part",
-                    Params={
-                        "Bucket": self.bucket,
-                        "Key": full,
-                        "UploadId": upload_id,
-                        "PartNumber": part_number,
-                    },
+                    Params=params,
                     ExpiresIn=expires_in,
                     HttpMethod="PUT",
                 )
