@@ -10,8 +10,9 @@ checked by `validate_key` in every adapter method before anything else happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from os import PathLike
 from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
@@ -74,6 +75,16 @@ class ObjectInfo:
     size: int
     etag: str | None = None
     content_type: str | None = None
+    modified: datetime | None = None  # UTC; set by `list_objects`
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUploadInfo:
+    """An open multipart upload (what `list_multipart_uploads` finds)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime  # UTC
 
 
 PartSpec = CompletedPart | UploadedPart | tuple[int, str]
@@ -137,6 +148,20 @@ class ObjectStorage(Protocol):
         """Delete every object whose key starts with `prefix` (a plain string prefix, as in S3:
         `videos/v1/` for a "directory"); return how many were deleted. The prefix must not be
         empty."""
+
+    # Listing (reconciliation of storage with the store: finding orphans) -------------------
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix` (a plain string prefix, not empty), with
+        its `size` and `modified` time, in no promised order. Lazy: pages as it goes."""
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The "directories" right under `prefix` (which must end with `/`): each distinct
+        `prefix + name + "/"` that some object key starts with, sorted. `videos/` lists
+        `videos/{id}/` once per video, however many files each holds."""
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        """The open (neither completed nor aborted) multipart uploads whose key starts with
+        `prefix`, with their upload id and when they were started."""
 
     def ping(self) -> None:
         """Raise `StorageError` if the storage cannot be reached or used."""

@@ -37,7 +37,8 @@ import shutil
 import stat as stat_mod
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
@@ -48,6 +49,7 @@ from .base import (
     MIN_PART_SIZE,
     InvalidKey,
     InvalidPart,
+    MultipartUploadInfo,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -702,6 +704,75 @@ class LocalStorage:
         self._prune(base, self._objects)
         self._prune(meta_base, self._meta)
         return deleted
+
+    # Listing ------------------------------------------------------------------------------
+    def _listing_base(self, prefix: str) -> tuple[Path | None, str]:
+        """The directory a prefix's keys live in (None if there is none) and the start of the
+        names in it that match."""
+        validate_prefix(prefix)
+        directory, _, name_start = prefix.rpartition("/")
+        base = self._under(self._objects, directory) if directory else self._objects
+        if not base.is_dir() or base.is_symlink():
+            return None, name_start
+        return base, name_start
+
+    def _listed(self, path: Path) -> ObjectInfo | None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:  # deleted while we listed
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        modified = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+        return ObjectInfo(path.relative_to(self._objects).as_posix(), st.st_size, modified=modified)
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        base, name_start = self._listing_base(prefix)
+        if base is None:
+            return
+        for entry in list(os.scandir(base)):
+            if not entry.name.startswith(name_start):
+                continue
+            paths: Iterable[Path]
+            if entry.is_dir(follow_symlinks=False):
+                paths = (Path(d, f) for d, _, files in os.walk(entry.path) for f in files)
+            else:
+                paths = (Path(entry.path),)
+            for path in paths:
+                if (info := self._listed(path)) is not None:
+                    yield info
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        if not prefix.endswith("/"):
+            raise InvalidKey(f"a prefix to list directories of must end with '/': {prefix!r}")
+        base, _ = self._listing_base(prefix)
+        if base is None:
+            return []
+        found = []
+        for entry in os.scandir(base):
+            # Only "directories" that hold an object: an empty one left by a delete is no key.
+            if entry.is_dir(follow_symlinks=False) and any(
+                files for _, _, files in os.walk(entry.path)
+            ):
+                found.append(f"{prefix}{entry.name}/")
+        return sorted(found)
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        validate_prefix(prefix)
+        uploads = []
+        for entry in os.scandir(self._multipart):
+            if not _UPLOAD_ID.fullmatch(entry.name):
+                continue
+            meta = self._read_json(Path(entry.path, "upload.json"))
+            key = meta.get("key") if meta else None
+            if not isinstance(key, str) or not key.startswith(prefix):
+                continue
+            created = meta.get("created")  # type: ignore[union-attr]
+            if not isinstance(created, (int, float)):
+                continue
+            initiated = datetime.fromtimestamp(created, timezone.utc)
+            uploads.append(MultipartUploadInfo(key, entry.name, initiated))
+        return sorted(uploads, key=lambda u: (u.key, u.initiated))
 
     def ping(self) -> None:
         try:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import timezone
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .base import (
+    InvalidKey,
     InvalidPart,
+    MultipartUploadInfo,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -283,6 +286,54 @@ class S3Storage:
                     )
                 deleted += len(keys)
         return deleted
+
+    # Listing ------------------------------------------------------------------------------
+    def _full_prefix(self, prefix: str) -> str:
+        validate_prefix(prefix)
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        full_prefix = self._full_prefix(prefix)
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full_prefix,
+                PaginationConfig={"PageSize": self._list_objects_page_size},
+            )
+            for page in pages:
+                for o in page.get("Contents", []):
+                    etag = o.get("ETag")
+                    yield ObjectInfo(
+                        self._unk(o["Key"]), int(o["Size"]), quote_etag(etag) if etag else None,
+                        modified=o["LastModified"].astimezone(timezone.utc),
+                    )
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        if not prefix.endswith("/"):
+            raise InvalidKey(f"a prefix to list directories of must end with '/': {prefix!r}")
+        full_prefix = self._full_prefix(prefix)
+        found: list[str] = []
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full_prefix, Delimiter="/",
+                PaginationConfig={"PageSize": self._list_objects_page_size},
+            )
+            for page in pages:
+                found.extend(self._unk(p["Prefix"]) for p in page.get("CommonPrefixes", []))
+        return sorted(found)
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        full_prefix = self._full_prefix(prefix)
+        uploads: list[MultipartUploadInfo] = []
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full_prefix,
+            )
+            for page in pages:
+                for u in page.get("Uploads", []):
+                    uploads.append(MultipartUploadInfo(
+                        self._unk(u["Key"]), str(u["UploadId"]),
+                        u["Initiated"].astimezone(timezone.utc)))
+        return sorted(uploads, key=lambda u: (u.key, u.initiated))
 
     def ping(self) -> None:
         try:
