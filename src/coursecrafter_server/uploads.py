@@ -145,6 +145,30 @@ def source_key(video: Video) -> str:
     return f"uploads/{video.id}/source"
 
 
+#: Where a video's bytes live in storage: its source while uploading, its HLS outputs, or (for an
+#: attachment) the file itself, each under `{root}{video_id}/`.
+VIDEO_ROOTS = ("uploads/", "videos/", "attachments/")
+
+
+def video_prefixes(video_id: str) -> list[str]:
+    return [f"{root}{video_id}/" for root in VIDEO_ROOTS]
+
+
+def purge_video_storage(storage: ObjectStorage, video_id: str) -> int:
+    """Abort the video's open multipart uploads and delete every object under its prefixes,
+    whatever state it was in; return how many uploads and objects went."""
+    removed = 0
+    for prefix in video_prefixes(video_id):
+        for open_upload in storage.list_multipart_uploads(prefix):
+            try:
+                storage.abort_multipart_upload(open_upload.key, open_upload.upload_id)
+                removed += 1
+            except NoSuchUpload:  # completed or aborted meanwhile; its object goes below
+                pass
+        removed += storage.delete_prefix(prefix)
+    return removed
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -274,6 +298,11 @@ class UploadService:
                 raise InvalidState(
                     "storage no longer has this upload; start a new upload") from None
             log.info("upload %s: storage had completed it already; recording that", upload.id)
+        if self.store.get_video(upload.video_id) is None:
+            # The video was deleted while storage assembled it: what was just assembled must not
+            # outlive it.
+            purge_video_storage(self.storage, upload.video_id)
+            raise NotFound("upload not found")
         info = self.storage.head(upload.key)
         if info is None or info.size != upload.size:
             raise SizeMismatch(
@@ -335,6 +364,12 @@ class UploadService:
     def get_owned(self, user: User, upload_id: str) -> Upload:
         upload = self.store.get_upload(upload_id)
         if upload is None or (upload.owner_id != user.id and user.role is not Role.ADMIN):
+            raise NotFound("upload not found")
+        # An upload goes with its video: once the video is deleted, there is nothing to
+        # complete, sign or abort (and completing would assemble bytes nobody owns). An aborted
+        # upload (whose video `abort` deleted) keeps answering 409 "aborted".
+        if upload.status is not UploadStatus.ABORTED and self.store.get_video(
+                upload.video_id) is None:
             raise NotFound("upload not found")
         return upload
 

@@ -475,3 +475,52 @@ def test_part_urls_take_exactly_their_part(api, alice, backend):
     done = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
     assert done.status_code == 200, done.text
     assert stored_sha256(api, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+# Deleting a video leaves nothing behind (issue "Hardening" #2) ----------------------------------
+def _everything_stored(storage, video_id: str) -> list[str]:
+    objects = [o.key for root in ("uploads/", "videos/", "attachments/")
+               for o in storage.list_objects(f"{root}{video_id}/")]
+    uploads = [u.key for root in ("uploads/", "attachments/")
+               for u in storage.list_multipart_uploads(f"{root}{video_id}/")]
+    return objects + uploads
+
+
+def test_deleting_a_video_mid_upload_aborts_it_and_complete_cannot_bring_it_back(api, alice):
+    data = payload(9 * MIB)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    storage = api.app.state.container.storage
+    assert _everything_stored(storage, upload["video_id"]) == [upload["key"]]  # the open upload
+
+    assert api.delete(f"/api/v1/videos/{upload['video_id']}", headers=alice).status_code == 204
+    assert _everything_stored(storage, upload["video_id"]) == []
+    uid = upload["upload_id"]
+    assert error_code(api.post(f"/api/v1/uploads/{uid}/complete", headers=alice), 404)
+    assert _everything_stored(storage, upload["video_id"]) == []  # was: the assembled source
+    for response in (api.delete(f"/api/v1/uploads/{uid}", headers=alice),
+                     api.get(f"/api/v1/uploads/{uid}/parts", headers=alice),
+                     api.post(f"/api/v1/uploads/{uid}/parts", json={}, headers=alice),
+                     api.delete(f"/api/v1/videos/{upload['video_id']}", headers=alice)):
+        assert error_code(response, 404) == "not_found"
+    if not backend_is_s3(api):
+        assert [p for p in (storage.root / "multipart").iterdir()] == []
+
+
+def test_deleting_a_ready_video_removes_source_and_outputs(api, alice, tmp_path):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    storage = api.app.state.container.storage
+    (tmp_path / "seg").write_bytes(b"ts")
+    for key in ("hls/master.m3u8", "hls/720p/index.m3u8", "hls/720p/seg0.ts", "poster.jpg"):
+        storage.upload_file(tmp_path / "seg", f"videos/{upload['video_id']}/{key}", "video/mp2t")
+    assert len(_everything_stored(storage, upload["video_id"])) == 5
+    assert api.delete(f"/api/v1/videos/{upload['video_id']}", headers=alice).status_code == 204
+    assert _everything_stored(storage, upload["video_id"]) == []
+
+
+def backend_is_s3(api) -> bool:
+    from coursecrafter_worker.storage.s3 import S3Storage
+    return isinstance(api.app.state.container.storage, S3Storage)
