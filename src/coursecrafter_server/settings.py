@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     upload_url_ttl: int = 3600  # pre-signed part URLs; clients ask for fresh ones on 403
     playback_url_ttl: int = 6 * 3600
     sweep_interval: float = 60.0
+    # Storage-vs-store reconciliation: what storage holds under uploads/, videos/ or attachments/
+    # {id}/ for a video the store has no record of (a crash between deleting a record and its
+    # bytes, a worker still writing for a deleted video) is removed once older than
+    # `orphan_grace` seconds (a new upload exists in storage a moment before its record). Run
+    # every `orphan_sweep_interval` seconds; 0 turns it off (e.g. a bucket shared with another
+    # deployment's database).
+    orphan_grace: float = 3600.0
+    orphan_sweep_interval: float = 900.0
 
     # Transcoding jobs
     # In-process transcoders (embedded mode only); 0 runs none, jobs then wait in `queued`.
