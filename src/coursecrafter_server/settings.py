@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     upload_url_ttl: int = 3600  # pre-signed part URLs; clients ask for fresh ones on 403
     playback_url_ttl: int = 6 * 3600
     sweep_interval: float = 60.0
+    # Per-instructor quotas (0: no limit), so one account cannot fill the storage. Open uploads:
+    # started and neither completed, cancelled nor expired. Stored bytes: sources still kept,
+    # transcoded outputs (bitrates x duration) and attachments, uploads in progress included.
+    quota_open_uploads: int = 10
+    quota_stored_bytes: int = 500 * 1024**3
     # Storage-vs-store reconciliation: what storage holds under uploads/, videos/ or attachments/
     # {id}/ for a video the store has no record of (a crash between deleting a record and its
     # bytes, a worker still writing for a deleted video) is removed once older than

@@ -9,6 +9,7 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -74,6 +75,16 @@ class SizeMismatch(DomainError):
 class InvalidPartNumbers(DomainError):
     status_code = 422
     code = "invalid_part_numbers"
+
+
+class TooManyUploads(DomainError):
+    status_code = 429
+    code = "too_many_uploads"
+
+
+class StorageQuotaExceeded(DomainError):
+    status_code = 413
+    code = "storage_quota_exceeded"
 
 
 class InvalidContentType(DomainError):
@@ -169,6 +180,28 @@ def purge_video_storage(storage: ObjectStorage, video_id: str) -> int:
     return removed
 
 
+def stored_bytes(video: Video) -> int:
+    """What a video takes in storage, from its record (no storage round trip): the source until
+    the ladder replaces it (sources are deleted after success), then the renditions' bitrates
+    times the duration; an attachment is its file. An upload that expired never stored a thing."""
+    if video.status is VideoStatus.FAILED and video.error_code == "upload_expired":
+        return 0
+    if video.kind is VideoKind.VIDEO and video.status is VideoStatus.READY and video.duration:
+        outputs = sum(int(r.get("bitrate", 0)) for r in video.renditions) * video.duration / 8
+        if outputs > 0:
+            return int(outputs)
+    return video.size
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"  # pragma: no cover
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -182,12 +215,20 @@ class UploadService:
         max_upload_bytes: int,
         upload_ttl: int,
         url_ttl: int,
+        quota_open_uploads: int = 0,
+        quota_stored_bytes: int = 0,
     ) -> None:
         self.store = store
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.upload_ttl = upload_ttl
         self.url_ttl = url_ttl
+        # Per instructor; 0 means no limit.
+        self.quota_open_uploads = quota_open_uploads
+        self.quota_stored_bytes = quota_stored_bytes
+        # Set by the app for /metrics: an upload completed (once each), a start refused by quota.
+        self.on_completed: Callable[[Upload, Video], None] | None = None
+        self.on_quota_refused: Callable[[str], None] | None = None
 
     # Start -------------------------------------------------------------------------------------
     def start(
@@ -210,6 +251,7 @@ class UploadService:
             raise PayloadTooLarge(
                 f"the file is {size} bytes; the limit is {self.max_upload_bytes} bytes"
             )
+        self._check_quotas(owner, size)
         if course_id is not None:
             course = self.store.get_course(course_id)
             if course is None or (course.owner_id != owner.id and owner.role is not Role.ADMIN):
@@ -308,7 +350,10 @@ class UploadService:
             raise SizeMismatch(
                 f"storage holds {info.size if info else 0} bytes; {upload.size} were declared"
             )
-        self.store.set_upload_status(upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE)
+        if self.store.set_upload_status(
+            upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE
+        ) and self.on_completed is not None:
+            self.on_completed(upload, self._video(upload))
         return self._mark_uploaded(upload)
 
     def _assembled(self, upload: Upload) -> bool:
@@ -361,6 +406,37 @@ class UploadService:
         return len(expired)
 
     # Internals ---------------------------------------------------------------------------------
+    def _check_quotas(self, owner: User, size: int) -> None:
+        """Per-instructor limits, so one account cannot fill the storage: uploads in progress
+        (each holds parts until it completes or expires) and bytes stored, counting this one.
+        Read from the store: two starts racing may both pass, by one upload at most each."""
+        if not (self.quota_open_uploads or self.quota_stored_bytes):
+            return
+        videos = self.store.list_videos(owner.id)
+        if self.quota_open_uploads:
+            open_uploads = sum(v.status is VideoStatus.AWAITING_UPLOAD for v in videos)
+            if open_uploads >= self.quota_open_uploads:
+                self._refused("open_uploads")
+                raise TooManyUploads(
+                    f"you have {open_uploads} uploads in progress (the limit is "
+                    f"{self.quota_open_uploads}): complete or cancel one (DELETE "
+                    "/api/v1/uploads/{id}; `coursecrafter upload` resumes an interrupted one) "
+                    "before starting another"
+                )
+        if self.quota_stored_bytes:
+            used = sum(stored_bytes(v) for v in videos)
+            if used + size > self.quota_stored_bytes:
+                self._refused("stored_bytes")
+                raise StorageQuotaExceeded(
+                    f"your videos take {_human(used)} of your {_human(self.quota_stored_bytes)} "
+                    f"storage quota; this {_human(size)} file does not fit: delete videos you no "
+                    "longer need"
+                )
+
+    def _refused(self, quota: str) -> None:
+        if self.on_quota_refused is not None:
+            self.on_quota_refused(quota)
+
     def get_owned(self, user: User, upload_id: str) -> Upload:
         upload = self.store.get_upload(upload_id)
         if upload is None or (upload.owner_id != user.id and user.role is not Role.ADMIN):

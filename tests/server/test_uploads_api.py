@@ -5,6 +5,7 @@ real HTTP to the moto S3 server (S3 adapter)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -524,3 +525,83 @@ def test_deleting_a_ready_video_removes_source_and_outputs(api, alice, tmp_path)
 def backend_is_s3(api) -> bool:
     from coursecrafter_worker.storage.s3 import S3Storage
     return isinstance(api.app.state.container.storage, S3Storage)
+
+
+# Per-instructor quotas and upload metrics (issue "Hardening" #1) ---------------------------------
+def _metric(api, name: str, **labels) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = api.get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    raise AssertionError(f"{name} {labels} not in /metrics")
+
+
+def _open_uploads_in_storage(api) -> int:
+    return len(api.app.state.container.storage.list_multipart_uploads("uploads/"))
+
+
+def test_open_uploads_per_instructor_are_capped(make_api):
+    api = make_api(quota_open_uploads=2)
+    alice, bob = account(api, "alice"), account(api, "bob")
+    data = payload(1000)
+    first, _ = start(api, alice, data).json(), start(api, alice, data).json()
+    refused = start(api, alice, data)
+    assert error_code(refused, 429) == "too_many_uploads"
+    assert "2 uploads in progress" in refused.json()["error"]["message"]
+    assert len(api.get("/api/v1/videos", headers=alice).json()) == 2  # nothing was created
+    assert _open_uploads_in_storage(api) == 2
+    assert _metric(api, "coursecrafter_upload_quota_refusals_total", quota="open_uploads") == 1
+    assert start(api, bob, data).status_code == 201  # a quota per instructor
+    put_all(api, first, data)
+    assert api.post(f"/api/v1/uploads/{first['upload_id']}/complete",
+                    headers=alice).status_code == 200
+    assert start(api, alice, data).status_code == 201  # a finished upload frees its place
+
+
+def test_stored_bytes_per_instructor_are_capped(make_api):
+    api = make_api(quota_stored_bytes=10 * MIB)
+    alice = account(api, "alice")
+    data = payload(6 * MIB)
+    upload = start(api, alice, data).json()
+    # An upload in progress counts already: 6 + 6 MiB do not fit in 10.
+    refused = start(api, alice, payload(6 * MIB, seed=2))
+    assert error_code(refused, 413) == "storage_quota_exceeded"
+    assert "6.0 MiB of your 10.0 MiB storage quota" in refused.json()["error"]["message"]
+    assert _open_uploads_in_storage(api) == 1
+    put_all(api, upload, data)
+    api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert error_code(start(api, alice, payload(5 * MIB)), 413) == "storage_quota_exceeded"
+    assert start(api, alice, payload(4 * MIB)).status_code == 201  # 10 MiB exactly fits
+    assert _metric(api, "coursecrafter_upload_quota_refusals_total", quota="stored_bytes") == 2
+    assert api.delete(f"/api/v1/videos/{upload['video_id']}", headers=alice).status_code == 204
+    assert start(api, alice, payload(6 * MIB)).status_code == 201  # deleting frees the space
+
+
+def test_completed_upload_bytes_are_counted_once(api, alice):
+    data = payload(3 * MIB + 7)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    for _ in range(2):  # a repeated complete (lost response) is not counted again
+        assert api.post(f"/api/v1/uploads/{upload['upload_id']}/complete",
+                        headers=alice).status_code == 200
+    assert _metric(api, "coursecrafter_upload_bytes_total", kind="video") == len(data)
+    assert _metric(api, "coursecrafter_uploads_completed_total", kind="video") == 1
+
+
+def test_a_ready_video_is_charged_for_its_renditions_not_its_deleted_source():
+    from coursecrafter_server.domain import Video, VideoKind, VideoStatus
+    from coursecrafter_server.uploads import stored_bytes
+
+    now = datetime.now(timezone.utc)
+    video = Video(id="v", owner_id="u", course_id=None, kind=VideoKind.VIDEO, title="t",
+                  filename="t.mp4", content_type="video/mp4", size=10**9, sha256=None,
+                  status=VideoStatus.PROCESSING, created_at=now, updated_at=now, duration=600.0)
+    assert stored_bytes(video) == 10**9  # the source, until the ladder replaces it
+    ready = dataclasses.replace(video, status=VideoStatus.READY, renditions=(
+        {"height": 720, "bitrate": 2_800_000}, {"height": 360, "bitrate": 800_000}))
+    assert stored_bytes(ready) == 3_600_000 * 600 // 8
+    expired = dataclasses.replace(video, status=VideoStatus.FAILED, error_code="upload_expired")
+    assert stored_bytes(expired) == 0

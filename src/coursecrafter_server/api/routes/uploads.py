@@ -15,7 +15,7 @@ from coursecrafter_server.domain import VideoKind, VideoStatus
 from coursecrafter_server.uploads import PartUrl, UploadService
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
-_errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
+_errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429)}
 
 
 async def get_uploads(container: ContainerDep) -> UploadService:  # no I/O: no threadpool hop
