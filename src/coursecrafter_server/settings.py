@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Per-instructor quotas (0: no limit), so one account cannot fill the storage. Open uploads:
     # started and neither completed, cancelled nor expired. Stored bytes: sources still kept,
     # transcoded outputs (bitrates x duration) and attachments, uploads in progress included.
-    quota_open_uploads: int = 10
+    quota_open_uploads: int = 100
     quota_stored_bytes: int = 500 * 1024**3
     # Storage-vs-store reconciliation: what storage holds under uploads/, videos/ or attachments/
     # {id}/ for a video the store has no record of (a crash between deleting a record and its
