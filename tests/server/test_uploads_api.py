@@ -605,3 +605,21 @@ def test_a_ready_video_is_charged_for_its_renditions_not_its_deleted_source():
     assert stored_bytes(ready) == 3_600_000 * 600 // 8
     expired = dataclasses.replace(video, status=VideoStatus.FAILED, error_code="upload_expired")
     assert stored_bytes(expired) == 0
+
+
+def test_a_source_assembled_while_its_video_was_being_deleted_is_removed(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    container = api.app.state.container
+    real_complete = container.storage.complete_multipart_upload
+
+    def delete_lands_meanwhile(*args, **kwargs):
+        info = real_complete(*args, **kwargs)  # storage assembled the source...
+        container.store.delete_video(upload["video_id"])  # ...as a DELETE removed the record
+        return info
+
+    container.storage.complete_multipart_upload = delete_lands_meanwhile
+    response = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
+    assert error_code(response, 404) == "not_found"
+    assert _everything_stored(container.storage, upload["video_id"]) == []
