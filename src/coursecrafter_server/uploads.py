@@ -384,6 +384,11 @@ class UploadService:
         """Abort uploads left active past their expiry and mark their videos failed."""
         expired = self.store.list_expired_uploads(now or _now())
         for upload in expired:
+            if self.store.get_video(upload.video_id) is None:
+                # Its video was deleted (and a crash or a racing complete left bytes behind).
+                self._abort(upload)
+                purge_video_storage(self.storage, upload.video_id)
+                continue
             if self._assembled(upload):  # completed in storage; the record never heard of it
                 self.store.set_upload_status(upload.id, UploadStatus.COMPLETED,
                                              expected=UploadStatus.ACTIVE)

@@ -623,3 +623,15 @@ def test_a_source_assembled_while_its_video_was_being_deleted_is_removed(api, al
     response = api.post(f"/api/v1/uploads/{upload['upload_id']}/complete", headers=alice)
     assert error_code(response, 404) == "not_found"
     assert _everything_stored(container.storage, upload["video_id"]) == []
+
+
+def test_an_expired_upload_whose_video_is_gone_is_dropped_with_its_bytes(api, alice):
+    data = payload(1000)
+    upload = start(api, alice, data).json()
+    put_all(api, upload, data)
+    _assemble_behind_the_records_back(api, upload["upload_id"])
+    container = api.app.state.container
+    container.store.delete_video(upload["video_id"])  # a delete that died before storage
+    container.uploads.expire_abandoned(datetime.now(timezone.utc) + timedelta(days=2))
+    assert container.store.get_upload(upload["upload_id"]).status.value == "aborted"
+    assert _everything_stored(container.storage, upload["video_id"]) == []
