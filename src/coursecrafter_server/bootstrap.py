@@ -164,6 +164,8 @@ def build_container(settings: Settings) -> Container:
             max_upload_bytes=settings.max_upload_bytes,
             upload_ttl=settings.upload_ttl,
             url_ttl=settings.upload_url_ttl,
+            quota_open_uploads=settings.quota_open_uploads,
+            quota_stored_bytes=settings.quota_stored_bytes,
         ),
         videos=VideoService(store, storage, url_ttl=settings.playback_url_ttl,
                             on_delete=jobs.cancel),

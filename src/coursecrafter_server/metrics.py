@@ -117,7 +117,27 @@ class ServerMetrics:
         self.webhook_events = Counter(
             "coursecrafter_webhook_events", "Worker webhook events by type and outcome",
             ["type", "outcome"], registry=self.registry)
+        # Uploads: bytes brought in (counted once per upload, when complete succeeds) and starts
+        # refused by a per-instructor quota.
+        self.upload_bytes = Counter(
+            "coursecrafter_upload_bytes", "Bytes of uploads completed through this process",
+            ["kind"], registry=self.registry)
+        self.uploads_completed = Counter(
+            "coursecrafter_uploads_completed", "Uploads completed through this process",
+            ["kind"], registry=self.registry)
+        self.quota_refusals = Counter(
+            "coursecrafter_upload_quota_refusals",
+            "Upload starts refused by a per-instructor quota (this process)", ["quota"],
+            registry=self.registry)
+        for quota in ("open_uploads", "stored_bytes"):
+            self.quota_refusals.labels(quota)  # present at 0, so alerts need no absent()
         self.registry.register(PipelineCollector(container))
+        container.uploads.on_completed = self._upload_completed
+        container.uploads.on_quota_refused = lambda quota: self.quota_refusals.labels(quota).inc()
+
+    def _upload_completed(self, upload: Any, video: Any) -> None:
+        self.upload_bytes.labels(video.kind.value).inc(upload.size)
+        self.uploads_completed.labels(video.kind.value).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

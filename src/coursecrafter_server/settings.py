@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     # Life of a playback token (seconds); it is minted per quarter of this, so it lives 1-1.25x.
     playback_url_ttl: int = Field(default=6 * 3600, ge=60)
     sweep_interval: float = 60.0
+    # Per-instructor quotas (0: no limit), so one account cannot fill the storage. Open uploads:
+    # started and neither completed, cancelled nor expired. Stored bytes: sources still kept,
+    # transcoded outputs (bitrates x duration) and attachments, uploads in progress included.
+    quota_open_uploads: int = 100
+    quota_stored_bytes: int = 500 * 1024**3
+    # Storage-vs-store reconciliation: what storage holds under uploads/, videos/ or attachments/
+    # {id}/ for a video the store has no record of (a crash between deleting a record and its
+    # bytes, a worker still writing for a deleted video) is removed once older than
+    # `orphan_grace` seconds (a new upload exists in storage a moment before its record). Run
+    # every `orphan_sweep_interval` seconds; 0 turns it off (e.g. a bucket shared with another
+    # deployment's database).
+    orphan_grace: float = 3600.0
+    orphan_sweep_interval: float = 900.0
 
     # Transcoding jobs
     # In-process transcoders (embedded mode only); 0 runs none, jobs then wait in `queued`.

@@ -9,6 +9,7 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -76,6 +77,45 @@ class InvalidPartNumbers(DomainError):
     code = "invalid_part_numbers"
 
 
+class TooManyUploads(DomainError):
+    status_code = 429
+    code = "too_many_uploads"
+
+
+class StorageQuotaExceeded(DomainError):
+    status_code = 413
+    code = "storage_quota_exceeded"
+
+
+class InvalidContentType(DomainError):
+    status_code = 422
+    code = "invalid_content_type"
+
+
+# A media type as RFC 6838 names it (type "/" subtype, restricted-name each) with optional RFC 9110
+# parameters. Anything else (CR/LF, spaces inside names, non-ASCII) is refused: the value is stored
+# and later sent back as a Content-Type header.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_MEDIA_TYPE = re.compile(
+    rf"(?P<type>{_RESTRICTED_NAME})/(?P<subtype>{_RESTRICTED_NAME})"
+    rf"(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*"
+)
+
+
+def media_type(value: str) -> str:
+    """`type/subtype` of a Content-Type value, lower-cased and without parameters; raise
+    `InvalidContentType` for anything that is not a media type."""
+    match = _MEDIA_TYPE.fullmatch(value.strip(" \t"))
+    if match is None:
+        raise InvalidContentType(
+            f"content_type {value[:100]!r} is not a media type: expected type/subtype such as "
+            "video/mp4, optionally followed by ; name=value parameters"
+        )
+    return f"{match['type']}/{match['subtype']}".lower()
+
+
 @dataclass(frozen=True)
 class PartUrl:
     part_number: int
@@ -96,6 +136,13 @@ def choose_part_size(size: int) -> int:
     return max(MIN_PART_SIZE, math.ceil(needed / MIB) * MIB)
 
 
+def part_length(upload: Upload, number: int) -> int:
+    """The exact size of part `number`: the part size, or what remains for the last part."""
+    if number == upload.part_count:
+        return upload.size - upload.part_size * (upload.part_count - 1)
+    return upload.part_size
+
+
 def safe_filename(name: str) -> str:
     """The last path component, without control characters: a display name, never a path."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
@@ -107,6 +154,52 @@ def source_key(video: Video) -> str:
     if video.kind is VideoKind.ATTACHMENT:
         return f"attachments/{video.id}/source"
     return f"uploads/{video.id}/source"
+
+
+#: Where a video's bytes live in storage: its source while uploading, its HLS outputs, or (for an
+#: attachment) the file itself, each under `{root}{video_id}/`.
+VIDEO_ROOTS = ("uploads/", "videos/", "attachments/")
+
+
+def video_prefixes(video_id: str) -> list[str]:
+    return [f"{root}{video_id}/" for root in VIDEO_ROOTS]
+
+
+def purge_video_storage(storage: ObjectStorage, video_id: str) -> int:
+    """Abort the video's open multipart uploads and delete every object under its prefixes,
+    whatever state it was in; return how many uploads and objects went."""
+    removed = 0
+    for prefix in video_prefixes(video_id):
+        for open_upload in storage.list_multipart_uploads(prefix):
+            try:
+                storage.abort_multipart_upload(open_upload.key, open_upload.upload_id)
+                removed += 1
+            except NoSuchUpload:  # completed or aborted meanwhile; its object goes below
+                pass
+        removed += storage.delete_prefix(prefix)
+    return removed
+
+
+def stored_bytes(video: Video) -> int:
+    """What a video takes in storage, from its record (no storage round trip): the source until
+    the ladder replaces it (sources are deleted after success), then the renditions' bitrates
+    times the duration; an attachment is its file. An upload that expired never stored a thing."""
+    if video.status is VideoStatus.FAILED and video.error_code == "upload_expired":
+        return 0
+    if video.kind is VideoKind.VIDEO and video.status is VideoStatus.READY and video.duration:
+        outputs = sum(int(r.get("bitrate", 0)) for r in video.renditions) * video.duration / 8
+        if outputs > 0:
+            return int(outputs)
+    return video.size
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"  # pragma: no cover
 
 
 def _now() -> datetime:
@@ -122,12 +215,20 @@ class UploadService:
         max_upload_bytes: int,
         upload_ttl: int,
         url_ttl: int,
+        quota_open_uploads: int = 0,
+        quota_stored_bytes: int = 0,
     ) -> None:
         self.store = store
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.upload_ttl = upload_ttl
         self.url_ttl = url_ttl
+        # Per instructor; 0 means no limit.
+        self.quota_open_uploads = quota_open_uploads
+        self.quota_stored_bytes = quota_stored_bytes
+        # Set by the app for /metrics: an upload completed (once each), a start refused by quota.
+        self.on_completed: Callable[[Upload, Video], None] | None = None
+        self.on_quota_refused: Callable[[str], None] | None = None
 
     # Start -------------------------------------------------------------------------------------
     def start(
@@ -142,7 +243,7 @@ class UploadService:
         sha256: str | None = None,
         kind: VideoKind = VideoKind.VIDEO,
     ) -> StartedUpload:
-        content_type = content_type.split(";")[0].strip().lower()
+        content_type = media_type(content_type)
         self._check_content(kind, content_type)
         if size <= 0:
             raise SizeMismatch("the file is empty: nothing to upload")
@@ -150,6 +251,7 @@ class UploadService:
             raise PayloadTooLarge(
                 f"the file is {size} bytes; the limit is {self.max_upload_bytes} bytes"
             )
+        self._check_quotas(owner, size)
         if course_id is not None:
             course = self.store.get_course(course_id)
             if course is None or (course.owner_id != owner.id and owner.role is not Role.ADMIN):
@@ -238,12 +340,20 @@ class UploadService:
                 raise InvalidState(
                     "storage no longer has this upload; start a new upload") from None
             log.info("upload %s: storage had completed it already; recording that", upload.id)
+        if self.store.get_video(upload.video_id) is None:
+            # The video was deleted while storage assembled it: what was just assembled must not
+            # outlive it.
+            purge_video_storage(self.storage, upload.video_id)
+            raise NotFound("upload not found")
         info = self.storage.head(upload.key)
         if info is None or info.size != upload.size:
             raise SizeMismatch(
                 f"storage holds {info.size if info else 0} bytes; {upload.size} were declared"
             )
-        self.store.set_upload_status(upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE)
+        if self.store.set_upload_status(
+            upload.id, UploadStatus.COMPLETED, expected=UploadStatus.ACTIVE
+        ) and self.on_completed is not None:
+            self.on_completed(upload, self._video(upload))
         return self._mark_uploaded(upload)
 
     def _assembled(self, upload: Upload) -> bool:
@@ -274,6 +384,11 @@ class UploadService:
         """Abort uploads left active past their expiry and mark their videos failed."""
         expired = self.store.list_expired_uploads(now or _now())
         for upload in expired:
+            if self.store.get_video(upload.video_id) is None:
+                # Its video was deleted (and a crash or a racing complete left bytes behind).
+                self._abort(upload)
+                purge_video_storage(self.storage, upload.video_id)
+                continue
             if self._assembled(upload):  # completed in storage; the record never heard of it
                 self.store.set_upload_status(upload.id, UploadStatus.COMPLETED,
                                              expected=UploadStatus.ACTIVE)
@@ -296,9 +411,46 @@ class UploadService:
         return len(expired)
 
     # Internals ---------------------------------------------------------------------------------
+    def _check_quotas(self, owner: User, size: int) -> None:
+        """Per-instructor limits, so one account cannot fill the storage: uploads in progress
+        (each holds parts until it completes or expires) and bytes stored, counting this one.
+        Read from the store: two starts racing may both pass, by one upload at most each."""
+        if not (self.quota_open_uploads or self.quota_stored_bytes):
+            return
+        videos = self.store.list_videos(owner.id)
+        if self.quota_open_uploads:
+            open_uploads = sum(v.status is VideoStatus.AWAITING_UPLOAD for v in videos)
+            if open_uploads >= self.quota_open_uploads:
+                self._refused("open_uploads")
+                raise TooManyUploads(
+                    f"you have {open_uploads} uploads in progress (the limit is "
+                    f"{self.quota_open_uploads}): complete or cancel one (DELETE "
+                    "/api/v1/uploads/{id}; `coursecrafter upload` resumes an interrupted one) "
+                    "before starting another"
+                )
+        if self.quota_stored_bytes:
+            used = sum(stored_bytes(v) for v in videos)
+            if used + size > self.quota_stored_bytes:
+                self._refused("stored_bytes")
+                raise StorageQuotaExceeded(
+                    f"your videos take {_human(used)} of your {_human(self.quota_stored_bytes)} "
+                    f"storage quota; this {_human(size)} file does not fit: delete videos you no "
+                    "longer need"
+                )
+
+    def _refused(self, quota: str) -> None:
+        if self.on_quota_refused is not None:
+            self.on_quota_refused(quota)
+
     def get_owned(self, user: User, upload_id: str) -> Upload:
         upload = self.store.get_upload(upload_id)
         if upload is None or (upload.owner_id != user.id and user.role is not Role.ADMIN):
+            raise NotFound("upload not found")
+        # An upload goes with its video: once the video is deleted, there is nothing to
+        # complete, sign or abort (and completing would assemble bytes nobody owns). An aborted
+        # upload (whose video `abort` deleted) keeps answering 409 "aborted".
+        if upload.status is not UploadStatus.ABORTED and self.store.get_video(
+                upload.video_id) is None:
             raise NotFound("upload not found")
         return upload
 
@@ -315,9 +467,11 @@ class UploadService:
         return video
 
     def _sign(self, upload: Upload, numbers: range | list[int]) -> list[PartUrl]:
+        # Each URL is bound to its part's exact length: it cannot store more than was declared.
         return [
             PartUrl(n, self.storage.presign_upload_part(
-                upload.key, upload.storage_upload_id, n, self.url_ttl))
+                upload.key, upload.storage_upload_id, n, self.url_ttl,
+                content_length=part_length(upload, n)))
             for n in numbers
         ]
 
@@ -339,11 +493,7 @@ class UploadService:
         if extra:
             raise UploadIncomplete(f"unexpected part(s) beyond {upload.part_count}: {extra[:5]}")
         for number, part in held.items():
-            expected = (
-                upload.size - upload.part_size * (upload.part_count - 1)
-                if number == upload.part_count
-                else upload.part_size
-            )
+            expected = part_length(upload, number)
             if part.size != expected:
                 raise SizeMismatch(
                     f"part {number} has {part.size} bytes; {expected} were expected"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from coursecrafter_server.domain import NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_server.store.base import Store
-from coursecrafter_server.uploads import source_key
+from coursecrafter_server.uploads import purge_video_storage, source_key
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,11 @@ class VideoService:
         if self.on_delete is not None:
             self.on_delete(video)
         self.store.delete_video(video.id)
-        # Storage after the record: a crash in between leaves orphan bytes, never a dangling record.
-        self.storage.delete_prefix(output_prefix(video.id))
-        self.storage.delete_prefix(source_key(video).rsplit("/", 1)[0] + "/")
-        log.info("deleted video %s and its objects", video.id)
+        # Storage after the record: a crash in between leaves orphan bytes, never a dangling
+        # record, and the sweeper's reconciliation removes orphans. Whatever the video's state:
+        # an open upload is aborted too, so a later `complete` has nothing to assemble.
+        removed = purge_video_storage(self.storage, video.id)
+        log.info("deleted video %s and its %d stored object(s)/upload(s)", video.id, removed)
 
     def download_url(self, video: Video) -> str | None:
         if video.kind is VideoKind.ATTACHMENT and video.status is VideoStatus.READY:

@@ -304,3 +304,51 @@ def test_presign_arguments_are_checked(storage: ObjectStorage) -> None:
     for expires_in in (0, 8 * 24 * 3600):
         with pytest.raises(ValueError):
             storage.presign_get(key, expires_in)
+
+
+# Listing (what the sweeper's storage-vs-store reconciliation needs) ------------------------------
+def test_list_objects_prefixes_and_open_multipart_uploads(
+    storage: ObjectStorage, http: httpx.Client, tmp_path: Path
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    if isinstance(storage, S3Storage):
+        storage._list_objects_page_size = 2  # exercise paging
+    v1, v2 = uuid.uuid4().hex, uuid.uuid4().hex
+    sizes = {f"videos/{v1}/hls/master.m3u8": 3, f"videos/{v1}/hls/720p/seg0.ts": 5,
+             f"videos/{v2}/poster.jpg": 7, f"videosX/{v1}": 1, f"uploads/{v2}/source": 2}
+    before = datetime.now(timezone.utc) - timedelta(minutes=5)
+    for key, size in sizes.items():
+        (tmp_path / "f").write_bytes(b"x" * size)
+        storage.upload_file(tmp_path / "f", key, "application/octet-stream")
+    after = datetime.now(timezone.utc) + timedelta(minutes=5)
+
+    listed = {o.key: o for o in storage.list_objects("videos/")}
+    assert {k: o.size for k, o in listed.items()} == {
+        k: v for k, v in sizes.items() if k.startswith("videos/")}
+    assert all(o.modified is not None and before < o.modified < after for o in listed.values())
+    assert sorted(o.key for o in storage.list_objects(f"videos/{v1}/")) == sorted(
+        [f"videos/{v1}/hls/720p/seg0.ts", f"videos/{v1}/hls/master.m3u8"])
+    assert [o.key for o in storage.list_objects("videos")] != []  # a plain string prefix
+    assert list(storage.list_objects("nothing/")) == []
+
+    assert storage.list_prefixes("videos/") == sorted([f"videos/{v1}/", f"videos/{v2}/"])
+    assert storage.list_prefixes(f"videos/{v1}/") == [f"videos/{v1}/hls/"]
+    assert storage.list_prefixes("nothing/") == []
+    with pytest.raises(InvalidKey):
+        storage.list_prefixes("videos")
+    storage.delete_prefix(f"videos/{v2}/")
+    assert storage.list_prefixes("videos/") == [f"videos/{v1}/"]  # no empty "directory" left
+
+    first = storage.create_multipart_upload(f"uploads/{v1}/source", "video/mp4")
+    second = storage.create_multipart_upload(f"attachments/{v2}/source", "application/pdf")
+    [open_one] = storage.list_multipart_uploads("uploads/")
+    assert (open_one.key, open_one.upload_id) == (f"uploads/{v1}/source", first)
+    assert open_one.initiated.tzinfo is not None
+    assert [u.upload_id for u in storage.list_multipart_uploads(f"attachments/{v2}/")] == [second]
+    storage.abort_multipart_upload(f"uploads/{v1}/source", first)
+    put_part(http, storage, f"attachments/{v2}/source", second, 1, b"pdf")
+    storage.complete_multipart_upload(f"attachments/{v2}/source", second,
+                                      storage.list_parts(f"attachments/{v2}/source", second))
+    assert storage.list_multipart_uploads("uploads/") == []
+    assert storage.list_multipart_uploads("attachments/") == []

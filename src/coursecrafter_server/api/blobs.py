@@ -38,7 +38,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def _check(storage: Any, method: str, key: str, request: Request) -> tuple[str, int | None] | JSONResponse:
+def _check(
+    storage: Any, method: str, key: str, request: Request
+) -> tuple[str, int | None, int | None] | JSONResponse:
     if not isinstance(storage, LocalStorage):
         return _error(404, "not_found", "this server does not serve blobs")
     try:
@@ -65,22 +67,29 @@ def blob_router(storage_getter: Callable[..., LocalStorage]) -> APIRouter:
         checked = _check(storage, "PUT", key, request)
         if isinstance(checked, Response):
             return checked
-        upload_id, part_number = checked
+        upload_id, part_number, length = checked
         assert part_number is not None
+        # A URL bound to a length (what the API hands out) stores at most that many bytes.
+        limit = storage.max_part_size if length is None else min(length, storage.max_part_size)
+        too_large = _error(413, "entity_too_large", f"this part URL accepts at most {limit} bytes")
 
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > storage.max_part_size:
-            return _error(413, "entity_too_large", f"a part may hold at most {storage.max_part_size} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return too_large
 
         try:
             writer: PartWriter = await run_in_threadpool(
-                storage.open_part_writer, key, upload_id, part_number
+                storage.open_part_writer, key, upload_id, part_number, limit
             )
         except NoSuchUpload as exc:
             return _error(404, "no_such_upload", str(exc))
         try:
             buffer = bytearray()
+            received = 0
             async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:  # chunked or lying body: stop before writing any of it
+                    return too_large
                 buffer += chunk
                 if len(buffer) >= WRITE_BUFFER:
                     await run_in_threadpool(writer.write, buffer)
@@ -89,8 +98,8 @@ def blob_router(storage_getter: Callable[..., LocalStorage]) -> APIRouter:
                 await run_in_threadpool(writer.write, buffer)
             del buffer
             part = await run_in_threadpool(writer.commit)
-        except EntityTooLarge as exc:
-            return _error(413, "entity_too_large", str(exc))
+        except EntityTooLarge:
+            return too_large
         except NoSuchUpload as exc:
             return _error(404, "no_such_upload", str(exc))
         except ClientDisconnect:

@@ -10,8 +10,9 @@ checked by `validate_key` in every adapter method before anything else happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from os import PathLike
 from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
@@ -74,6 +75,16 @@ class ObjectInfo:
     size: int
     etag: str | None = None
     content_type: str | None = None
+    modified: datetime | None = None  # UTC; set by `list_objects`
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUploadInfo:
+    """An open multipart upload (what `list_multipart_uploads` finds)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime  # UTC
 
 
 PartSpec = CompletedPart | UploadedPart | tuple[int, str]
@@ -87,11 +98,17 @@ class ObjectStorage(Protocol):
         """Start a multipart upload to `key`; return the storage's upload id."""
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_in: int
+        self, key: str, upload_id: str, part_number: int, expires_in: int,
+        content_length: int | None = None,
     ) -> str:
         """A URL that the client PUTs the raw bytes of part `part_number` (1..10000) to, valid
         for `expires_in` seconds (1..7 days). The response carries the part's `ETag` header.
-        Local computation only: an unknown upload shows up when the URL is used (404)."""
+        Local computation only: an unknown upload shows up when the URL is used (404).
+
+        With `content_length` (0..5 GiB) the URL is bound to that body length, so a URL handed
+        to a client cannot be used to store more: a longer body is refused and nothing of it is
+        stored (local: 413 `entity_too_large` while it streams; S3: the length is a signed header,
+        403 `SignatureDoesNotMatch`). The client must send `Content-Length: <content_length>`."""
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         """Every part storage holds, by ascending part number. `NoSuchUpload` if unknown."""
@@ -133,6 +150,20 @@ class ObjectStorage(Protocol):
         """Delete every object whose key starts with `prefix` (a plain string prefix, as in S3:
         `videos/v1/` for a "directory"); return how many were deleted. The prefix must not be
         empty."""
+
+    # Listing (reconciliation of storage with the store: finding orphans) -------------------
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix` (a plain string prefix, not empty), with
+        its `size` and `modified` time, in no promised order. Lazy: pages as it goes."""
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The "directories" right under `prefix` (which must end with `/`): each distinct
+        `prefix + name + "/"` that some object key starts with, sorted. `videos/` lists
+        `videos/{id}/` once per video, however many files each holds."""
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        """The open (neither completed nor aborted) multipart uploads whose key starts with
+        `prefix`, with their upload id and when they were started."""
 
     def ping(self) -> None:
         """Raise `StorageError` if the storage cannot be reached or used."""
@@ -184,6 +215,18 @@ def validate_part_number(part_number: object) -> int:
     ):
         raise ValueError(f"part_number must be an integer in 1..{MAX_PART_NUMBER}")
     return part_number
+
+
+def validate_content_length(content_length: object) -> int | None:
+    if content_length is None:
+        return None
+    if (
+        not isinstance(content_length, int)
+        or isinstance(content_length, bool)
+        or not 0 <= content_length <= MAX_PART_SIZE
+    ):
+        raise ValueError(f"content_length must be an integer number of bytes in 0..{MAX_PART_SIZE}")
+    return content_length
 
 
 def validate_expires_in(expires_in: object) -> int:

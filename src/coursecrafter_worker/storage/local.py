@@ -1,12 +1,14 @@
 """The embedded object storage: a local directory that mimics S3 multipart uploads.
 
 The API serves it (`coursecrafter_server.api.blobs.blob_router`): pre-signed URLs are
-`{public_url}/blobs/{key}?[uploadId=..&partNumber=..&]expires=<unix s>&signature=<hex>` where
+`{public_url}/blobs/{key}?[uploadId=..&partNumber=..&[length=..&]]expires=<unix s>&signature=<hex>`
+where
 
     signature = hex HMAC-SHA256(secret, "coursecrafter-blob-v1\\n<METHOD>\\n<key>\\n<uploadId>\\n
-                                        <partNumber>\\n<expires>")
+                                        <partNumber>\\n<expires>[\\n<length>]")
 
-(uploadId and partNumber empty for GET). The key in the string is the decoded key; keys cannot
+(uploadId and partNumber empty for GET; the length line only for a part URL bound to a length,
+whose PUT then may carry at most that many bytes). The key in the string is the decoded key; keys cannot
 contain newlines, and upload ids are hex, so the string is unambiguous.
 
 Layout under `root` (every path is resolved and checked to stay under its subtree):
@@ -35,7 +37,8 @@ import shutil
 import stat as stat_mod
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
@@ -46,6 +49,7 @@ from .base import (
     MIN_PART_SIZE,
     InvalidKey,
     InvalidPart,
+    MultipartUploadInfo,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -55,6 +59,7 @@ from .base import (
     UploadedPart,
     normalize_etag,
     normalize_parts,
+    validate_content_length,
     validate_expires_in,
     validate_key,
     validate_part_number,
@@ -103,8 +108,14 @@ class PartWriter:
     file, so nothing half-written is ever visible.
     """
 
-    def __init__(self, storage: LocalStorage, key: str, upload_id: str, part_number: int) -> None:
+    def __init__(
+        self, storage: LocalStorage, key: str, upload_id: str, part_number: int,
+        max_size: int | None = None,
+    ) -> None:
         self._storage = storage
+        # The URL's signed length when it has one: never more than the storage's part limit.
+        self.max_size = storage.max_part_size if max_size is None else min(
+            max_size, storage.max_part_size)
         self.key = key
         self.upload_id = upload_id
         self.part_number = validate_part_number(part_number)
@@ -118,8 +129,8 @@ class PartWriter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._file is None:
             raise StorageError("part writer is closed")
-        if self.size + len(data) > self._storage.max_part_size:
-            raise EntityTooLarge(f"a part may hold at most {self._storage.max_part_size} bytes")
+        if self.size + len(data) > self.max_size:
+            raise EntityTooLarge(f"this part may hold at most {self.max_size} bytes")
         self._file.write(data)
         self._md5.update(data)
         self.size += len(data)
@@ -344,18 +355,20 @@ class LocalStorage:
 
     # URL signing --------------------------------------------------------------------------
     def _signature(
-        self, method: str, key: str, upload_id: str, part_number: int | None, expires: int
+        self, method: str, key: str, upload_id: str, part_number: int | None, expires: int,
+        length: int | None = None,
     ) -> str:
-        canonical = "\n".join(
-            [
-                SIGNATURE_VERSION,
-                method.upper(),
-                key,
-                upload_id,
-                "" if part_number is None else str(part_number),
-                str(expires),
-            ]
-        )
+        lines = [
+            SIGNATURE_VERSION,
+            method.upper(),
+            key,
+            upload_id,
+            "" if part_number is None else str(part_number),
+            str(expires),
+        ]
+        if length is not None:  # a 7th line: a URL stripped of its length no longer verifies
+            lines.append(str(length))
+        canonical = "\n".join(lines)
         return hmac.new(self._secret, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _url(self, key: str, params: dict[str, object]) -> str:
@@ -363,14 +376,17 @@ class LocalStorage:
 
     def verify_url(
         self, method: str, key: str, query: Mapping[str, str]
-    ) -> tuple[str, int | None]:
-        """Check the query of a `/blobs/{key}` request. Return `(upload_id, part_number)` for
-        PUT, `("", None)` for GET. Raise `SignatureInvalid` or `UrlExpired`."""
+    ) -> tuple[str, int | None, int | None]:
+        """Check the query of a `/blobs/{key}` request. Return `(upload_id, part_number,
+        length)` for PUT (length None when the URL is not bound to one), `("", None, None)` for
+        GET. Raise `SignatureInvalid` or `UrlExpired`."""
         method = method.upper()
         signature = query.get("signature") or ""
         expires_text = query.get("expires") or ""
         upload_id = query.get("uploadId")
         part_text = query.get("partNumber")
+        length_text = query.get("length")
+        length: int | None = None
         if not _HEX64.fullmatch(signature) or not _DIGITS.fullmatch(expires_text):
             raise SignatureInvalid("the URL is not signed (signature and expires are required)")
         part_number: int | None = None
@@ -387,14 +403,20 @@ class LocalStorage:
             ):
                 raise SignatureInvalid("a part URL needs a valid uploadId and partNumber")
             part_number = int(part_text)
-        elif upload_id is not None or part_text is not None:
-            raise SignatureInvalid("uploadId and partNumber are only valid on a part upload")
-        expected = self._signature(method, key, upload_id or "", part_number, int(expires_text))
+            if length_text is not None:
+                if not _DIGITS.fullmatch(length_text):
+                    raise SignatureInvalid("the part URL's length is not a number")
+                length = int(length_text)
+        elif upload_id is not None or part_text is not None or length_text is not None:
+            raise SignatureInvalid("uploadId, partNumber and length are only valid on a part upload")
+        expected = self._signature(
+            method, key, upload_id or "", part_number, int(expires_text), length
+        )
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise SignatureInvalid("the URL signature does not match")
         if int(expires_text) < self._clock():
             raise UrlExpired("the URL has expired")
-        return upload_id or "", part_number
+        return upload_id or "", part_number, length
 
     # Multipart ----------------------------------------------------------------------------
     def create_multipart_upload(self, key: str, content_type: str) -> str:
@@ -414,28 +436,28 @@ class LocalStorage:
         return upload_id
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_in: int
+        self, key: str, upload_id: str, part_number: int, expires_in: int,
+        content_length: int | None = None,
     ) -> str:
         validate_key(key)
         validate_part_number(part_number)
         validate_expires_in(expires_in)
+        validate_content_length(content_length)
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
             raise NoSuchUpload(f"no such upload {upload_id!r}")
         expires = int(self._clock()) + expires_in
-        signature = self._signature("PUT", key, upload_id, part_number, expires)
-        return self._url(
-            key,
-            {
-                "uploadId": upload_id,
-                "partNumber": part_number,
-                "expires": expires,
-                "signature": signature,
-            },
-        )
+        signature = self._signature("PUT", key, upload_id, part_number, expires, content_length)
+        params: dict[str, object] = {"uploadId": upload_id, "partNumber": part_number}
+        if content_length is not None:
+            params["length"] = content_length
+        return self._url(key, {**params, "expires": expires, "signature": signature})
 
-    def open_part_writer(self, key: str, upload_id: str, part_number: int) -> PartWriter:
-        """Start writing a part (what the PUT handler streams into). `NoSuchUpload` if unknown."""
-        return PartWriter(self, key, upload_id, part_number)
+    def open_part_writer(
+        self, key: str, upload_id: str, part_number: int, max_size: int | None = None
+    ) -> PartWriter:
+        """Start writing a part (what the PUT handler streams into), refusing more than
+        `max_size` bytes (the URL's signed length). `NoSuchUpload` if unknown."""
+        return PartWriter(self, key, upload_id, part_number, max_size)
 
     def write_part(
         self, key: str, upload_id: str, part_number: int, data: bytes | Iterable[bytes] | BinaryIO
@@ -685,6 +707,75 @@ class LocalStorage:
         self._prune(base, self._objects)
         self._prune(meta_base, self._meta)
         return deleted
+
+    # Listing ------------------------------------------------------------------------------
+    def _listing_base(self, prefix: str) -> tuple[Path | None, str]:
+        """The directory a prefix's keys live in (None if there is none) and the start of the
+        names in it that match."""
+        validate_prefix(prefix)
+        directory, _, name_start = prefix.rpartition("/")
+        base = self._under(self._objects, directory) if directory else self._objects
+        if not base.is_dir() or base.is_symlink():
+            return None, name_start
+        return base, name_start
+
+    def _listed(self, path: Path) -> ObjectInfo | None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:  # deleted while we listed
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        modified = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+        return ObjectInfo(path.relative_to(self._objects).as_posix(), st.st_size, modified=modified)
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        base, name_start = self._listing_base(prefix)
+        if base is None:
+            return
+        for entry in list(os.scandir(base)):
+            if not entry.name.startswith(name_start):
+                continue
+            paths: Iterable[Path]
+            if entry.is_dir(follow_symlinks=False):
+                paths = (Path(d, f) for d, _, files in os.walk(entry.path) for f in files)
+            else:
+                paths = (Path(entry.path),)
+            for path in paths:
+                if (info := self._listed(path)) is not None:
+                    yield info
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        if not prefix.endswith("/"):
+            raise InvalidKey(f"a prefix to list directories of must end with '/': {prefix!r}")
+        base, _ = self._listing_base(prefix)
+        if base is None:
+            return []
+        found = []
+        for entry in os.scandir(base):
+            # Only "directories" that hold an object: an empty one left by a delete is no key.
+            if entry.is_dir(follow_symlinks=False) and any(
+                files for _, _, files in os.walk(entry.path)
+            ):
+                found.append(f"{prefix}{entry.name}/")
+        return sorted(found)
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        validate_prefix(prefix)
+        uploads = []
+        for entry in os.scandir(self._multipart):
+            if not _UPLOAD_ID.fullmatch(entry.name):
+                continue
+            meta = self._read_json(Path(entry.path, "upload.json"))
+            key = meta.get("key") if meta else None
+            if not isinstance(key, str) or not key.startswith(prefix):
+                continue
+            created = meta.get("created")  # type: ignore[union-attr]
+            if not isinstance(created, (int, float)):
+                continue
+            initiated = datetime.fromtimestamp(created, timezone.utc)
+            uploads.append(MultipartUploadInfo(key, entry.name, initiated))
+        return sorted(uploads, key=lambda u: (u.key, u.initiated))
 
     def ping(self) -> None:
         try:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import timezone
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .base import (
+    InvalidKey,
     InvalidPart,
+    MultipartUploadInfo,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -27,6 +30,7 @@ from .base import (
     attachment_disposition,
     normalize_parts,
     quote_etag,
+    validate_content_length,
     validate_expires_in,
     validate_key,
     validate_part_number,
@@ -120,21 +124,24 @@ class S3Storage:
         return str(response["UploadId"])
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_in: int
+        self, key: str, upload_id: str, part_number: int, expires_in: int,
+        content_length: int | None = None,
     ) -> str:
         full = self._k(key)
         validate_part_number(part_number)
         validate_expires_in(expires_in)
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": part_number,
+        }
+        # SigV4 signs Content-Length as a header (X-Amz-SignedHeaders=content-length;host): S3
+        # refuses a PUT of any other length, so the URL cannot store more than the part.
+        if validate_content_length(content_length) is not None:
+            params["ContentLength"] = content_length
         with self._errors(key=key, upload_id=upload_id):
             return str(
                 self.client.generate_presigned_url(
                     "upload_part",
-                    Params={
-                        "Bucket": self.bucket,
-                        "Key": full,
-                        "UploadId": upload_id,
-                        "PartNumber": part_number,
-                    },
+                    Params=params,
                     ExpiresIn=expires_in,
                     HttpMethod="PUT",
                 )
@@ -284,6 +291,54 @@ class S3Storage:
                     )
                 deleted += len(keys)
         return deleted
+
+    # Listing ------------------------------------------------------------------------------
+    def _full_prefix(self, prefix: str) -> str:
+        validate_prefix(prefix)
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        full_prefix = self._full_prefix(prefix)
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full_prefix,
+                PaginationConfig={"PageSize": self._list_objects_page_size},
+            )
+            for page in pages:
+                for o in page.get("Contents", []):
+                    etag = o.get("ETag")
+                    yield ObjectInfo(
+                        self._unk(o["Key"]), int(o["Size"]), quote_etag(etag) if etag else None,
+                        modified=o["LastModified"].astimezone(timezone.utc),
+                    )
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        if not prefix.endswith("/"):
+            raise InvalidKey(f"a prefix to list directories of must end with '/': {prefix!r}")
+        full_prefix = self._full_prefix(prefix)
+        found: list[str] = []
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full_prefix, Delimiter="/",
+                PaginationConfig={"PageSize": self._list_objects_page_size},
+            )
+            for page in pages:
+                found.extend(self._unk(p["Prefix"]) for p in page.get("CommonPrefixes", []))
+        return sorted(found)
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUploadInfo]:
+        full_prefix = self._full_prefix(prefix)
+        uploads: list[MultipartUploadInfo] = []
+        with self._errors(key=prefix):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full_prefix,
+            )
+            for page in pages:
+                for u in page.get("Uploads", []):
+                    uploads.append(MultipartUploadInfo(
+                        self._unk(u["Key"]), str(u["UploadId"]),
+                        u["Initiated"].astimezone(timezone.utc)))
+        return sorted(uploads, key=lambda u: (u.key, u.initiated))
 
     def ping(self) -> None:
         try:
