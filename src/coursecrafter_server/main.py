@@ -36,6 +36,19 @@ def _check_process_count(workers: int) -> None:
                          "(run one process, or set them)")
 
 
+def _check_embedded_ffmpeg() -> None:
+    """The embedded mode transcodes in this process: its FFmpeg is checked before serving."""
+    from coursecrafter_server.settings import get_settings
+
+    settings = get_settings()
+    if settings.broker_url or settings.transcode_concurrency <= 0:
+        return
+    from coursecrafter_server.transcoders import check_transcoder_ffmpeg
+
+    for line in check_transcoder_ffmpeg().splitlines():
+        logging.getLogger("coursecrafter_server").info("%s", line)
+
+
 def create_admin(argv: list[str]) -> int:
     """Create an admin directly in the configured store (same settings as the server)."""
     import getpass
@@ -106,6 +119,7 @@ def run(argv: list[str] | None = None) -> None:
         # Build once in the parent so a bad setting fails here with a clear message, not per worker.
         _factory()
         _check_process_count(args.workers)
+        _check_embedded_ffmpeg()
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
