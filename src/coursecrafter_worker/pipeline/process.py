@@ -73,7 +73,8 @@ def find_ffmpeg() -> str:
 
 
 #: The oldest FFmpeg the pipeline supports and is tested with (Debian 12's 5.1; CI runs the
-#: pipeline on it and on the imageio-ffmpeg wheel's binary).
+#: pipeline on it and on the imageio-ffmpeg wheel's binary). Older ones lack, among others,
+#: `-fps_mode`, which every transcode command uses.
 MIN_FFMPEG_VERSION = (5, 1)
 
 
