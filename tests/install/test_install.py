@@ -106,18 +106,24 @@ def venvs(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ve
     for venv in envs.values():
         done = run([sys.executable, "-m", "venv", "--without-pip", venv.path], env=clean_env())
         assert done.returncode == 0, done.stderr
-    installs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "pip", "--python", str(venv.bin / "python"), "install",
+
+    def install(name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pip", "--python", str(envs[name].bin / "python"), "install",
              "--quiet", "--disable-pip-version-check", "--no-compile",
              f"{wheel}{EXTRAS[name]}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=clean_env(), cwd=venv.path)
-        for name, venv in envs.items()
-    }
+            env=clean_env(), cwd=envs[name].path)
+
+    installs = {name: install(name) for name in envs}
     failures = []
     for name, proc in installs.items():
-        out, _ = proc.communicate(timeout=800)
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            # Once more on its own: a registry hiccup must not fail CI (a real dependency
+            # problem fails again, the same way).
+            proc = install(name)
+            out, _ = proc.communicate(timeout=600)
         if proc.returncode != 0:
             failures.append(f"pip install <wheel>{EXTRAS[name]} failed:\n{out[-3000:]}")
     assert not failures, "\n".join(failures)
