@@ -67,6 +67,11 @@ def test_minimum_version_is_5_1(tmp_path: Path, line: str, accepted: bool) -> No
             check_ffmpeg(str(fake))
 
 
+def test_a_missing_binary_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFFmpeg, match="cannot start .*/nowhere/ffmpeg"):
+        check_ffmpeg(str(tmp_path / "nowhere" / "ffmpeg"))
+
+
 def test_worker_version_names_the_ffmpeg_in_use(tmp_path: Path) -> None:
     # The FFmpeg under test is first on PATH (tests/conftest.py); no COURSECRAFTER_FFMPEG.
     ffmpeg = shutil.which("ffmpeg")

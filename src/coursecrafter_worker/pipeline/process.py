@@ -118,13 +118,14 @@ def check_ffmpeg(ffmpeg: str | None = None, *, timeout: float = 30) -> FFmpegVer
         ffmpeg = ffmpeg or find_ffmpeg()
     except RuntimeError as exc:
         raise UnsupportedFFmpeg(str(exc)) from exc
+    out: list[str] = []
     try:
-        done = subprocess.run([ffmpeg, "-version"], stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UnsupportedFFmpeg(f"cannot run {ffmpeg} -version: {exc}") from exc
-    parsed = parse_ffmpeg_version(done.stdout.decode("utf-8", "replace"))
-    if done.returncode != 0 or parsed is None:
+        # Like every FFmpeg the pipeline runs: its own process group, the memory limit, a timeout.
+        done = run_ffmpeg([ffmpeg, "-version"], timeout=timeout, on_stdout_line=out.append)
+    except TranscodeError as exc:
+        raise UnsupportedFFmpeg(exc.detail or str(exc)) from exc
+    parsed = parse_ffmpeg_version("\n".join(out))
+    if done.timed_out or done.returncode != 0 or parsed is None:
         raise UnsupportedFFmpeg(f"{ffmpeg} does not look like FFmpeg (`{ffmpeg} -version` exited "
                                 f"{done.returncode} without an 'ffmpeg version' line)")
     version, release = parsed
