@@ -13,6 +13,56 @@ from moto.server import ThreadedMotoServer
 # Tests must never read a developer's real config or data.
 os.environ.pop("COURSECRAFTER_API_URL", None)
 
+
+# The FFmpeg under test ---------------------------------------------------------------------------
+# COURSECRAFTER_TEST_FFMPEG: `wheel` (the default: the imageio-ffmpeg binary, no ffprobe), `system`
+# (the `ffmpeg` on PATH with its `ffprobe`, e.g. Debian's package: CI's second pass, `make
+# test-ffmpeg-system`) or the path of a binary. It goes first on PATH, as a directory holding an
+# `ffmpeg` link (and an `ffprobe` link when one sits next to the chosen binary), so the pipeline
+# (COURSECRAFTER_FFMPEG, else PATH) and every server and worker process the tests start use it,
+# whatever else the machine has installed.
+TEST_FFMPEG_ENV = "COURSECRAFTER_TEST_FFMPEG"
+
+
+def _select_ffmpeg() -> tuple[str, str | None]:
+    import atexit
+    import shutil
+    import tempfile
+
+    from coursecrafter_worker.pipeline.process import find_ffprobe
+
+    choice = os.environ.get(TEST_FFMPEG_ENV, "").strip() or "wheel"
+    if choice == "wheel":
+        import imageio_ffmpeg
+
+        binary = imageio_ffmpeg.get_ffmpeg_exe()
+    elif choice == "system":
+        binary = shutil.which("ffmpeg")
+        if binary is None:
+            raise pytest.UsageError(f"{TEST_FFMPEG_ENV}=system, but there is no ffmpeg on PATH "
+                                    "(apt-get install -y ffmpeg)")
+    else:
+        binary = choice
+    binary = os.path.realpath(binary)
+    if not os.access(binary, os.X_OK):
+        raise pytest.UsageError(f"{TEST_FFMPEG_ENV}: {binary} is not an executable")
+    ffprobe = find_ffprobe(binary)
+    shim = tempfile.mkdtemp(prefix="coursecrafter-test-ffmpeg-")
+    atexit.register(shutil.rmtree, shim, True)
+    os.symlink(binary, os.path.join(shim, "ffmpeg"))
+    if ffprobe is not None:
+        os.symlink(ffprobe, os.path.join(shim, "ffprobe"))
+    os.environ["PATH"] = shim + os.pathsep + os.environ.get("PATH", "")
+    return binary, ffprobe
+
+
+TEST_FFMPEG, TEST_FFPROBE = _select_ffmpeg()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"ffmpeg under test ({TEST_FFMPEG_ENV}={os.environ.get(TEST_FFMPEG_ENV) or 'wheel'}): "
+            f"{TEST_FFMPEG}, ffprobe: {TEST_FFPROBE or 'none (the banner parser)'}")
+
 # Tests of the RabbitMQ and Redis paths skip when those servers are unreachable, which is kind to a
 # laptop but would let CI go green without them: `.ci/run` sets this, and such a skip then fails.
 _SERVICE_SKIP = re.compile(r"rabbit|redis|amqp|broker|vhost|mongodb", re.IGNORECASE)

@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from coursecrafter_server.bootstrap import UnsafeSettings
-from coursecrafter_server.settings import get_settings
+from coursecrafter_server.settings import Settings, get_settings
 from coursecrafter_server.transcoders import check_work_dir
 
 
@@ -36,6 +36,16 @@ def _check_process_count(workers: int) -> None:
         raise ValueError(f"--workers {workers} needs {' and '.join(missing)}: without them each "
                          "process keeps its own revocation list, rate limits and transcoders "
                          "(run one process, or set them)")
+
+
+def _check_embedded_ffmpeg(settings: Settings) -> None:
+    """The embedded mode transcodes in this process: its FFmpeg is checked before serving."""
+    if settings.broker_url or settings.transcode_concurrency <= 0:
+        return
+    from coursecrafter_server.transcoders import check_transcoder_ffmpeg
+
+    for line in check_transcoder_ffmpeg().splitlines():
+        logging.getLogger("coursecrafter_server").info("%s", line)
 
 
 def create_admin(argv: list[str]) -> int:
@@ -111,6 +121,7 @@ def run(argv: list[str] | None = None) -> None:
         settings = get_settings()
         check_work_dir(settings)  # a shared work dir would let another local user hijack jobs
         trusted = settings.trusted_proxy_list
+        _check_embedded_ffmpeg(settings)
     except (UnsafeSettings, ValueError) as exc:
         print(f"coursecrafter-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -26,6 +26,24 @@ def check_work_dir(settings: Settings) -> None:
     prepare_work_dir(settings.resolved_work_dir)
 
 
+def check_transcoder_ffmpeg() -> str:
+    """Before an embedded server starts: the FFmpeg its transcoders will run, described for the log.
+
+    Raises ValueError (the server's start-up refusal) when the FFmpeg dependencies are missing or
+    the FFmpeg found does not run or is older than 5.1: a server that accepts uploads it cannot
+    transcode would fail every one of them."""
+    try:
+        from coursecrafter_worker.pipeline.process import UnsupportedFFmpeg, check_ffmpeg
+        import coursecrafter_worker.pipeline  # noqa: F401 - ffmpeg-python, what transcode() needs
+    except ImportError as exc:
+        raise ValueError(f"in-process transcoding needs the FFmpeg dependencies ({exc}): "
+                         "pip install 'coursecrafter[server]'") from None
+    try:
+        return check_ffmpeg().describe()
+    except UnsupportedFFmpeg as exc:
+        raise ValueError(f"in-process transcoding (no COURSECRAFTER_BROKER_URL): {exc}") from None
+
+
 class DirectNotifier:
     """The runner's notifier port, delivering to this process's job service."""
 

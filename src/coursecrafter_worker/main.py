@@ -1,5 +1,9 @@
 """`coursecrafter-worker [--concurrency N]`: the RabbitMQ transcoding consumer.
 
+`coursecrafter-worker --version` prints the FFmpeg binary it uses (COURSECRAFTER_FFMPEG, else
+`ffmpeg` on PATH, else the imageio-ffmpeg wheel's), its version and its ffprobe; like every start,
+it refuses (exit 1) an FFmpeg that does not run or is older than 5.1.
+
 Needs `COURSECRAFTER_BROKER_URL`. SIGTERM/SIGINT stop it cleanly: no new jobs are taken, jobs in
 hand are cancelled and go back to the queue (a fresh copy, so a restart does not use up one of
 the job's deliveries; the broker requeues whatever is still unacked when the connection closes),
@@ -28,7 +32,30 @@ def _parser() -> argparse.ArgumentParser:
                         help="jobs transcoded at once (default: COURSECRAFTER_CONCURRENCY or 1)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--version", action="store_true",
+                        help="print the version, the FFmpeg binary in use and its version, then "
+                        "exit (1 when that FFmpeg is unusable or older than 5.1)")
     return parser
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("coursecrafter")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _check_ffmpeg():  # type: ignore[no-untyped-def]
+    """The FFmpeg this worker will run (COURSECRAFTER_FFMPEG, else PATH, else imageio-ffmpeg's),
+    refused with a clear message when it does not run or is older than 5.1."""
+    from coursecrafter_worker.pipeline.process import UnsupportedFFmpeg, check_ffmpeg
+
+    try:
+        return check_ffmpeg()
+    except UnsupportedFFmpeg as exc:
+        _fail(str(exc), 1)
 
 
 def _fail(message: str, code: int) -> None:
@@ -38,6 +65,10 @@ def _fail(message: str, code: int) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.version:
+        print(f"coursecrafter-worker {_package_version()}")
+        print(_check_ffmpeg().describe())
+        return
     if args.concurrency is not None and args.concurrency < 1:
         _fail("--concurrency must be at least 1", 2)
     logging.basicConfig(
@@ -99,13 +130,10 @@ def run(argv: list[str] | None = None) -> None:
         heartbeat_interval=settings.heartbeat_interval, ffmpeg_timeout=settings.ffmpeg_timeout,
     )
 
-    try:
-        from coursecrafter_worker.pipeline import find_ffmpeg
-
-        ffmpeg = find_ffmpeg()
-    except Exception as exc:  # a worker that cannot transcode must not take jobs
-        _fail(f"FFmpeg is not usable: {exc}", 1)
-    log.info("FFmpeg: %s", ffmpeg)
+    # A worker that cannot transcode must not take jobs.
+    ffmpeg = _check_ffmpeg()
+    log.info("FFmpeg %s at %s (ffprobe: %s)", ffmpeg.version, ffmpeg.path,
+             ffmpeg.ffprobe or "none")
 
     # Job directories of a worker that was killed (SIGKILL, power loss) are never cleaned by it:
     # whoever shares the work dir removes them, now and every minute or so (a live job's

@@ -490,7 +490,15 @@ class Clips:
     def rotated(self) -> Path:
         """Stored 854x480 with a 90-degree display matrix: a phone held upright."""
         out = self._p("rotated.mp4")
-        ffmpeg("-display_rotation", "90", "-i", self.short_landscape_480, "-c", "copy", out)
+        try:
+            ffmpeg("-display_rotation", "90", "-i", self.short_landscape_480, "-c", "copy", out)
+        except AssertionError as exc:
+            if "display_rotation" not in str(exc):
+                raise
+            # FFmpeg 5.x has no -display_rotation (6.0+): its MP4 muxer turns the older `rotate`
+            # tag (clockwise degrees) into the same display matrix.
+            ffmpeg("-i", self.short_landscape_480, "-c", "copy", "-metadata:s:v:0", "rotate=270",
+                   out)
         return out
 
     @cached_property

@@ -1,15 +1,17 @@
-"""probe(): real files through the `ffmpeg -i` banner parser, plus canned banners and ffprobe JSON."""
+"""probe(): real files (through ffprobe when the FFmpeg under test has one, else the `ffmpeg -i`
+banner parser), plus canned banners and ffprobe JSON."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from pipeline_support import Clips
+from pipeline_support import FFMPEG, Clips
 
 from coursecrafter_worker.pipeline import MediaError, TranscodeError, probe
 from coursecrafter_worker.pipeline.errors import NOT_MEDIA_MESSAGE
 from coursecrafter_worker.pipeline.probe import parse_banner, parse_ffprobe_json
+from coursecrafter_worker.pipeline.process import find_ffprobe
 
 
 def test_probe_normal_clip(clips: Clips) -> None:
@@ -21,7 +23,9 @@ def test_probe_normal_clip(clips: Clips) -> None:
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
     assert info.audio_streams == 1
     assert (info.video_index, info.audio_index) == (0, 1)
-    assert info.prober == "ffmpeg" and info.duration_source == "container"
+    # ffprobe when the FFmpeg under test has one next to it (Debian's package), else the banner.
+    assert info.prober == ("ffprobe" if find_ffprobe(FFMPEG) else "ffmpeg")
+    assert info.duration_source == "container"
 
 
 def test_probe_audio_only(clips: Clips) -> None:

@@ -80,6 +80,19 @@ def test_ffprobe_errors_are_classified(clips: Clips, tmp_path: Path) -> None:
     assert exc.value.code == "truncated"
 
 
+def test_end_of_file_while_opening_is_truncated_in_every_spelling(clips: Clips,
+                                                                    tmp_path: Path) -> None:
+    # How ffprobe and FFmpeg 5.x report a header cut short (FFmpeg 7+ says "Error opening
+    # input: End of file"): a cut-off upload, not "not a video".
+    script(tmp_path / "ffmpeg", f'exec "{FFMPEG}" "$@"\n')
+    script(tmp_path / "ffprobe",
+           'echo "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55be2ca7d180] error reading header" >&2\n'
+           'for a in "$@"; do last="$a"; done\necho "$last: End of file" >&2\nexit 1\n')
+    with pytest.raises(MediaError) as exc:
+        probe(clips.short, ffmpeg=str(tmp_path / "ffmpeg"))
+    assert exc.value.code == "truncated"
+
+
 def _wrapper(tmp_path: Path, action: str) -> str:
     """An `ffmpeg` that behaves normally, except for the transcode command (the one with
     -var_stream_map), where it runs `action`."""

@@ -385,6 +385,11 @@ def _mp4_box_overruns(path: Path) -> bool:
     return False
 
 
+#: How FFmpeg 5.x and ffprobe say that opening the input hit the end of the file: the input URL
+#: and the error on a line of their own (FFmpeg 7+: "Error opening input: End of file").
+_EOF_OPENING = re.compile(r"^file:.*: End of file\s*$", re.MULTILINE)
+
+
 def classify_failure(run: FFmpegRun, source: Path, *, what: str = "read") -> MediaError | TranscodeError:
     """Turn a failed FFmpeg run on `source` into the error the runner reports."""
     stderr = run.stderr
@@ -434,7 +439,7 @@ def classify_failure(run: FFmpegRun, source: Path, *, what: str = "read") -> Med
             "Export or copy it again and re-upload it.",
             detail=detail,
         )
-    if "error opening input: end of file" in lower:
+    if "error opening input: end of file" in lower or _EOF_OPENING.search(stderr):
         # The demuxer ran out of bytes while still reading the file's header (an MP4 index or a
         # Matroska header cut short).
         return MediaError("truncated", TRUNCATED_MESSAGE, detail=detail)

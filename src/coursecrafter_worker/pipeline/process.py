@@ -72,6 +72,74 @@ def find_ffmpeg() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+#: The oldest FFmpeg the pipeline supports and is tested with (Debian 12's 5.1; CI runs the
+#: pipeline on it and on the imageio-ffmpeg wheel's binary). Older ones lack, among others,
+#: `-fps_mode`, which every transcode command uses.
+MIN_FFMPEG_VERSION = (5, 1)
+
+
+class UnsupportedFFmpeg(RuntimeError):
+    """The FFmpeg found cannot be used: it does not run, is not FFmpeg, or is older than 5.1."""
+
+
+@dataclass(frozen=True)
+class FFmpegVersion:
+    path: str
+    version: str  # as `ffmpeg -version` prints it: "5.1.9-0+deb12u1", "n7.1", "N-113000-gabc"
+    release: tuple[int, ...] | None  # (5, 1, 9); None when the version names no release
+    ffprobe: str | None  # the ffprobe next to it (probe() uses it), or None: the banner parser
+
+    def describe(self) -> str:
+        probe = self.ffprobe or "none (probing through ffmpeg's banner)"
+        return f"FFmpeg {self.version} at {self.path}\nffprobe: {probe}"
+
+
+_VERSION_RE = re.compile(r"^ffmpeg version (\S+)", re.MULTILINE)
+
+
+def parse_ffmpeg_version(text: str) -> tuple[str, tuple[int, ...] | None] | None:
+    """`ffmpeg -version` output -> ("5.1.9-0+deb12u1", (5, 1, 9)); None when it is not FFmpeg's.
+
+    Release builds print "5.1.9-0+deb12u1" or "n7.1-..." (a release tag), git snapshots of the
+    development branch "N-113000-g..." (no release: newer than every release)."""
+    match = _VERSION_RE.search(text)
+    if not match:
+        return None
+    version = match.group(1)
+    numbers = re.match(r"n?(\d+)\.(\d+)(?:\.(\d+))?", version)
+    release = tuple(int(n) for n in numbers.groups() if n is not None) if numbers else None
+    return version, release
+
+
+def check_ffmpeg(ffmpeg: str | None = None, *, timeout: float = 30) -> FFmpegVersion:
+    """The FFmpeg the pipeline will use, its version and ffprobe; raises UnsupportedFFmpeg (with
+    a message for the operator) when it cannot run or is older than MIN_FFMPEG_VERSION."""
+    try:
+        ffmpeg = ffmpeg or find_ffmpeg()
+    except RuntimeError as exc:
+        raise UnsupportedFFmpeg(str(exc)) from exc
+    out: list[str] = []
+    try:
+        # Like every FFmpeg the pipeline runs: its own process group, the memory limit, a timeout.
+        done = run_ffmpeg([ffmpeg, "-version"], timeout=timeout, on_stdout_line=out.append)
+    except TranscodeError as exc:
+        raise UnsupportedFFmpeg(exc.detail or str(exc)) from exc
+    parsed = parse_ffmpeg_version("\n".join(out))
+    if done.timed_out or done.returncode != 0 or parsed is None:
+        raise UnsupportedFFmpeg(f"{ffmpeg} does not look like FFmpeg (`{ffmpeg} -version` exited "
+                                f"{done.returncode} without an 'ffmpeg version' line)")
+    version, release = parsed
+    if release is not None and release[:2] < MIN_FFMPEG_VERSION:
+        minimum = ".".join(map(str, MIN_FFMPEG_VERSION))
+        raise UnsupportedFFmpeg(
+            f"FFmpeg {version} at {ffmpeg} is too old: CourseCrafter needs FFmpeg {minimum} or "
+            f"newer. Install a newer FFmpeg, or point {FFMPEG_ENV} at one (the imageio-ffmpeg "
+            "wheel ships one: python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')."
+        )
+    return FFmpegVersion(path=ffmpeg, version=version, release=release,
+                         ffprobe=find_ffprobe(ffmpeg))
+
+
 def find_ffprobe(ffmpeg: str) -> str | None:
     """An `ffprobe` in the same directory as `ffmpeg` (so the two versions match), if any."""
     ffmpeg_path = Path(ffmpeg)

@@ -301,9 +301,16 @@ def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Renditi
         playlist = master_path.parent / uri
         if not playlist.is_file():
             raise incomplete(f"{uri} not written")
-        segments, ended = parse_media_playlist(playlist.read_text(errors="replace"))
+        text = playlist.read_text(errors="replace")
+        segments, ended = parse_media_playlist(text)
         if not ended or not segments:
             raise incomplete(f"{uri} has no #EXT-X-ENDLIST or no segments")
+        target = re.search(r"^#EXT-X-TARGETDURATION:(\d+)", text, re.MULTILINE)
+        if target is not None and int(target.group(1)) < 1:
+            # Under half a second of media in all (sources under 1 s are padded to 1 s): FFmpeg
+            # 7+ leaves such a variant out of the master playlist, 5.x lists it with
+            # TARGETDURATION:0, which players reject. Either way, not a playable stream.
+            raise incomplete(f"{uri} holds under half a second (TARGETDURATION:0)")
         for _, seg in segments:
             seg_path = playlist.parent / seg
             if not seg_path.is_file() or seg_path.stat().st_size == 0:
@@ -405,7 +412,77 @@ def _fallback_poster(ffmpeg: str, source: Path, info: MediaInfo, top: Rung, work
 
 
 #: FFmpeg's warning when the audio filter graph never received a frame (an empty audio track).
+#: FFmpeg 7+ only: 5.x says nothing, so the output itself is checked too (`_has_audio_packets`).
 _EMPTY_AUDIO = re.compile(r"\[af#\d+:\d+[^\]]*\] No filtered frames for output stream")
+
+_TS_PACKET = 188
+#: MPEG-TS stream types of audio (MPEG audio, AAC ADTS/LATM, AC-3, E-AC-3).
+_TS_AUDIO_TYPES = {0x03, 0x04, 0x0F, 0x11, 0x81, 0x87}
+
+
+def _ts_audio_pids(data: bytes) -> set[int]:
+    """The audio PIDs the first PMT of an MPEG-TS segment declares (FFmpeg writes PAT + PMT first)."""
+    pmt_pids: set[int] = set()
+    for offset in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):
+        packet = data[offset:offset + _TS_PACKET]
+        if packet[0] != 0x47 or not packet[1] & 0x40:  # sync byte, payload unit start
+            continue
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        pos = 4
+        if packet[3] & 0x20:  # adaptation field
+            pos += 1 + packet[4]
+        if pos >= _TS_PACKET:
+            continue
+        pos += 1 + packet[pos]  # pointer field
+        section = packet[pos:]
+        if len(section) < 12:
+            continue
+        length = (section[1] & 0x0F) << 8 | section[2]
+        end = min(len(section), 3 + length - 4)  # without the CRC
+        if pid == 0 and section[0] == 0x00:  # PAT: program number, PMT PID pairs
+            for i in range(8, end - 3, 4):
+                if section[i] << 8 | section[i + 1]:
+                    pmt_pids.add((section[i + 2] & 0x1F) << 8 | section[i + 3])
+        elif pid in pmt_pids and section[0] == 0x02:  # PMT: the elementary streams
+            audio: set[int] = set()
+            i = 12 + ((section[10] & 0x0F) << 8 | section[11])
+            while i + 5 <= end:
+                es_pid = (section[i + 1] & 0x1F) << 8 | section[i + 2]
+                if section[i] in _TS_AUDIO_TYPES:
+                    audio.add(es_pid)
+                i += 5 + ((section[i + 3] & 0x0F) << 8 | section[i + 4])
+            return audio
+    return set()
+
+
+def _has_audio_packets(work: Path, rung: Rung) -> bool:
+    """Whether the rung's segments carry any audio packet (reading stops at the first one).
+
+    True when this cannot be told (no playlist, no PMT): `_verify` judges those outputs."""
+    playlist = work / "hls" / rung.name / "index.m3u8"
+    try:
+        segments, _ = parse_media_playlist(playlist.read_text(errors="replace"))
+    except OSError:
+        return True
+    pids: set[int] | None = None
+    for _, uri in segments:
+        try:
+            data = (playlist.parent / uri).read_bytes()
+        except OSError:
+            return True
+        if pids is None:
+            pids = _ts_audio_pids(data)
+            if not pids:
+                return True
+        for pid in pids:
+            # A packet of that PID starting a PES packet: sync byte, PUSI flag, PID.
+            needle = bytes([0x47, 0x40 | pid >> 8, pid & 0xFF])
+            at = data.find(needle)
+            while at != -1:
+                if at % _TS_PACKET == 0:
+                    return True
+                at = data.find(needle, at + 1)
+    return pids is None
 
 
 def transcode(
@@ -451,7 +528,8 @@ def transcode(
         run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
         if run.timed_out or run.returncode != 0:
             raise classify_failure(run, source, what="transcode")
-        if info.has_video and info.has_audio and _EMPTY_AUDIO.search(run.stderr):
+        if info.has_video and info.has_audio and (
+                _EMPTY_AUDIO.search(run.stderr) or not _has_audio_packets(work, rungs[0])):
             # A declared audio track without a single packet: segments would announce an AAC
             # stream that never comes (players wait for it). Encode again, picture only.
             info = dataclasses.replace(info, has_audio=False, audio_index=None)
