@@ -25,9 +25,13 @@ def sign_in(p: Page, site: Site, username: str) -> None:
     page.get_by_role("button", name="Sign out").wait_for()
 
 
-def no_horizontal_scroll(p: Page) -> bool:
+def too_wide(p: Page) -> list[str]:
+    """Elements that stick out of a narrow viewport (empty when nothing needs sideways scrolling)."""
     return p.page.evaluate(  # type: ignore[no-any-return]
-        "() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+        "() => document.documentElement.scrollWidth <= window.innerWidth + 1 ? [] :"
+        " [...document.querySelectorAll('body *')].filter(e =>"
+        "   e.getBoundingClientRect().right > window.innerWidth + 1)"
+        "   .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))")
 
 
 @pytest.mark.parametrize("engine", ["default", "hlsjs"])
@@ -74,14 +78,16 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
             f" return v.videoHeight === {height}; }}", timeout=WAIT)
     p.shot(f"student-{engine}-4-quality-480p")
 
-    # Keyboard: K pauses, the left arrow seeks back.
-    page.locator("body").press("Escape")
-    page.evaluate("() => document.activeElement.blur()")
+    # Keyboard (focus on the page, not in a control): K pauses, the left arrow seeks 5 s back.
+    page.evaluate("() => { document.activeElement.blur(); const v = document.querySelector('video');"
+                  " v.currentTime = 6; v.play(); }")
+    page.wait_for_function("() => { const v = document.querySelector('video');"
+                           " return !v.paused && !v.seeking && v.currentTime >= 6; }", timeout=WAIT)
     page.keyboard.press("k")
     page.wait_for_function("() => document.querySelector('video').paused", timeout=WAIT)
     before = page.evaluate("() => document.querySelector('video').currentTime")
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"() => document.querySelector('video').currentTime < {before} - 2",
+    page.wait_for_function(f"() => document.querySelector('video').currentTime < {before} - 4",
                            timeout=WAIT)
 
     # The position is remembered per lecture: a reload starts where the student left off.
@@ -159,7 +165,6 @@ def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) 
         "() => [...document.querySelectorAll('.lecture')].some(li =>"
         " li.textContent.includes('Uploaded from the browser') && li.textContent.includes('Ready'))",
         timeout=240_000)
-    assert "about" not in page.locator(".upload-stats").inner_text() or True
     p.shot("instructor-3-ready")
     row.get_by_role("link", name="Uploaded from the browser").click()
     page.wait_for_function("() => document.querySelector('video').currentTime > 1", timeout=WAIT)
@@ -168,20 +173,20 @@ def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) 
     # Phone width: the course page fits without sideways scrolling.
     phone = new_page(375, 740)
     sign_in(phone, site, "ada")
-    assert no_horizontal_scroll(phone)
     phone.shot("phone-1-courses")
+    assert too_wide(phone) == []
     phone.page.get_by_role("link", name="Browser-made course").click()
     phone.page.get_by_role("heading", name="Browser-made course").wait_for()
     phone.page.wait_for_function(
         "() => { const i = document.querySelector('.lecture img.poster');"
         " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
-    assert no_horizontal_scroll(phone)
     phone.shot("phone-2-course")
+    assert too_wide(phone) == []
     phone.page.get_by_role("link", name="Uploaded from the browser").click()
     phone.page.wait_for_function("() => document.querySelector('video').readyState > 0",
                                  timeout=WAIT)
-    assert no_horizontal_scroll(phone)
     phone.shot("phone-3-watch")
+    assert too_wide(phone) == []
     assert p.csp_violations() == [] and phone.csp_violations() == []
     assert p.errors == [] and phone.errors == []
 
