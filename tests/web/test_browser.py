@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -211,3 +212,56 @@ def test_hostile_titles_are_shown_as_text_and_run_nothing(site: Site, new_page) 
     assert page.locator("main script").count() == 0
     assert p.dialogs == [] and p.errors == []
     assert p.csp_violations() == []
+
+
+def test_interrupted_upload_resumes_after_reload_and_a_failed_video_can_be_retried_and_deleted(
+        site: Site, new_page, tmp_path) -> None:
+    """Two parts (8 MiB each at most); storage refuses part 2 the first time. After a reload, the
+    same file chosen again sends only part 2. The bytes are not a video: it fails, with Retry."""
+    from livesupport import MIB, make_file
+
+    source = make_file(tmp_path / "not-a-lecture.mp4", 9 * MIB, seed=7)
+    ada = site.client("ada")
+    course = ada.post("/courses", json={"title": "Resume course"}).json()
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "ada")
+    page.goto(f"{site.url}/courses/{course['id']}")
+    page.get_by_role("heading", name="Resume course").wait_for()
+
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    refuse = re.compile(r"/blobs/.*[?&]partNumber=2(&|$)")
+    page.route(refuse, lambda route: route.fulfill(
+        status=400, content_type="application/json",
+        body='{"error": {"code": "injected", "message": "injected refusal"}}'))
+    page.get_by_label("Recording (video or audio file)").set_input_files(str(source))
+    page.get_by_label("Title (optional)").fill("Resumed upload")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_role("alert").filter(has_text="Upload stopped").wait_for(timeout=WAIT)
+    p.shot("resume-1-interrupted")
+    assert any("partNumber=1" in u for u in puts)
+    page.unroute(refuse)
+
+    page.reload()
+    page.get_by_role("heading", name="Resume course").wait_for()
+    puts.clear()
+    page.get_by_label("Recording (video or audio file)").set_input_files(str(source))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_text("Resuming the upload: 1 part was already stored.").wait_for(timeout=WAIT)
+    row = page.locator(".lecture", has_text="Resumed upload")
+    row.locator(".status-failed").wait_for(timeout=240_000)
+    assert [u for u in puts if "/blobs/" in u and "partNumber=1" in u] == []
+    assert any("partNumber=2" in u for u in puts)
+    assert page.locator(".lecture", has_text="Resumed upload").count() == 1
+    p.shot("resume-2-failed")
+
+    row.get_by_role("button", name="Retry").click()
+    row.get_by_role("button", name="Retry").wait_for(state="detached", timeout=WAIT)  # queued
+    row.locator(".status-failed").wait_for(timeout=240_000)  # the same bytes fail again
+    page.evaluate("() => { window.confirm = () => true; }")
+    row.get_by_role("button", name="Delete Resumed upload").click()
+    row.wait_for(state="detached", timeout=WAIT)
+    p.shot("resume-3-deleted")
+    assert ada.get("/videos", params={"course_id": course["id"]}).json() == []
+    assert p.csp_violations() == [] and p.errors == [] and p.dialogs == []

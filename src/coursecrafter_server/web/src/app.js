@@ -176,7 +176,8 @@ function uploadForm(course, lectures) {
   const fileInput = h("input", { id: "upload-file", type: "file", accept: "video/*,audio/*", required: true });
   const title = h("input", { id: "upload-title", maxlength: "200" });
   const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
-  const stats = h("p", { class: "upload-stats", "aria-live": "polite" });
+  const stats = h("p", { class: "upload-stats" });
+  const note = h("p", { class: "upload-note" });
   const error = errorBox();
   const button = h("button", { type: "submit" }, "Upload");
   const form = h("form", { class: "card upload", "aria-labelledby": "upload-heading" },
@@ -184,7 +185,7 @@ function uploadForm(course, lectures) {
     h("label", { for: "upload-file" }, "Recording (video or audio file)"), fileInput,
     h("label", { for: "upload-title" }, "Title (optional)"), title,
     h("p", { class: "muted small" }, "If an upload is interrupted, choose the same file again to resume it."),
-    button, progress, stats, error);
+    button, progress, note, stats, error);
   const controller = new AbortController();
   onLeave(() => controller.abort());
   form.addEventListener("submit", async (event) => {
@@ -192,6 +193,7 @@ function uploadForm(course, lectures) {
     const file = fileInput.files[0];
     if (!file) return;
     error.textContent = "";
+    note.textContent = "";
     button.disabled = true;
     progress.hidden = false;
     let lastAnnounced = -1;
@@ -199,7 +201,10 @@ function uploadForm(course, lectures) {
       const video = await uploadFile({
         file, courseId: course.id, title: title.value.trim() || undefined, signal: controller.signal,
         onStart: ({ resumed, partsDone }) => {
-          if (resumed) announce(`Resuming the upload: ${partsDone} parts were already stored`);
+          if (!resumed) return;
+          const text = `Resuming the upload: ${partsDone} ${partsDone === 1 ? "part was" : "parts were"} already stored.`;
+          note.textContent = text;
+          announce(text);
         },
         onProgress: ({ done, total, speed, eta }) => {
           const pct = total ? Math.floor((done * 100) / total) : 100;
@@ -207,16 +212,18 @@ function uploadForm(course, lectures) {
           const left = Number.isFinite(eta) ? `, about ${duration(Math.ceil(eta))} left` : "";
           stats.textContent = `${bytes(done)} of ${bytes(total)} (${pct}%)` +
             (speed > 0 ? ` at ${bytes(speed)}/s${left}` : "");
-          if (pct >= lastAnnounced + 25) { lastAnnounced = pct; }
+          if (pct >= lastAnnounced + 25) { lastAnnounced = pct; announce(`Upload ${pct}%`); }
         },
       });
+      note.textContent = "";
       stats.textContent = `Uploaded ${file.name}; processing starts now.`;
       announce(`Uploaded ${video.title}`);
+      lectures.querySelector(`[data-video-id="${CSS.escape(video.id)}"]`)?.remove(); // its "waiting" row
       lectures.prepend(lectureRow(video, { instructor: true }));
       form.reset();
       progress.hidden = true;
     } catch (e) {
-      if (e.name !== "AbortError") error.textContent = `Upload stopped: ${message(e)} Choose the same file again to resume.`;
+      if (e.name !== "AbortError") error.textContent = `Upload stopped: ${message(e).replace(/\.?$/, ".")} Choose the same file again to resume.`;
     } finally {
       button.disabled = false;
     }
@@ -269,8 +276,8 @@ async function coursePage(courseId) {
     show();
     parts.push(h("div", { class: "publish" }, state, " ", toggle));
   }
-  parts.push(h("h2", {}, "Lectures"),
-    videos.some((v) => v.kind === "video") || instructor ? lectures : h("p", { class: "muted" }, "No lectures yet."));
+  // The note shows only while the list is empty (CSS), so it stays right as lectures come and go.
+  parts.push(h("h2", {}, "Lectures"), lectures, h("p", { class: "muted no-lectures" }, "No lectures yet."));
   if (instructor) parts.push(uploadForm(course, lectures));
   if (attachments.childElementCount) parts.push(h("h2", {}, "Attachments"), attachments);
   replace(main, parts);

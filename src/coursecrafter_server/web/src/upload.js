@@ -172,7 +172,10 @@ export async function uploadFile({ file, courseId, title, onStart, onProgress, s
       throw error;
     }
   });
-  await Promise.all(lanes);
+  // Every lane ends (the parts in flight land in storage) before a failure is reported, so a
+  // resume finds them there.
+  const failure = (await Promise.allSettled(lanes)).find((r) => r.status === "rejected");
+  if (failure) throw failure.reason;
 
   const parts = [...etags.entries()].sort((a, b) => a[0] - b[0])
     .map(([part_number, etag]) => ({ part_number, etag }));
