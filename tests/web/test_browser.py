@@ -65,7 +65,7 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     used = page.locator("#player-engine").get_attribute("data-engine")
     assert used == ("hlsjs" if engine == "hlsjs" else used)
 
-    page.wait_for_function("() => document.querySelector('video').currentTime > 5", timeout=WAIT)
+    page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 5", timeout=WAIT)
     p.shot(f"student-{engine}-3-playing")
 
     quality = page.get_by_label("Quality")
@@ -168,7 +168,7 @@ def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) 
         timeout=240_000)
     p.shot("instructor-3-ready")
     row.get_by_role("link", name="Uploaded from the browser").click()
-    page.wait_for_function("() => document.querySelector('video').currentTime > 1", timeout=WAIT)
+    page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 1", timeout=WAIT)
     p.shot("instructor-4-watch")
 
     # Phone width: the course page fits without sideways scrolling.
@@ -184,7 +184,7 @@ def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) 
     phone.shot("phone-2-course")
     assert too_wide(phone) == []
     phone.page.get_by_role("link", name="Uploaded from the browser").click()
-    phone.page.wait_for_function("() => document.querySelector('video').readyState > 0",
+    phone.page.wait_for_function("() => (document.querySelector('video') || {}).readyState > 0",
                                  timeout=WAIT)
     phone.shot("phone-3-watch")
     assert too_wide(phone) == []
