@@ -20,6 +20,8 @@ WAIT = 120_000  # ms: conditions on a busy 2-core machine get generous time
 def sign_in(p: Page, site: Site, username: str) -> None:
     page = p.page
     page.goto(site.url + "/")
+    page.get_by_label("Username").wait_for()
+    p.shot(f"signin-{username}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -40,7 +42,9 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
         site: Site, new_page, engine: str) -> None:
     p = new_page()
     page = p.page
-    sign_in(p, site, "sam")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/session")) as signed:
+        sign_in(p, site, "sam")
+    access_token = signed.value.json()["access_token"]
     page.get_by_role("heading", name="Courses", exact=True).wait_for()
     p.shot(f"student-{engine}-1-courses")
     page.get_by_role("link", name="Signals and Systems").click()
@@ -101,6 +105,10 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
 
     assert p.csp_violations() == []
     assert p.dialogs == [] and p.errors == []
+    # Tokens stay out of storage a script could read later; the refresh cookie is HttpOnly.
+    stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert access_token not in stored and "refresh" not in stored
+    assert page.evaluate("() => document.cookie") == ""
 
 
 def test_first_frame_time_and_javascript_bytes(site: Site, new_page) -> None:
@@ -212,6 +220,15 @@ def test_hostile_titles_are_shown_as_text_and_run_nothing(site: Site, new_page) 
     assert page.locator("main script").count() == 0
     assert p.dialogs == [] and p.errors == []
     assert p.csp_violations() == []
+
+    # Signing out ends the session for good: a reload does not bring it back.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.reload()
+    page.get_by_role("button", name="Sign in").wait_for()
+    p.shot("hostile-3-signed-out")
+    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.includes('session'))") == []
+    assert "refresh" not in json.dumps(page.evaluate("() => ({...localStorage})")).lower()
 
 
 def test_interrupted_upload_resumes_after_reload_and_a_failed_video_can_be_retried_and_deleted(
