@@ -282,3 +282,45 @@ def test_interrupted_upload_resumes_after_reload_and_a_failed_video_can_be_retri
     p.shot("resume-3-deleted")
     assert ada.get("/videos", params={"course_id": course["id"]}).json() == []
     assert p.csp_violations() == [] and p.errors == [] and p.dialogs == []
+
+
+def tab_to(p: Page, text: str, limit: int = 25) -> None:
+    """Press Tab until the focused element's text is `text` (a keyboard user's way there)."""
+    for _ in range(limit):
+        p.page.keyboard.press("Tab")
+        if p.page.evaluate("() => document.activeElement.textContent.trim()") == text:
+            return
+    raise AssertionError(f"{text!r} cannot be reached with Tab")
+
+
+def test_keyboard_only_sign_in_and_navigation(site: Site, new_page) -> None:
+    p = new_page()
+    page = p.page
+    page.goto(site.url + "/")
+    page.get_by_label("Username").wait_for()
+    # The username field has focus on arrival; Enter submits.
+    assert page.evaluate("() => document.activeElement.id") == "username"
+    page.keyboard.type("sam")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Courses", exact=True).wait_for()
+    # After a navigation the page heading has focus (screen readers announce the new page).
+    page.wait_for_function("() => document.activeElement.id === 'page-heading'")
+    tab_to(p, "Signals and Systems")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Signals and Systems").wait_for()
+    page.wait_for_function("() => document.activeElement.id === 'page-heading'")
+    p.shot("keyboard-1-course")
+    tab_to(p, "Lecture 1: Sampling")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Lecture 1: Sampling").wait_for()
+    page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 1",
+                           timeout=WAIT)
+    page.wait_for_function("() => document.activeElement.id === 'page-heading'")
+    page.keyboard.press("k")
+    page.wait_for_function("() => document.querySelector('video').paused")
+    page.keyboard.press("m")
+    page.wait_for_function("() => document.querySelector('video').muted")
+    p.shot("keyboard-2-watch-paused")
+    assert p.errors == [] and p.csp_violations() == []
