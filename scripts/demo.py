@@ -3,7 +3,8 @@
 Starts `coursecrafter-server` on a free loopback port with its data in .demo/, generates a short
 lecture-like clip with FFmpeg, then drives the real `coursecrafter` command: register and log in a
 demo instructor, create a course, upload the clip and wait until it is playable, print the
-playback URL, and read the master playlist back through it.
+playback URL, read the master playlist back through it, and end with the watch page's URL. Run in a
+terminal, it keeps the server up (for the browser) until Ctrl-C; without one it exits.
 """
 
 from __future__ import annotations
@@ -117,10 +118,21 @@ def main() -> None:
         master.raise_for_status()
         print("demo: master playlist:\n" + master.text, flush=True)
         cli(env, "logout")
-        print("demo: done", flush=True)
+        watch = f"{url}/watch/{video['id']}"
+        if sys.stdin.isatty():
+            print("demo: the server keeps running for the browser; Ctrl-C stops it", flush=True)
+            print(f"demo: watch page (sign in as demo / {PASSWORD}): {watch}", flush=True)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                print("\ndemo: stopping", flush=True)
+        else:
+            print("demo: done", flush=True)
+            print(f"demo: watch page (sign in as demo / {PASSWORD}): {watch}", flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from coursecrafter_server.api.routes import (
     health,
     internal,
     playback,
+    session,
     uploads,
     videos,
 )
@@ -28,6 +29,7 @@ from coursecrafter_server.settings import Settings, get_settings
 from coursecrafter_worker.storage.local import LocalStorage
 from coursecrafter_server.api.blobs import blob_router
 from coursecrafter_server.sweeper import Sweeper
+from coursecrafter_server.web import web_router
 
 API_PREFIX = "/api/v1"
 
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(session.router, prefix=API_PREFIX)  # the browser app's cookie sign-in
     app.include_router(courses.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)
     app.include_router(videos.router, prefix=API_PREFIX)
@@ -99,4 +102,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if isinstance(container.storage, LocalStorage):
         # Embedded mode: the API serves the local adapter's pre-signed part and download URLs.
         app.include_router(blob_router(lambda: container.storage))
+    app.include_router(web_router(settings))  # the browser app: /, /courses/{id}, /watch/{id}
     return app

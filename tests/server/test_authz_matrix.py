@@ -76,6 +76,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/auth/refresh"): everyone(200),
     ("POST", "/api/v1/auth/logout"): everyone(204),
     ("GET", "/api/v1/auth/me"): signed_in(200),
+    # The browser app's cookie session: the cookie (or a password) is the credential, not a bearer
+    # token. Called here without the cookie: refresh is 401 for anyone, sign-out always 204.
+    ("POST", "/api/v1/session"): everyone(200),
+    ("POST", "/api/v1/session/refresh"): everyone(401),
+    ("DELETE", "/api/v1/session"): everyone(204),
     # Courses.
     ("GET", "/api/v1/courses"): signed_in(200),  # students: the published ones
     ("POST", "/api/v1/courses"): instructors(201),
@@ -286,6 +291,10 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/v1/auth/login"): lambda c: {"json": {
         "username": f"mx-{c.caller if c.tokens else 'owner'}", "password": PASSWORD}},
     ("POST", "/api/v1/auth/refresh"): lambda c: {"json": {"refresh_token": c.refresh_token}},
+    ("POST", "/api/v1/session"): lambda c: {"headers": {"X-CourseCrafter-CSRF": "1"}, "json": {
+        "username": f"mx-{c.caller if c.tokens else 'owner'}", "password": PASSWORD}},
+    ("POST", "/api/v1/session/refresh"): lambda c: {"headers": {"X-CourseCrafter-CSRF": "1"}},
+    ("DELETE", "/api/v1/session"): lambda c: {"headers": {"X-CourseCrafter-CSRF": "1"}},
     ("POST", "/api/v1/auth/logout"): lambda c: {"json": {"refresh_token": c.refresh_token}},
     ("POST", "/api/v1/courses"): lambda c: {"json": {"title": "Another course"}},
     ("PATCH", "/api/v1/courses/{course_id}"): lambda c: {"json": {"title": "Renamed"}},

@@ -1,0 +1,132 @@
+// The API client of the page. The access token lives in this module's memory only; the refresh
+// token is an HttpOnly cookie on /api/v1/session that JavaScript never sees. A flag (not a token)
+// in localStorage only says "a session cookie probably exists", to skip a useless refresh call.
+
+const CSRF = { "X-CourseCrafter-CSRF": "1" };
+const HINT = "coursecrafter.session";
+
+let access = null;
+let currentUser = null;
+let refreshing = null;
+let refreshTimer = null;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || `request failed (${status})`);
+    this.status = status;
+    this.code = code || "error";
+  }
+}
+
+async function parse(response) {
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    throw new ApiError(response.status, error.code, error.message || response.statusText);
+  }
+  return data;
+}
+
+async function sessionCall(method, suffix, body) {
+  const headers = { ...CSRF };
+  if (body) headers["Content-Type"] = "application/json";
+  if (method === "DELETE" && access) headers.Authorization = `Bearer ${access}`;
+  const response = await fetch(`/api/v1/session${suffix}`, {
+    method, headers, body: body ? JSON.stringify(body) : undefined,
+    credentials: "same-origin", cache: "no-store",
+  });
+  return parse(response);
+}
+
+function adopt(session) {
+  access = session.access_token;
+  currentUser = session.user;
+  try { localStorage.setItem(HINT, "1"); } catch { /* private mode: fine */ }
+  clearTimeout(refreshTimer);
+  // Refresh a minute before the access token expires (at least 10 s from now).
+  const delay = Math.max(10, session.expires_in - 60) * 1000;
+  refreshTimer = setTimeout(() => { refresh().catch(() => signedOut()); }, delay);
+  return currentUser;
+}
+
+function signedOut() {
+  access = null;
+  currentUser = null;
+  clearTimeout(refreshTimer);
+  try { localStorage.removeItem(HINT); } catch { /* fine */ }
+  window.dispatchEvent(new Event("coursecrafter:signed-out"));
+}
+
+// One refresh at a time across tabs too (Web Locks): each refresh rotates the cookie, and two
+// tabs presenting the same cookie at once would look like token reuse and end the session.
+function withLock(task) {
+  if (navigator.locks && navigator.locks.request) {
+    return navigator.locks.request("coursecrafter-session-refresh", task);
+  }
+  return task();
+}
+
+export function refresh() {
+  if (!refreshing) {
+    refreshing = withLock(() => sessionCall("POST", "/refresh"))
+      .then(adopt)
+      .finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
+export function user() {
+  return currentUser;
+}
+
+export async function restore() {
+  let hinted = false;
+  try { hinted = localStorage.getItem(HINT) === "1"; } catch { /* fine */ }
+  if (!hinted) return null;
+  try {
+    return await refresh();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      signedOut();
+      return null;
+    }
+    throw error;
+  }
+}
+
+export async function signIn(username, password) {
+  return adopt(await sessionCall("POST", "", { username, password }));
+}
+
+export async function signOut() {
+  try {
+    await sessionCall("DELETE", "");
+  } finally {
+    signedOut();
+  }
+}
+
+// Calls /api/v1{path} with the access token; after a 401, refreshes once and tries again.
+export async function api(method, path, body) {
+  const call = () => {
+    const headers = {};
+    if (access) headers.Authorization = `Bearer ${access}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(`/api/v1${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit", cache: "no-store",
+    });
+  };
+  let response = await call();
+  if (response.status === 401 && currentUser) {
+    try {
+      await refresh();
+    } catch {
+      signedOut();
+      throw new ApiError(401, "not_authenticated", "your session has ended; sign in again");
+    }
+    response = await call();
+  }
+  return parse(response);
+}

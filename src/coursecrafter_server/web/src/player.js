@@ -1,0 +1,244 @@
+// The watch page's player: the browser's own HLS where it has it, hls.js (a separate chunk,
+// loaded only then) otherwise. A quality menu, keyboard control, the position remembered per
+// lecture, and a fresh playback URL when the old one has expired (403 during playback).
+
+import { api } from "./api.js";
+import { announce, duration, h } from "./dom.js";
+
+const POSITION = "coursecrafter.position.";
+const KEYS_HELP = "Keys: Space or K play/pause, ← → seek 5 s, J L seek 10 s, ↑ ↓ volume, M mute, F full screen.";
+
+function savedPosition(videoId) {
+  try {
+    const value = Number(localStorage.getItem(POSITION + videoId));
+    return Number.isFinite(value) && value > 0 ? value : 0;
+  } catch { return 0; }
+}
+
+function savePosition(videoId, time, total) {
+  try {
+    if (!Number.isFinite(time) || time < 1 || (total && time > total - 5)) {
+      localStorage.removeItem(POSITION + videoId); // finished (or barely started): start over
+    } else {
+      localStorage.setItem(POSITION + videoId, String(Math.floor(time * 10) / 10));
+    }
+  } catch { /* fine */ }
+}
+
+// The rungs of a master playlist: [{height, bandwidth, url}], highest first.
+async function variants(masterUrl) {
+  const response = await fetch(masterUrl, { credentials: "omit" });
+  if (!response.ok) throw new Error(`playlist: ${response.status}`);
+  const lines = (await response.text()).split(/\r?\n/);
+  const found = [];
+  for (let i = 0; i < lines.length; i += 1) {
+    if (!lines[i].startsWith("#EXT-X-STREAM-INF:")) continue;
+    const resolution = /RESOLUTION=(\d+)x(\d+)/.exec(lines[i]);
+    const bandwidth = /BANDWIDTH=(\d+)/.exec(lines[i]);
+    const uri = lines.slice(i + 1).find((l) => l.trim() && !l.startsWith("#"));
+    if (!uri) continue;
+    found.push({
+      height: resolution ? Number(resolution[2]) : 0,
+      bandwidth: bandwidth ? Number(bandwidth[1]) : 0,
+      url: new URL(uri.trim(), masterUrl).href,
+    });
+  }
+  return found.sort((a, b) => b.height - a.height || b.bandwidth - a.bandwidth);
+}
+
+function nativeHls(videoEl) {
+  const forced = new URLSearchParams(location.search).get("player");
+  if (forced === "hlsjs") return false;
+  if (forced === "native") return true;
+  return videoEl.canPlayType("application/vnd.apple.mpegurl") !== "";
+}
+
+export function mountPlayer(container, initialVideo) {
+  let video = initialVideo;
+  let hls = null;
+  let destroyed = false;
+  let rungs = [];
+  let choice = "auto"; // "auto" or a height
+  let reloads = 0;
+  let lastSaved = 0;
+
+  const el = h("video", {
+    controls: true, playsinline: true, preload: "metadata", class: "player-video",
+    poster: video.poster_url || undefined, "aria-label": `Lecture video: ${video.title}`,
+    "aria-describedby": "player-keys",
+  });
+  const quality = h("select", { id: "quality", "aria-label": "Quality" },
+    h("option", { value: "auto" }, "Auto"));
+  const engine = h("span", { class: "muted small", id: "player-engine" });
+  const figure = h("figure", { class: "player" },
+    h("div", { class: "player-frame" }, el),
+    h("figcaption", { class: "player-bar" },
+      h("label", { for: "quality" }, "Quality "), quality, " ", engine),
+    h("p", { id: "player-keys", class: "muted small" }, KEYS_HELP));
+  container.append(figure);
+
+  const useNative = nativeHls(el);
+  engine.textContent = useNative ? "(browser HLS)" : "(hls.js)";
+  engine.dataset.engine = useNative ? "native" : "hlsjs";
+
+  // First frame on screen: a performance mark (the browser tests read it).
+  const markFirstFrame = () => {
+    if (performance.getEntriesByName("coursecrafter:first-frame").length === 0) {
+      performance.mark("coursecrafter:first-frame");
+    }
+  };
+  if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(markFirstFrame);
+  else el.addEventListener("playing", markFirstFrame, { once: true });
+
+  function fillMenu() {
+    const current = quality.value;
+    quality.replaceChildren(h("option", { value: "auto" }, "Auto"),
+      ...rungs.map((r) => h("option", { value: String(r.height) }, `${r.height}p`)));
+    quality.value = rungs.some((r) => String(r.height) === current) ? current : "auto";
+  }
+
+  async function load(startAt, resume) {
+    if (destroyed) return;
+    if (useNative) {
+      try { rungs = await variants(video.playback_url); } catch { rungs = []; }
+      fillMenu();
+      const rung = rungs.find((r) => String(r.height) === String(choice));
+      el.src = rung ? rung.url : video.playback_url;
+      el.addEventListener("loadedmetadata", () => {
+        if (startAt > 0) el.currentTime = startAt;
+        if (resume) el.play().catch(() => {});
+      }, { once: true });
+      return;
+    }
+    const { default: Hls } = await import("hls.js/light");
+    if (destroyed) return;
+    if (!Hls.isSupported()) {
+      engine.textContent = "(this browser cannot play HLS)";
+      return;
+    }
+    if (hls) hls.destroy();
+    hls = new Hls({ startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false });
+    hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      rungs = data.levels.map((level, index) => ({ height: level.height, bandwidth: level.bitrate, index }))
+        .sort((a, b) => b.height - a.height);
+      fillMenu();
+      const rung = rungs.find((r) => String(r.height) === String(choice));
+      if (rung) hls.currentLevel = rung.index;
+      if (resume) el.play().catch(() => {});
+    });
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      const status = data.response && data.response.code;
+      if (status === 403 || (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR)) {
+        renew();
+      } else if (data.fatal && data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+      } else if (data.fatal) {
+        announce("Playback failed.");
+      }
+    });
+    hls.loadSource(video.playback_url);
+    hls.attachMedia(el);
+  }
+
+  // The playback URL expired (or storage refused a segment): fetch the video again for fresh
+  // URLs and carry on from the same position.
+  let renewing = false;
+  async function renew() {
+    if (renewing || destroyed || reloads >= 5) return;
+    renewing = true;
+    reloads += 1;
+    const at = el.currentTime;
+    const wasPlaying = !el.paused;
+    try {
+      video = await api("GET", `/videos/${encodeURIComponent(video.id)}`);
+      if (video.poster_url) el.poster = video.poster_url;
+      await load(at, wasPlaying);
+    } catch {
+      announce("Playback stopped: the lecture could not be reloaded.");
+    } finally {
+      renewing = false;
+    }
+  }
+
+  quality.addEventListener("change", () => {
+    choice = quality.value;
+    const rung = rungs.find((r) => String(r.height) === choice);
+    if (hls) {
+      hls.currentLevel = rung ? rung.index : -1; // -1: automatic
+      hls.loadLevel = rung ? rung.index : -1;
+    } else if (useNative) {
+      const at = el.currentTime;
+      const wasPlaying = !el.paused;
+      el.src = rung ? rung.url : video.playback_url;
+      el.addEventListener("loadedmetadata", () => {
+        el.currentTime = at;
+        if (wasPlaying) el.play().catch(() => {});
+      }, { once: true });
+    }
+    announce(rung ? `Quality ${rung.height}p` : "Quality automatic");
+  });
+
+  el.addEventListener("error", () => {
+    if (useNative) renew(); // the browser's HLS does not say why; an expired URL is the likely cause
+  });
+  el.addEventListener("timeupdate", () => {
+    const now = performance.now();
+    if (now - lastSaved > 2000) {
+      lastSaved = now;
+      savePosition(video.id, el.currentTime, el.duration || video.duration);
+    }
+  });
+  const saveNow = () => savePosition(video.id, el.currentTime, el.duration || video.duration);
+  el.addEventListener("pause", saveNow);
+  el.addEventListener("ended", () => savePosition(video.id, 0, 0));
+  window.addEventListener("pagehide", saveNow);
+
+  function onKey(event) {
+    if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+    const target = event.target;
+    if (target instanceof HTMLElement && target !== el &&
+        (target.closest("input, select, textarea, button, a") || target.isContentEditable)) return;
+    const seek = (delta) => {
+      el.currentTime = Math.max(0, Math.min(el.duration || Infinity, el.currentTime + delta));
+      announce(`${duration(el.currentTime)}`);
+    };
+    switch (event.key) {
+      case " ": case "k": case "K": if (el.paused) el.play().catch(() => {}); else el.pause(); break;
+      case "ArrowLeft": seek(-5); break;
+      case "ArrowRight": seek(5); break;
+      case "j": case "J": seek(-10); break;
+      case "l": case "L": seek(10); break;
+      case "ArrowUp": el.volume = Math.min(1, el.volume + 0.1); announce(`Volume ${Math.round(el.volume * 100)}%`); break;
+      case "ArrowDown": el.volume = Math.max(0, el.volume - 0.1); announce(`Volume ${Math.round(el.volume * 100)}%`); break;
+      case "m": case "M": el.muted = !el.muted; announce(el.muted ? "Muted" : "Sound on"); break;
+      case "f": case "F":
+        if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+        else figure.requestFullscreen?.().catch(() => {});
+        break;
+      case "Home": el.currentTime = 0; break;
+      case "End": if (el.duration) el.currentTime = el.duration; break;
+      default: return;
+    }
+    event.preventDefault();
+  }
+  document.addEventListener("keydown", onKey);
+
+  const start = savedPosition(video.id);
+  const total = video.duration || Infinity;
+  const startAt = start && start < total - 5 ? start : 0;
+  if (startAt) announce(`Resuming at ${duration(startAt)}`);
+  load(startAt, true);
+
+  return {
+    element: el,
+    destroy() {
+      destroyed = true;
+      saveNow();
+      document.removeEventListener("keydown", onKey);
+      window.removeEventListener("pagehide", saveNow);
+      if (hls) hls.destroy();
+      el.removeAttribute("src");
+      el.load();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+"""The browser app's cookie session (/api/v1/session) and the pages' HTTP answers, in-process."""
+
+from __future__ import annotations
+
+from coursecrafter_server.domain import Role
+
+PASSWORD = "correct horse battery"
+CSRF = {"X-CourseCrafter-CSRF": "1"}
+
+
+def _user(api, name: str = "ada", role: Role = Role.INSTRUCTOR) -> None:
+    api.app.state.container.auth.register(name, f"{name}@example.edu", PASSWORD, role)
+
+
+def _sign_in(api, name: str = "ada"):
+    return api.post("/api/v1/session", json={"username": name, "password": PASSWORD},
+                    headers=CSRF)
+
+
+def test_sign_in_sets_an_httponly_strict_cookie_and_returns_only_the_access_token(api) -> None:
+    _user(api)
+    response = _sign_in(api)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert body["user"]["username"] == "ada" and body["user"]["role"] == "instructor"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("coursecrafter_refresh=")
+    for attribute in ("HttpOnly", "Path=/api/v1/session", "SameSite=strict"):
+        assert attribute.lower() in cookie.lower(), cookie
+    assert "secure" not in cookie.lower()  # plain http on loopback: a Secure cookie would be lost
+    assert response.headers["cache-control"] == "no-store"
+    me = api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+
+
+def test_cookie_is_secure_when_served_over_https(api) -> None:
+    _user(api)
+    response = api.post("https://testserver/api/v1/session", headers=CSRF,
+                        json={"username": "ada", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    assert "secure" in response.headers["set-cookie"].lower()
+
+
+def test_refresh_rotates_the_cookie_and_a_replayed_one_ends_the_session(api) -> None:
+    _user(api)
+    _sign_in(api)
+    first = api.cookies.get("coursecrafter_refresh", path="/api/v1/session")
+    refreshed = api.post("/api/v1/session/refresh", headers=CSRF)
+    assert refreshed.status_code == 200, refreshed.text
+    second = api.cookies.get("coursecrafter_refresh", path="/api/v1/session")
+    assert second and second != first
+    # The old cookie again (stolen, replayed): reuse detection revokes the whole family.
+    api.cookies.clear()
+    api.cookies.set("coursecrafter_refresh", first, path="/api/v1/session")
+    assert api.post("/api/v1/session/refresh", headers=CSRF).status_code == 401
+    api.cookies.clear()
+    api.cookies.set("coursecrafter_refresh", second, path="/api/v1/session")
+    assert api.post("/api/v1/session/refresh", headers=CSRF).status_code == 401
+
+
+def test_refresh_without_a_cookie_is_401(api) -> None:
+    response = api.post("/api/v1/session/refresh", headers=CSRF)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
+def test_sign_out_revokes_the_family_and_the_access_token_and_clears_the_cookie(api) -> None:
+    _user(api)
+    access = _sign_in(api).json()["access_token"]
+    cookie = api.cookies.get("coursecrafter_refresh", path="/api/v1/session")
+    bearer = {"Authorization": f"Bearer {access}"}
+    out = api.delete("/api/v1/session", headers={**CSRF, **bearer})
+    assert out.status_code == 204
+    assert "coursecrafter_refresh=" in out.headers["set-cookie"]
+    assert "max-age=0" in out.headers["set-cookie"].lower()
+    assert api.get("/api/v1/auth/me", headers=bearer).status_code == 401
+    api.cookies.set("coursecrafter_refresh", cookie, path="/api/v1/session")
+    assert api.post("/api/v1/session/refresh", headers=CSRF).status_code == 401
+
+
+def test_csrf_header_is_required_and_other_origins_are_refused(api) -> None:
+    _user(api)
+    credentials = {"username": "ada", "password": PASSWORD}
+    missing = api.post("/api/v1/session", json=credentials)
+    assert missing.status_code == 403 and missing.json()["error"]["code"] == "csrf_failed"
+    assert api.post("/api/v1/session/refresh").status_code == 403
+    assert api.delete("/api/v1/session").status_code == 403
+    evil = api.post("/api/v1/session", json=credentials,
+                    headers={**CSRF, "Origin": "https://evil.example"})
+    assert evil.status_code == 403 and evil.json()["error"]["code"] == "csrf_failed"
+    cross = api.post("/api/v1/session", json=credentials,
+                     headers={**CSRF, "Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    same = api.post("/api/v1/session", json=credentials,
+                    headers={**CSRF, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200, same.text
+    public = api.post("/api/v1/session", json=credentials,
+                      headers={**CSRF, "Origin": "http://127.0.0.1:8000"})
+    assert public.status_code == 200, public.text
+
+
+def test_sign_in_is_rate_limited_like_login(app_factory) -> None:
+    api = app_factory(login_rate_limit_account="2/minute")
+    _user(api)
+    for _ in range(2):
+        assert api.post("/api/v1/session", json={"username": "ada", "password": "wrong one"},
+                        headers=CSRF).status_code == 401
+    limited = _sign_in(api)
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+
+
+def test_pages_carry_a_strict_csp_or_say_how_to_build(api) -> None:
+    from coursecrafter_server import web
+
+    for path in ("/", "/courses/abc", "/watch/abc"):
+        response = api.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+        if (web.DIST / "index.html").exists():
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/html")
+            assert "<script" in response.text and "<script>" not in response.text  # no inline
+        else:
+            assert response.status_code == 503 and "make web" in response.text
+    assert api.get("/assets/..%2Fapp.py").status_code == 404
+    assert api.get("/assets/nope.js").status_code == 404
+
+
+def test_page_without_a_build_says_to_run_make_web(api, monkeypatch, tmp_path) -> None:
+    from coursecrafter_server import web
+
+    monkeypatch.setattr(web, "DIST", tmp_path / "no-dist")
+    response = api.get("/")
+    assert response.status_code == 503
+    assert "make web" in response.text
