@@ -324,3 +324,17 @@ def test_keyboard_only_sign_in_and_navigation(site: Site, new_page) -> None:
     page.wait_for_function("() => document.querySelector('video').muted")
     p.shot("keyboard-2-watch-paused")
     assert p.errors == [] and p.csp_violations() == []
+
+
+def test_api_docs_render_offline_under_their_csp(site: Site, new_page) -> None:
+    """/docs: Swagger UI from the server itself (no CDN), under `script-src 'self'`."""
+    p = new_page()
+    page = p.page
+    external: list[str] = []
+    page.on("request", lambda r: external.append(r.url)
+            if not r.url.startswith((site.url, "data:", "blob:")) else None)
+    page.goto(site.url + "/docs")
+    page.locator(".opblock").first.wait_for(timeout=WAIT)
+    assert page.locator(".opblock").count() > 20  # every operation listed
+    p.shot("docs")
+    assert external == [] and p.errors == [] and p.csp_violations() == []

@@ -5,8 +5,7 @@
 - `Content-Security-Policy`, unless the route set its own: API answers (JSON, Prometheus text,
   blobs) get `default-src 'none'; frame-ancestors 'none'`, so nothing the API returns can run or
   load anything even if a browser is made to render it; `/blobs/` also gets `sandbox`. The
-  OpenAPI pages (`/docs`, `/redoc`) need scripts and styles: 'self' (their assets served
-  locally), the inline bootstrap script, and the CDN FastAPI's default pages load from. Other
+  OpenAPI page (`/docs`) runs Swagger UI's scripts, served by the server itself. Other
   HTML pages (the web app) only get what cannot break them (no framing, no plugins, no `<base>`
   hijack) and may send a stricter policy themselves.
 """
@@ -17,12 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 BLOB_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# /docs loads Swagger UI from the server itself (api/docs.py), with no inline script; Swagger UI
+# sets inline styles and data: images.
 DOCS_CSP = (
-    "default-src 'self'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; worker-src 'self' blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
 PAGE_CSP = "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
