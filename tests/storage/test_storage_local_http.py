@@ -188,7 +188,7 @@ def test_path_traversal_is_rejected(
             "uploadId": upload_id,
             "partNumber": 1,
             "expires": expires,
-            "signature": storage._signature("PUT", decoded_key, upload_id, 1, expires),
+            "signature": storage.urls.signature("PUT", decoded_key, upload_id, 1, expires),
         }
     )
     status, body = raw_request(blob_server.url, "PUT", f"{target}?{query}", b"owned")

@@ -28,7 +28,8 @@ from coursecrafter_worker.storage.base import (
     attachment_disposition,
     validate_key,
 )
-from coursecrafter_worker.storage.local import EntityTooLarge, LocalStorage, PartWriter, SignatureInvalid, UrlExpired
+from coursecrafter_worker.storage.blob_urls import SignatureInvalid, UrlExpired
+from coursecrafter_worker.storage.local import EntityTooLarge, LocalStorage, PartWriter
 
 #: Body bytes gathered before one (threaded) disk write: bounds memory per request.
 WRITE_BUFFER = 1024 * 1024

@@ -1,15 +1,7 @@
 """The embedded object storage: a local directory that mimics S3 multipart uploads.
 
-The API serves it (`coursecrafter_server.api.blobs.blob_router`): pre-signed URLs are
-`{public_url}/blobs/{key}?[uploadId=..&partNumber=..&[length=..&]]expires=<unix s>&signature=<hex>`
-where
-
-    signature = hex HMAC-SHA256(secret, "coursecrafter-blob-v1\\n<METHOD>\\n<key>\\n<uploadId>\\n
-                                        <partNumber>\\n<expires>[\\n<length>]")
-
-(uploadId and partNumber empty for GET; the length line only for a part URL bound to a length,
-whose PUT then may carry at most that many bytes). The key in the string is the decoded key; keys cannot
-contain newlines, and upload ids are hex, so the string is unambiguous.
+The API serves it (`coursecrafter_server.api.blobs.blob_router`) through pre-signed URLs that
+mimic S3's (signed and checked by `blob_urls.BlobUrlSigner`).
 
 Layout under `root` (every path is resolved and checked to stay under its subtree):
 
@@ -27,7 +19,6 @@ never counts. Part bodies are streamed to disk; nothing holds a whole part in me
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import mimetypes
 import os
@@ -42,8 +33,8 @@ from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urlencode
 
+from .blob_urls import BlobUrlSigner
 from .base import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -66,24 +57,14 @@ from .base import (
     validate_prefix,
 )
 
-SIGNATURE_VERSION = "coursecrafter-blob-v1"
 COPY_CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _PART_FILE = re.compile(r"(\d{5})\.part")
 _DIGITS = re.compile(r"\d{1,12}")
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 mimetypes.add_type("application/vnd.apple.mpegurl", ".m3u8")
 mimetypes.add_type("video/mp2t", ".ts")
 mimetypes.add_type("video/iso.segment", ".m4s")
-
-
-class SignatureInvalid(StorageError):
-    """A URL whose signature is missing, malformed, or not ours for this method/key/upload/part."""
-
-
-class UrlExpired(StorageError):
-    """A correctly signed URL past its `expires` time."""
 
 
 class EntityTooLarge(StorageError):
@@ -206,12 +187,8 @@ class LocalStorage:
     ) -> None:
         if isinstance(secret, str):
             secret = secret.encode()
-        if len(secret) < 16:
-            raise ValueError("LocalStorage needs a secret of at least 16 bytes to sign URLs")
-        if not public_url.startswith(("http://", "https://")):
-            raise ValueError(f"public_url must be an http(s) URL, got {public_url!r}")
-        self.public_url = public_url.rstrip("/")
-        self._secret = secret
+        self.urls = BlobUrlSigner(secret, public_url, clock)
+        self.public_url = self.urls.public_url
         self.min_part_size = min_part_size
         self.max_part_size = max_part_size
         self.fsync = fsync
@@ -353,70 +330,12 @@ class LocalStorage:
             os.fsync(f.fileno())
         return os.fstat(f.fileno())
 
-    # URL signing --------------------------------------------------------------------------
-    def _signature(
-        self, method: str, key: str, upload_id: str, part_number: int | None, expires: int,
-        length: int | None = None,
-    ) -> str:
-        lines = [
-            SIGNATURE_VERSION,
-            method.upper(),
-            key,
-            upload_id,
-            "" if part_number is None else str(part_number),
-            str(expires),
-        ]
-        if length is not None:  # a 7th line: a URL stripped of its length no longer verifies
-            lines.append(str(length))
-        canonical = "\n".join(lines)
-        return hmac.new(self._secret, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
-
-    def _url(self, key: str, params: dict[str, object]) -> str:
-        return f"{self.public_url}/blobs/{quote(key, safe='/')}?{urlencode(params)}"
-
+    # URL signing (blob_urls.py) ------------------------------------------------------------
     def verify_url(
         self, method: str, key: str, query: Mapping[str, str]
     ) -> tuple[str, int | None, int | None]:
-        """Check the query of a `/blobs/{key}` request. Return `(upload_id, part_number,
-        length)` for PUT (length None when the URL is not bound to one), `("", None, None)` for
-        GET. Raise `SignatureInvalid` or `UrlExpired`."""
-        method = method.upper()
-        signature = query.get("signature") or ""
-        expires_text = query.get("expires") or ""
-        upload_id = query.get("uploadId")
-        part_text = query.get("partNumber")
-        length_text = query.get("length")
-        length: int | None = None
-        if not _HEX64.fullmatch(signature) or not _DIGITS.fullmatch(expires_text):
-            raise SignatureInvalid("the URL is not signed (signature and expires are required)")
-        part_number: int | None = None
-        try:
-            validate_key(key)
-        except InvalidKey:
-            raise SignatureInvalid("no URL is signed for this key") from None
-        if method == "PUT":
-            if (
-                not upload_id
-                or not _UPLOAD_ID.fullmatch(upload_id)
-                or not part_text
-                or not _DIGITS.fullmatch(part_text)
-            ):
-                raise SignatureInvalid("a part URL needs a valid uploadId and partNumber")
-            part_number = int(part_text)
-            if length_text is not None:
-                if not _DIGITS.fullmatch(length_text):
-                    raise SignatureInvalid("the part URL's length is not a number")
-                length = int(length_text)
-        elif upload_id is not None or part_text is not None or length_text is not None:
-            raise SignatureInvalid("uploadId, partNumber and length are only valid on a part upload")
-        expected = self._signature(
-            method, key, upload_id or "", part_number, int(expires_text), length
-        )
-        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
-            raise SignatureInvalid("the URL signature does not match")
-        if int(expires_text) < self._clock():
-            raise UrlExpired("the URL has expired")
-        return upload_id or "", part_number, length
+        """See `BlobUrlSigner.verify`."""
+        return self.urls.verify(method, key, query)
 
     # Multipart ----------------------------------------------------------------------------
     def create_multipart_upload(self, key: str, content_type: str) -> str:
@@ -446,11 +365,11 @@ class LocalStorage:
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
             raise NoSuchUpload(f"no such upload {upload_id!r}")
         expires = int(self._clock()) + expires_in
-        signature = self._signature("PUT", key, upload_id, part_number, expires, content_length)
+        signature = self.urls.signature("PUT", key, upload_id, part_number, expires, content_length)
         params: dict[str, object] = {"uploadId": upload_id, "partNumber": part_number}
         if content_length is not None:
             params["length"] = content_length
-        return self._url(key, {**params, "expires": expires, "signature": signature})
+        return self.urls.url(key, {**params, "expires": expires, "signature": signature})
 
     def open_part_writer(
         self, key: str, upload_id: str, part_number: int, max_size: int | None = None
@@ -590,11 +509,11 @@ class LocalStorage:
         validate_expires_in(expires_in)
         expires = int(self._clock()) + expires_in
         params: dict[str, object] = {
-            "expires": expires, "signature": self._signature("GET", key, "", None, expires)}
+            "expires": expires, "signature": self.urls.signature("GET", key, "", None, expires)}
         if download_name:
             # Unsigned: it only names the saved file; /blobs always answers `attachment`.
             params["filename"] = download_name
-        return self._url(key, params)
+        return self.urls.url(key, params)
 
     def stat_object(self, key: str) -> tuple[Path, ObjectInfo]:
         """The file and info of an object (what the GET handler serves). `NoSuchKey` if missing."""
