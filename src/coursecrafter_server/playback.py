@@ -15,7 +15,7 @@ from coursecrafter_server.domain import NotFound, Video, VideoStatus
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
 from coursecrafter_server.videos import output_prefix
 
-_PLAYLIST_PATH = re.compile(r"^(master|(?:\d{2,4}p|audio)/index)\.m3u8$")
+_PLAYLIST_PATH = re.compile(r"^(master|(?:\d{2,4}p|audio|early)/index)\.m3u8$")
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
 
 
@@ -49,8 +49,13 @@ class PlaybackService:
         self.signer = signer
 
     def urls(self, video: Video) -> tuple[str | None, str | None]:
-        if video.status is not VideoStatus.READY or video.kind.value != "video":
+        if video.kind.value != "video":
             return None, None
+        if video.status is not VideoStatus.READY:
+            # Playable early: the same master URL, which names the early rendition until the
+            # ladder replaces it; the poster comes with the ladder.
+            early = video.playable and video.status in (VideoStatus.QUEUED, VideoStatus.PROCESSING)
+            return (self.signer.master_url(video.id) if early else None), None
         poster_key = f"{output_prefix(video.id)}poster.jpg"
         poster = None
         if video.width:  # audio-only lectures have no poster
