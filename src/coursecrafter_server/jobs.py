@@ -259,6 +259,7 @@ class JobService:
             return "stale"
         self._set_video(video, status=VideoStatus.FAILED, phase=None,
                         error_code=code, error_message=message, **self._early_gone())
+        self._drop_outputs(video)
         log.info("video %s failed: %s", video.id, code)
         return "applied"
 
@@ -296,20 +297,32 @@ class JobService:
                         error_message=f"the transcoder stopped responding {job.attempt} times; "
                         "run `coursecrafter retry` to try again", **self._early_gone(),
                     )
+                    self._drop_outputs(video)
                 counts["failed"] += 1
         counts["early_removed"] = self.sweep_early_outputs(now)
         return counts
 
     def _early_gone(self) -> dict[str, object]:
-        """The video changes of a final failure: not playable any more, and its outputs (the
-        early rendition and the master naming it) removed once no player URL can reach them."""
-        return {"playable": False,
-                "early_expires_at": _now() + timedelta(seconds=self.early_grace)}
+        """The video changes of a final failure: not playable any more. Its outputs (an early
+        rendition and the master naming it) are removed at once by `_drop_outputs`; the
+        sweeper's pass (due now) is the backstop for a crash in between."""
+        return {"playable": False, "early_expires_at": _now()}
+
+    def _drop_outputs(self, video: Video) -> None:
+        """A failed lecture is not watchable: whatever an early pass uploaded goes now (a
+        retry re-makes it)."""
+        try:
+            removed = self.storage.delete_prefix(output_prefix(video.id))
+        except Exception as exc:  # the sweeper removes them on its next pass
+            log.warning("video %s: outputs not removed yet: %r", video.id, exc)
+            return
+        if removed:
+            log.info("video %s failed: its %d early output(s) removed", video.id, removed)
 
     def sweep_early_outputs(self, now: datetime | None = None, limit: int = 100) -> int:
         """Remove the early outputs whose grace has passed: `hls/early/` of a ready video; every
-        output of a failed one (the master names only the early rendition). Returns how many
-        videos were swept."""
+        output of a failed one (normally gone already; this catches a crash before that).
+        Returns how many videos were swept."""
         now = now or _now()
         swept = 0
         for video in self.store.list_videos_early_expired(now, limit=limit):
@@ -358,6 +371,7 @@ class JobService:
             self._set_video(video, status=VideoStatus.FAILED, phase=None, error_code=code,
                             error_message=f"{text}; run `coursecrafter retry` to try again",
                             **self._early_gone())
+            self._drop_outputs(video)
         log.warning("job %s attempt %d dead-lettered (%s): video %s failed", job.id, job.attempt,
                     dead.reason, job.video_id)
         return "applied"

@@ -15,7 +15,7 @@ import pytest
 from pipeline_support import FFMPEG, Clips, decode, ffmpeg, make_clip, read_master, read_playlist
 
 from coursecrafter_worker.pipeline import early as early_module
-from coursecrafter_worker.pipeline import probe
+from coursecrafter_worker.pipeline import MediaError, probe
 from coursecrafter_worker.pipeline.early import (
     EARLY_PLAYLIST,
     MASTER_PLAYLIST,
@@ -177,3 +177,15 @@ def test_cancel_stops_the_early_pass(clips: Clips, tmp_path: Path) -> None:
         make_early(clips.normal, tmp_path, check=check)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in ps  # no FFmpeg left writing there
+
+
+def test_a_cut_off_source_gets_no_early_rendition(tmp_path: Path) -> None:
+    # Index first, then cut at 60%: the index promises 6 s that the file does not hold. The
+    # early pass must not make it playable (the ladder reports it as cut off).
+    whole = make_clip(tmp_path / "whole.mp4", size="320x240", duration=6,
+                      out_args=("-movflags", "+faststart"))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(MediaError):
+        make_early(cut, tmp_path / "out")

@@ -578,7 +578,7 @@ def test_a_requeued_playable_video_stays_playable(world, tmp_path):
     assert requeued.early_expires_at is None
 
 
-def test_final_failure_after_playable_removes_every_output_after_the_grace(world, tmp_path):
+def test_final_failure_after_playable_removes_every_output_at_once(world, tmp_path):
     store, storage, publisher, jobs = world
     video = uploaded_video(store)
     jobs.enqueue(video)
@@ -590,20 +590,41 @@ def test_final_failure_after_playable_removes_every_output_after_the_grace(world
                             retryable=False))
     failed = status(store, video)
     assert failed.status is VideoStatus.FAILED and failed.playable is False
+    # A failed lecture is not watchable: nothing of it stays (a retry re-makes it).
+    assert all(storage.head(k) is None for k in keys)
+    # The sweeper's backstop (a crash before that delete) is due at once and finds nothing.
     assert jobs.sweep(failed.early_expires_at)["early_removed"] == 1
+    assert status(store, video).early_expires_at is None
+
+
+def test_worker_lost_too_often_after_playable_removes_the_outputs(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    keys = _early_outputs(storage, tmp_path, video.id)
+    now = datetime.now(timezone.utc)
+    for _ in range(3):
+        jobs.handle_event(event(publisher.messages[-1], "started"))
+        jobs.handle_event(_early_event(publisher.messages[-1], video.id))
+        assert status(store, video).playable is True
+        now += timedelta(seconds=200)
+        jobs.sweep(now)
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.playable is False
     assert all(storage.head(k) is None for k in keys)
 
 
-def test_retry_before_the_grace_keeps_the_early_outputs_for_the_new_attempt(world, tmp_path):
+def test_after_a_retry_the_sweeper_leaves_the_outputs_to_the_new_attempt(world, tmp_path):
     store, storage, publisher, jobs = world
     video = uploaded_video(store)
     jobs.enqueue(video)
     message = publisher.messages[0]
     jobs.handle_event(event(message, "started"))
-    keys = _early_outputs(storage, tmp_path, video.id)
+    _early_outputs(storage, tmp_path, video.id)
     jobs.handle_event(_early_event(message, video.id))
     jobs.handle_event(event(message, "failed", error_code="bad", retryable=False))
     expires = status(store, video).early_expires_at
+    keys = _early_outputs(storage, tmp_path, video.id)  # (say the delete at failure was lost)
     source = tmp_path / "src"
     source.write_bytes(b"x")
     storage.upload_file(source, f"uploads/{video.id}/source", "video/mp4")

@@ -156,7 +156,11 @@ def fast_rung_command(source: Path, info: MediaInfo, *, ffmpeg: str,
     return argv + _hls_args(SEGMENT_SECONDS)
 
 
-def _segments(out_dir: Path) -> list[tuple[float, Path]]:
+def _segments(out_dir: Path, info: MediaInfo, stderr: str) -> list[tuple[float, Path]]:
+    """The written segments, if they are the whole source: a cut-off or lying file must not
+    become playable and then fail (the ladder decides about those)."""
+    if "partial file" in stderr.lower():
+        raise _NotUsable("the source is cut off")
     playlist = out_dir / EARLY_PLAYLIST
     if not playlist.is_file():
         raise _NotUsable("no playlist written")
@@ -169,6 +173,9 @@ def _segments(out_dir: Path) -> list[tuple[float, Path]]:
         if not path.is_file() or path.stat().st_size == 0:
             raise _NotUsable(f"segment {uri} missing or empty")
         found.append((duration, path))
+    total = sum(d for d, _ in found)
+    if abs(total - info.duration) > max(1.0, 0.05 * info.duration):
+        raise _NotUsable(f"{total:.2f} s written of a {info.duration:.2f} s source")
     return found
 
 
@@ -239,7 +246,7 @@ def make_early(
         try:
             if run.timed_out or run.returncode != 0:
                 raise _NotUsable(f"FFmpeg exit {run.returncode}: {run.stderr[-500:]}")
-            segments = _segments(out_dir)
+            segments = _segments(out_dir, info, run.stderr)
             longest = max(d for d, _ in segments)
             if longest > MAX_SEGMENT_SECONDS:
                 raise _NotUsable(f"keyframes too far apart (a {longest:.1f} s segment)")
@@ -263,10 +270,10 @@ def make_early(
     if run.timed_out or run.returncode != 0:
         raise classify_failure(run, source, what="transcode")
     try:
-        segments = _segments(out_dir)
+        segments = _segments(out_dir, info, run.stderr)
     except _NotUsable as exc:
-        raise TranscodeError("incomplete_output", "The early rendition is incomplete.",
-                             detail=f"{exc}\n{run.stderr[-2000:]}") from None
+        raise MediaError("early_unusable", "The early rendition is incomplete.",
+                         detail=f"{exc}\n{run.stderr[-2000:]}") from None
     bandwidth = write_master(out_dir, segments, rung.width, rung.height)
     return _result("fast_rung", info, segments, bandwidth, started, rung.width, rung.height)
 
