@@ -99,3 +99,30 @@ def test_video_record_carries_playback_urls_only_when_ready(api, tmp_path):
     import dataclasses
 
     assert playback.urls(dataclasses.replace(video, status=VideoStatus.PROCESSING)) == (None, None)
+
+
+def test_a_video_playable_early_plays_its_early_rendition_while_processing(api, tmp_path):
+    container = api.app.state.container
+    now = datetime.now(timezone.utc)
+    video = Video(id=uuid.uuid4().hex, owner_id="u", course_id=None, kind=VideoKind.VIDEO,
+                  title="t", filename="t.mp4", content_type="video/mp4", size=1, sha256=None,
+                  status=VideoStatus.PROCESSING, created_at=now, updated_at=now, playable=True)
+    container.store.add_video(video)
+    early_master = MASTER.replace("360p/index.m3u8", "early/index.m3u8")
+    files = {"hls/master.m3u8": early_master.encode(), "hls/early/index.m3u8": VARIANT.encode(),
+             "hls/early/seg_00000.ts": b"early zero", "hls/early/seg_00001.ts": b"early one"}
+    for name, data in files.items():
+        path = tmp_path / name.replace("/", "_")
+        path.write_bytes(data)
+        container.storage.upload_file(path, f"videos/{video.id}/{name}", "application/octet-stream")
+    playback_url, poster_url = container.playback.urls(video)
+    assert playback_url is not None and poster_url is None  # the poster comes with the ladder
+    (variant_ref,) = [x for x in fetch(api, playback_url).text.splitlines() if x and x[0] != "#"]
+    assert variant_ref.startswith("early/index.m3u8?expires=")
+    variant = fetch(api, playback_url.split("master.m3u8")[0] + variant_ref)
+    segments = [x for x in variant.text.splitlines() if x and x[0] != "#"]
+    assert [fetch(api, url).content for url in segments] == [b"early zero", b"early one"]
+    # Not playable (still processing, or failed): no URL.
+    for status, playable in ((VideoStatus.PROCESSING, False), (VideoStatus.FAILED, False)):
+        other = Video(**{**video.__dict__, "status": status, "playable": playable})
+        assert container.playback.urls(other) == (None, None)
