@@ -247,7 +247,9 @@ def test_upload_wait_until_playable_prints_when_and_where(
 
     human = alice("wait", video["id"], "--until", "playable", "--interval", "0.1")
     assert human.exit_code == 0, human.stderr
-    assert human.stdout.splitlines()[-1] == "playable now: http://cdn.test/master.m3u8"
+    assert human.stdout.splitlines() == [
+        f"{video['id']}  processing (transcoding, 3%, playable)  lecture",
+        "playable now: http://cdn.test/master.m3u8"]
     bad = alice("wait", video["id"], "--until", "soon")
     assert bad.exit_code == 2
 

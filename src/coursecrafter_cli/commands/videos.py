@@ -92,6 +92,8 @@ def state_text(video: dict[str, Any]) -> str:
         details = [str(video["phase"])] if video.get("phase") else []
         if status == "processing":
             details.append(f"{int(video.get('progress') or 0)}%")
+        if video.get("playable"):
+            details.append("playable")
         return f"{status} ({', '.join(details)})" if details else status
     return status
 
