@@ -571,6 +571,8 @@ def test_video_roundtrip_keeps_every_field(store: Store) -> None:
             {"height": 720, "bitrate": 2_800_000},
             {"height": 360, "bitrate": 800_000},
         ),
+        playable=True,
+        early_expires_at=NOW + timedelta(hours=6),
     )
     failed = dataclasses.replace(
         make_video(status=VideoStatus.FAILED),
@@ -597,7 +599,35 @@ def test_video_roundtrip_keeps_every_field(store: Store) -> None:
     assert blank is not None
     assert blank.renditions == () and isinstance(blank.renditions, tuple)
     assert (blank.course_id, blank.sha256, blank.duration, blank.width) == (None,) * 4
+    assert blank.playable is False and blank.early_expires_at is None
+    assert fetched.playable is True and fetched.early_expires_at == NOW + timedelta(hours=6)
+    assert fetched.early_expires_at.utcoffset() == timedelta(0)
     assert store.get_video("no-such-id") is None
+
+
+def test_list_videos_early_expired_gives_due_ones_oldest_first(store: Store) -> None:
+    def add(seconds: int | None, status: VideoStatus = VideoStatus.READY) -> Video:
+        video = dataclasses.replace(
+            make_video(status=status), playable=True,
+            early_expires_at=None if seconds is None else NOW + timedelta(seconds=seconds))
+        store.add_video(video)
+        return video
+
+    later = add(20)
+    sooner = add(10, VideoStatus.FAILED)
+    add(None)  # no early outputs, or not yet due to go (still processing)
+    due_now = add(50)
+    add(51)  # not yet
+
+    found = store.list_videos_early_expired(NOW + timedelta(seconds=50))
+    assert [v.id for v in found] == [sooner.id, later.id, due_now.id]  # inclusive
+    assert [v.id for v in store.list_videos_early_expired(NOW + timedelta(seconds=50),
+                                                          limit=1)] == [sooner.id]
+    assert store.list_videos_early_expired(NOW + timedelta(seconds=50), limit=0) == []
+    # Cleared once swept: no longer listed.
+    assert store.update_video(dataclasses.replace(sooner, early_expires_at=None))
+    assert [v.id for v in store.list_videos_early_expired(NOW + timedelta(seconds=50))] == [
+        later.id, due_now.id]
 
 
 def test_duplicate_video_id_is_refused(store: Store) -> None:
@@ -1298,6 +1328,10 @@ def test_sqlite_migrates_a_version_2_file_in_place(
     video, upload = make_video(course_id=course.id), make_upload()
     # The file as the release with courses, videos and uploads (but no jobs) left it.
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+    # ... and its video columns (the playable-early ones came with migration 5).
+    new_values = sqlite_module._video_values
+    monkeypatch.setattr(sqlite_module, "_VIDEO_COLUMNS", sqlite_module._VIDEO_COLUMNS[:-2])
+    monkeypatch.setattr(sqlite_module, "_video_values", lambda v: new_values(v)[:-2])
     old = SQLiteStore(path)
     old.add_user(user)
     old.add_course(course)

@@ -68,6 +68,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_REFRESH_MARGIN = 60.0
 #: Video statuses after which nothing happens without the user (``retry`` revives ``failed``).
 TERMINAL_STATUSES = frozenset({"ready", "failed"})
+#: What ``wait_for_video(until=...)`` can wait for: ``playable`` (an early rendition can be
+#: watched while the ladder is still being made; ``ready`` implies it) or ``ready``.
+WAIT_UNTIL = ("playable", "ready")
 
 
 def _user_agent() -> str:
@@ -326,9 +329,12 @@ class Client:
         on_update: Callable[[dict[str, Any]], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_consecutive_errors: int = 5,
+        until: str = "ready",
     ) -> dict[str, Any]:
         """Poll ``GET /videos/{id}`` until the video is ``ready`` or ``failed``; return the
         last record (check its ``status``).  ``on_update`` gets every record polled.
+        ``until="playable"`` returns as soon as the record says ``playable`` (its
+        ``playback_url`` works while ``status`` may still be ``processing``).
 
         Transient failures (server unreachable, 5xx, 429) are tolerated up to
         ``max_consecutive_errors`` in a row.  Raises :class:`TimeoutError` after ``timeout``
@@ -336,6 +342,8 @@ class Client:
         """
         from coursecrafter_cli.errors import RateLimited, ServerError
 
+        if until not in WAIT_UNTIL:
+            raise ValueError(f"until must be one of {', '.join(WAIT_UNTIL)}, not {until!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         errors = 0
         status = "unknown"
@@ -351,10 +359,11 @@ class Client:
                 status = str(record.get("status"))
                 if on_update is not None:
                     on_update(record)
-                if status in TERMINAL_STATUSES:
+                if status in TERMINAL_STATUSES or (until == "playable" and record.get("playable")):
                     return record
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"video {video_id} is still {status} after {timeout:g} s")
+                state = status if until == "ready" else f"{status} and not playable"
+                raise TimeoutError(f"video {video_id} is still {state} after {timeout:g} s")
             sleep(poll_interval)
 
     # ------------------------------------------------------------------ uploads

@@ -148,6 +148,7 @@ def build_container(settings: Settings) -> Container:
         max_attempts=settings.max_attempts,
         republish_after=settings.republish_after,
         heartbeat_timeout=settings.heartbeat_timeout,
+        early_grace=settings.playback_url_ttl,
     )
     return Container(
         settings=settings,

@@ -86,6 +86,19 @@ class Video:
     height: int | None = None
     # Rungs of the HLS ladder once ready: [{"height": 720, "bitrate": 2800000}, ...]
     renditions: tuple[dict[str, int], ...] = ()
+    # An early rendition (remux or fast first rung) can be watched while still `processing`.
+    playable: bool = False
+    # Early outputs (`videos/{id}/hls/early/`) may be deleted from this time on: set when
+    # nothing will reference them any more (ready or failed) plus the playback URL TTL, so
+    # players that loaded the early playlist keep playing until their URLs expire.
+    early_expires_at: datetime | None = None
+
+    @property
+    def watchable(self) -> bool:
+        """Ready, or playable early (an early rendition while the ladder is being made)."""
+        return self.kind is VideoKind.VIDEO and (
+            self.status is VideoStatus.READY
+            or (self.playable and self.status in (VideoStatus.QUEUED, VideoStatus.PROCESSING)))
 
 
 class UploadStatus(str, enum.Enum):

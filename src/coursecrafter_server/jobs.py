@@ -59,6 +59,7 @@ class JobService:
         max_attempts: int = 3,
         republish_after: float = 30.0,
         heartbeat_timeout: float = 120.0,
+        early_grace: float = 6 * 3600,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -67,6 +68,9 @@ class JobService:
         self.max_attempts = max_attempts
         self.republish_after = republish_after
         self.heartbeat_timeout = heartbeat_timeout
+        # How long early outputs outlive `ready`/`failed`: the playback URL TTL, so a player
+        # that loaded the early playlist keeps playing until its URLs expire.
+        self.early_grace = early_grace
 
     # Enqueue -----------------------------------------------------------------------------------
     def enqueue(self, video: Video) -> Job | None:
@@ -82,8 +86,11 @@ class JobService:
             job = Job(id=uuid.uuid4().hex, video_id=video.id, attempt=1,
                       status=JobStatus.PENDING, created_at=now, updated_at=now)
             self.store.add_job(job)
+        # early_expires_at cleared: the new attempt reuses or re-makes the early outputs, so the
+        # sweeper must not remove them under it.
         queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0, phase=None,
-                                     error_code=None, error_message=None, updated_at=now)
+                                     error_code=None, error_message=None,
+                                     early_expires_at=None, updated_at=now)
         if not self.store.update_video(queued, expected_status=video.status):
             if not adopted:  # someone else moved the video: they own the next step
                 self._finish(job, JobStatus.FAILED)
@@ -152,7 +159,7 @@ class JobService:
             return "unknown_job"
         video = self.store.get_video(job.video_id)
         if video is None:
-            if event.type == "completed":
+            if event.type in ("completed", "playable"):
                 # Deleted while it was being transcoded: what the worker just uploaded is orphaned.
                 self.storage.delete_prefix(output_prefix(job.video_id))
                 log.info("video %s was deleted mid-job: its new outputs removed", job.video_id)
@@ -166,6 +173,7 @@ class JobService:
         handler = {
             "started": self._on_started,
             "progress": self._on_progress,
+            "playable": self._on_playable,
             "completed": self._on_completed,
             "failed": self._on_failed,
         }[event.type]
@@ -208,6 +216,18 @@ class JobService:
                             phase=event.phase or video.phase, progress=progress)
         return "applied"
 
+    def _on_playable(self, job: Job, video: Video, event: JobEvent) -> str:
+        """The early rendition is uploaded and the master playlist names it: watchable while
+        the ladder is made. Legal only for the current attempt of a `processing` job whose
+        video is `processing` (a redelivered job sends it again: applying twice is harmless)."""
+        if video.status is not VideoStatus.PROCESSING or job.status is not JobStatus.PROCESSING:
+            return "illegal"
+        if not self._beat(job, JobStatus.PROCESSING):
+            return "stale"
+        self._set_video(video, playable=True, early_expires_at=None)
+        log.info("video %s playable early (job %s attempt %d)", video.id, job.id, job.attempt)
+        return "applied"
+
     def _on_completed(self, job: Job, video: Video, event: JobEvent) -> str:
         if video.status not in ACTIVE_VIDEO:
             return "illegal"
@@ -218,7 +238,10 @@ class JobService:
             video, status=VideoStatus.READY, progress=100, phase=None,
             duration=event.duration, width=event.width, height=event.height,
             renditions=tuple({"height": r.height, "bitrate": r.bitrate} for r in event.renditions),
-            error_code=None, error_message=None,
+            error_code=None, error_message=None, playable=True,
+            # The new master playlist no longer names the early rendition; players that
+            # loaded it before keep it until their URLs expire, then the sweeper removes it.
+            early_expires_at=_now() + timedelta(seconds=self.early_grace),
         )
         log.info("video %s ready (job %s attempt %d)", video.id, job.id, job.attempt)
         return "applied"
@@ -235,7 +258,8 @@ class JobService:
         if job.status is not JobStatus.FAILED and not self._finish(job, JobStatus.FAILED):
             return "stale"
         self._set_video(video, status=VideoStatus.FAILED, phase=None,
-                        error_code=code, error_message=message)
+                        error_code=code, error_message=message, **self._early_gone())
+        self._drop_outputs(video)
         log.info("video %s failed: %s", video.id, code)
         return "applied"
 
@@ -271,10 +295,54 @@ class JobService:
                     self._set_video(
                         video, status=VideoStatus.FAILED, phase=None, error_code="worker_lost",
                         error_message=f"the transcoder stopped responding {job.attempt} times; "
-                        "run `coursecrafter retry` to try again",
+                        "run `coursecrafter retry` to try again", **self._early_gone(),
                     )
+                    self._drop_outputs(video)
                 counts["failed"] += 1
+        counts["early_removed"] = self.sweep_early_outputs(now)
         return counts
+
+    def _early_gone(self) -> dict[str, object]:
+        """The video changes of a final failure: not playable any more. Its outputs (an early
+        rendition and the master naming it) are removed at once by `_drop_outputs`; the
+        sweeper's pass (due now) is the backstop for a crash in between."""
+        return {"playable": False, "early_expires_at": _now()}
+
+    def _drop_outputs(self, video: Video) -> None:
+        """A failed lecture is not watchable: whatever an early pass uploaded goes now (a
+        retry re-makes it)."""
+        try:
+            removed = self.storage.delete_prefix(output_prefix(video.id))
+        except Exception as exc:  # the sweeper removes them on its next pass
+            log.warning("video %s: outputs not removed yet: %r", video.id, exc)
+            return
+        if removed:
+            log.info("video %s failed: its %d early output(s) removed", video.id, removed)
+
+    def sweep_early_outputs(self, now: datetime | None = None, limit: int = 100) -> int:
+        """Remove the early outputs whose grace has passed: `hls/early/` of a ready video; every
+        output of a failed one (normally gone already; this catches a crash before that).
+        Returns how many videos were swept."""
+        now = now or _now()
+        swept = 0
+        for video in self.store.list_videos_early_expired(now, limit=limit):
+            cleared = dataclasses.replace(video, early_expires_at=None)
+            if video.status is VideoStatus.READY:
+                # Storage first: a crash in between is swept again, never leaves bytes behind.
+                self.storage.delete_prefix(f"{output_prefix(video.id)}hls/early/")
+                self.store.update_video(cleared, expected_status=VideoStatus.READY)
+            elif video.status is VideoStatus.FAILED:
+                # The record first: a retry that moved the video on in the meantime wins, and
+                # its new attempt keeps the outputs it may reuse.
+                if not self.store.update_video(cleared, expected_status=VideoStatus.FAILED):
+                    continue
+                self.storage.delete_prefix(output_prefix(video.id))
+            else:  # re-queued since (a retry): the new attempt owns the outputs
+                self.store.update_video(cleared, expected_status=video.status)
+                continue
+            swept += 1
+            log.info("video %s: early outputs removed after their grace", video.id)
+        return swept
 
     def settle_dead_letter(self, dead: DeadLetter) -> str:
         """A message the queue gave up on (delivered too often without an outcome, or its handler
@@ -301,7 +369,9 @@ class JobService:
                 times = dead.deliveries or self.max_attempts
                 text = f"the transcoder stopped {times} times without finishing this video"
             self._set_video(video, status=VideoStatus.FAILED, phase=None, error_code=code,
-                            error_message=f"{text}; run `coursecrafter retry` to try again")
+                            error_message=f"{text}; run `coursecrafter retry` to try again",
+                            **self._early_gone())
+            self._drop_outputs(video)
         log.warning("job %s attempt %d dead-lettered (%s): video %s failed", job.id, job.attempt,
                     dead.reason, job.video_id)
         return "applied"

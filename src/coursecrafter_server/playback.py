@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coursecrafter_server.domain import DomainError, NotFound, Video, VideoKind, VideoStatus
+from coursecrafter_server.domain import DomainError, NotFound, Video, VideoStatus
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
@@ -113,12 +113,6 @@ class StoredFile:
     expires_in: int  # life of a pre-signed URL or a cached copy: never past the token
 
 
-def watchable(video: Video) -> bool:
-    # Early playback widens this with the `playable` flag (DESIGN.md "Video lifecycle").
-    return video.kind is VideoKind.VIDEO and (
-        video.status is VideoStatus.READY or bool(getattr(video, "playable", False)))
-
-
 class PlaybackService:
     def __init__(self, store: Store, storage: ObjectStorage, signer: PlaybackSigner) -> None:
         self.store = store
@@ -131,10 +125,12 @@ class PlaybackService:
 
     def urls(self, video: Video) -> tuple[str | None, str | None]:
         """`playback_url` and `poster_url` of a video its caller may read (checked by the caller)."""
-        if not watchable(video):
+        if not video.watchable:
             return None, None
         token = self.signer.mint(video.id, PUBLISHED if self._published(video.course_id) else DRAFT)
-        poster = self.signer.url(token, POSTER) if video.width else None  # audio only: none
+        # The poster comes with the ladder (none while playable early); audio only: none at all.
+        ready = video.status is VideoStatus.READY
+        poster = self.signer.url(token, POSTER) if ready and video.width else None
         return self.signer.url(token, MASTER), poster
 
     def resolve(self, token: str, path: str) -> Playlist | StoredFile:
@@ -142,7 +138,7 @@ class PlaybackService:
         if not _PATH.match(path):
             raise NotFound("no such playback file")
         video = self.store.get_video(checked.video_id)
-        if video is None or not watchable(video) or (
+        if video is None or not video.watchable or (
                 checked.scope == PUBLISHED and not self._published(video.course_id)):
             raise NotFound("video not found")
         key = f"{output_prefix(video.id)}{path}"

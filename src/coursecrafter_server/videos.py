@@ -35,19 +35,21 @@ class VideoService:
         return video
 
     def get_readable(self, user: User, video_id: str) -> Video:
-        """As `get_owned`, and for students a ready video of a published course."""
+        """As `get_owned`, and for students a watchable video (ready, or playable early) of a
+        published course."""
         if user.role is not Role.STUDENT:
             return self.get_owned(user, video_id)
         video = self.store.get_video(video_id)
-        if video is None or video.status is not VideoStatus.READY or not self._published(
+        if video is None or not video.watchable or not self._published(
             video.course_id
         ):
             raise NotFound("video not found")
         return video
 
     def list(self, user: User, course_id: str | None = None) -> list[Video]:
-        """Instructors and admins: their own videos. Students: the ready videos of published
-        courses (of `course_id` when given; an unpublished or unknown course is not found)."""
+        """Instructors and admins: their own videos. Students: the watchable videos (ready, or
+        playable early) of published courses (of `course_id` when given; an unpublished or
+        unknown course is not found)."""
         if user.role is not Role.STUDENT:
             return self.store.list_videos(user.id, course_id)
         if course_id is not None:
@@ -57,7 +59,7 @@ class VideoService:
         else:
             courses = [c.id for c in self.store.list_published_courses()]
         return [v for c in courses for v in self.store.list_course_videos(c)
-                if v.status is VideoStatus.READY]
+                if v.watchable]
 
     def _published(self, course_id: str | None) -> bool:
         course = self.store.get_course(course_id) if course_id else None

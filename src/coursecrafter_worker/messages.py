@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 QUEUE_NAME = "coursecrafter.transcode"
 DEAD_LETTER_QUEUE = "coursecrafter.transcode.dead"
 
-EventType = Literal["started", "progress", "completed", "failed"]
-EVENT_TYPES: tuple[str, ...] = ("started", "progress", "completed", "failed")
+EventType = Literal["started", "progress", "playable", "completed", "failed"]
+EVENT_TYPES: tuple[str, ...] = ("started", "progress", "playable", "completed", "failed")
 PHASES: tuple[str, ...] = ("probing", "transcoding", "uploading")
 
 
@@ -88,6 +88,9 @@ class JobEvent:
 
     - started: none
     - progress: `progress` (0-100) and `phase` (probing | transcoding | uploading)
+    - playable: an early rendition is watchable while the ladder is still being made:
+      `playlist_key` (the master playlist, which names only the early rendition), `renditions`
+      (that one rendition, its playlist under `hls/early/`), `duration`, `width`, `height`
     - completed: `duration` (s), `width`, `height` (source), `renditions`, `playlist_key`,
       `poster_key` (None for audio-only)
     - failed: `error_code`, `error_message`, and `retryable` (False for bad input: the server

@@ -1,9 +1,19 @@
 """One transcoding job, start to finish: the part shared by `coursecrafter-worker` (RabbitMQ) and
 the embedded server's in-process transcoders.
 
-    started → download source → transcode (progress: probing, transcoding) → delete stale outputs
-    → upload outputs (progress: uploading; segments first, the master playlist last)
-    → completed → (only once `completed` was delivered) delete the temporary source
+    started → download source → early pass (below) → transcode (progress: probing,
+    transcoding) → delete stale outputs → upload outputs (progress: uploading; segments first,
+    the master playlist last, replacing the early one) → completed → (only once `completed` was
+    delivered) delete the temporary source
+
+The early pass (pipeline/early.py) makes the lecture watchable before the ladder: a remux of a
+browser-ready source or one fast rung, uploaded under `hls/early/` with a master playlist naming
+only it, then a `playable` event. A redelivered job whose early output is already complete in
+storage (`hls/early/index.m3u8` is uploaded after its segments, the master after it) reuses it
+and only sends `playable` again. The early pass never fails a job: when it does not work the
+ladder runs as before (and reports whatever is wrong with the source). Its outputs stay while
+the ladder replaces the master (a player may be on them); the server's sweeper removes them
+once the playback URL TTL has passed after `ready` or `failed`.
 
 Outcomes (`run` returns when the outcome was reported, so the message may be acked):
 
@@ -22,11 +32,12 @@ is recognised and acked without doing anything.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +68,18 @@ Transcode = Callable[..., Any]
 
 #: Server verdicts meaning "this attempt no longer counts" (see JobService.handle_event).
 STALE_VERDICTS = frozenset({"stale", "illegal", "unknown_job", "unknown_video"})
+
+
+def _stale_prefixes(early_in_use: bool) -> list[str]:
+    """What to delete under the output prefix before the ladder uploads, as key prefixes.
+    Without an early rendition: everything. With one: what the pipeline writes besides it (rung
+    directories `hls/1080p/` ... `hls/audio/`, the poster), but not `hls/early/` nor
+    `hls/master.m3u8`, which players are on while the ladder uploads (the storage port cannot
+    list keys, so "everything but" is spelled out; the new master then replaces the early one
+    in one write)."""
+    if not early_in_use:
+        return [""]
+    return [f"hls/{c}" for c in "0123456789"] + ["hls/audio/", "poster"]
 
 
 class _Cancelled(Exception):
@@ -100,6 +123,7 @@ class _ProgressReporter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._sending = threading.Lock()
         self._phase = "probing"
         self._percent = 0
         self._dirty = False
@@ -147,9 +171,17 @@ class _ProgressReporter:
                     self._dirty = False
                     self._last_sent = time.monotonic()
             if due:
-                runner._send_progress(self._message, phase, percent)
+                with self._sending:
+                    if not self._stopped.is_set():
+                        runner._send_progress(self._message, phase, percent)
             else:
                 self._wake.wait(max(0.01, wait))
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No progress send in flight or started while the block runs."""
+        with self._sending:
+            yield
 
     def stop(self) -> None:
         """No `progress` may follow the terminal event: stop and wait for a send in flight."""
@@ -171,6 +203,7 @@ class JobRunner:
         ffmpeg_timeout: float | None = None,
         progress_interval: float = 1.0,
         preset: str | None = None,
+        early: Callable[..., Any] | bool | None = None,
     ) -> None:
         self.storage = storage
         self.notifier = notifier
@@ -180,6 +213,9 @@ class JobRunner:
         self.ffmpeg_timeout = ffmpeg_timeout
         self.progress_interval = progress_interval
         self.preset = preset
+        # None: the real early pass when the real pipeline transcodes (an injected `transcode`,
+        # a test double, gets no early pass unless one is injected too); False: never.
+        self._early = early if early is not None else (transcode is None)
         self._notifier_takes_cancel = _accepts(notifier.send, "cancel")
 
     def purge_stale(self, older_than: float) -> int:
@@ -196,6 +232,14 @@ class JobRunner:
 
             self._transcode = transcode
         return self._transcode
+
+    @property
+    def early(self) -> Callable[..., Any] | None:
+        if self._early is True:
+            from coursecrafter_worker.pipeline.early import make_early  # FFmpeg only when needed
+
+            self._early = make_early
+        return self._early or None
 
     def _event(self, message: JobMessage, type_: str, **fields: Any) -> JobEvent:
         return JobEvent(
@@ -287,12 +331,16 @@ class JobRunner:
                                   f"the uploaded source {message.source_key} does not exist",
                                   retryable=False)
             self._check(cancel)
+            early = self._early_pass(message, prefix, source, job_dir, reporter, cancel)
+            if early == "stale":
+                return "skipped"
             out_dir = job_dir / "out"
             out_dir.mkdir()
             result = self._call_transcode(source, out_dir, reporter, cancel)
             self._check(cancel)
             reporter.update("uploading", 0)
-            self._upload(message, prefix, out_dir, result, reporter, cancel)
+            self._upload(message, prefix, out_dir, result, reporter, cancel,
+                         early_in_use=early == "playable")
             self._check(cancel)
         except (_Cancelled, DeliveryFailed):
             raise
@@ -345,6 +393,71 @@ class JobRunner:
                         message.source_key, exc)
         return "completed"
 
+    def _early_pass(
+        self, message: JobMessage, prefix: str, source: Path, job_dir: Path,
+        reporter: _ProgressReporter, cancel: threading.Event,
+    ) -> str:
+        """Make (or reuse) the early rendition, upload it and send `playable`. Returns "none"
+        (no early rendition: audio only, not possible, or it failed), "playable", or "stale"
+        (the server has moved on: stop, and keep hands off the source)."""
+        early = self.early
+        if early is None:
+            return "none"
+        from coursecrafter_worker.pipeline.early import EARLY_PLAYLIST, MASTER_PLAYLIST
+
+        fields: dict[str, Any] = {}
+        try:
+            if self.storage.head(f"{prefix}{EARLY_PLAYLIST}") is not None and \
+                    self.storage.head(f"{prefix}{MASTER_PLAYLIST}") is not None:
+                log.info("job %s: early output already complete in storage: reused",
+                         message.job_id)
+            else:
+                out_dir = job_dir / "early"
+                out_dir.mkdir()
+                kwargs: dict[str, Any] = {"check": lambda: self._check(cancel),
+                                          "timeout": self.ffmpeg_timeout}
+                result = early(source, out_dir, **kwargs)
+                if result is None:
+                    return "none"
+                self._check(cancel)
+                self._upload_early(message, prefix, out_dir, result.master_playlist, cancel)
+                fields = {"duration": result.duration, "width": result.width,
+                          "height": result.height, "renditions": (result.rendition,)}
+        except (_Cancelled, DeliveryFailed):
+            raise
+        except Exception as exc:
+            if cancel.is_set():
+                raise _Cancelled() from exc
+            # Never fatal: the ladder follows and reports what is wrong with the source, if
+            # anything (FFmpeg's stderr in `detail`: logs only).
+            log.warning("job %s: no early rendition (%s)%s", message.job_id, exc,
+                        f"\n{getattr(exc, 'detail', '')}" if getattr(exc, "detail", "") else "")
+            return "none"
+        event = self._event(message, "playable", playlist_key=f"{prefix}{MASTER_PLAYLIST}",
+                            **fields)
+        # Paused progress: a progress write racing this one must not carry the video's old
+        # `playable` back (the server compares and sets on the status only).
+        with reporter.paused():
+            verdict = self._send_essential(message, event, cancel)
+        if verdict in STALE_VERDICTS:
+            log.info("job %s attempt %d is %s for the server at playable: stopped",
+                     message.job_id, message.attempt, verdict)
+            return "stale"
+        return "playable"
+
+    def _upload_early(self, message: JobMessage, prefix: str, out_dir: Path, master: str,
+                      cancel: threading.Event) -> None:
+        # Segments, then the media playlist (its presence marks a complete early output for a
+        # redelivery), the master last: a reader never finds a name not uploaded yet.
+        files = sorted((p for p in out_dir.rglob("*") if p.is_file()),
+                       key=lambda p: (p.relative_to(out_dir).as_posix() == master,
+                                      p.suffix == ".m3u8", p.name))
+        for path in files:
+            self._check(cancel)
+            self.storage.upload_file(path, prefix + path.relative_to(out_dir).as_posix(),
+                                     content_type(path))
+        log.info("job %s: early rendition uploaded (%d files)", message.job_id, len(files))
+
     def _call_transcode(
         self, source: Path, out_dir: Path, reporter: _ProgressReporter, cancel: threading.Event
     ) -> Any:
@@ -364,6 +477,8 @@ class JobRunner:
         result: Any,
         reporter: _ProgressReporter,
         cancel: threading.Event,
+        *,
+        early_in_use: bool = False,
     ) -> None:
         master = getattr(result, "master_playlist", "hls/master.m3u8")
 
@@ -378,7 +493,8 @@ class JobRunner:
         files = sorted((p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()),
                        key=order)
         total = sum(p.stat().st_size for p in files) or 1
-        removed = self.storage.delete_prefix(prefix)
+        removed = sum(self.storage.delete_prefix(prefix + p)
+                      for p in _stale_prefixes(early_in_use))
         if removed:
             log.info("job %s: removed %d stale object(s) under %s", message.job_id, removed, prefix)
         done = 0

@@ -223,6 +223,37 @@ def test_upload_wait_until_ready(alice: Invoke, fake: FakeCourseCrafter, lecture
                                          "playback: http://cdn.test/master.m3u8"]
 
 
+def test_upload_wait_until_playable_prints_when_and_where(
+    alice: Invoke, fake: FakeCourseCrafter, lecture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_complete = fake._complete
+
+    def complete(upload, body):  # type: ignore[no-untyped-def]
+        response = real_complete(upload, body)
+        fake.video_script[upload.video_id] = [
+            {"status": "processing", "phase": "probing", "progress": 0, "playable": False},
+            {"status": "processing", "phase": "transcoding", "progress": 3, "playable": True,
+             "playback_url": "http://cdn.test/master.m3u8"},
+        ]
+        return response
+
+    monkeypatch.setattr(fake, "_complete", complete)
+    done = alice("upload", str(lecture), "--wait", "--until", "playable", "--interval", "0.1",
+                 "--json")
+    assert done.exit_code == 0, done.stderr
+    video = one_json(done)
+    assert video["status"] == "processing" and video["playable"] is True
+    assert re.search(r"playable after \d+\.\d s: http://cdn.test/master.m3u8", done.stderr)
+
+    human = alice("wait", video["id"], "--until", "playable", "--interval", "0.1")
+    assert human.exit_code == 0, human.stderr
+    assert human.stdout.splitlines() == [
+        f"{video['id']}  processing (transcoding, 3%, playable)  lecture",
+        "playable now: http://cdn.test/master.m3u8"]
+    bad = alice("wait", video["id"], "--until", "soon")
+    assert bad.exit_code == 2
+
+
 def test_wait_failed_exits_5_and_retry_requeues(alice: Invoke, fake: FakeCourseCrafter,
                                                 lecture: Path) -> None:
     video = one_json(alice("upload", str(lecture), "--json"))

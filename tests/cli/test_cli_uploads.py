@@ -512,6 +512,29 @@ def test_wait_for_video_follows_the_status(client: Client, fake: FakeCourseCraft
         client.wait_for_video(video["id"], poll_interval=0.01, timeout=0.05)
 
 
+def test_wait_for_video_until_playable_returns_while_still_processing(
+    client: Client, fake: FakeCourseCrafter, tmp_path: Path
+) -> None:
+    video = client.upload(make_file(tmp_path / "p.mp4", 100), retry=FAST)
+    fake.video_script[video["id"]] = [
+        {"status": "processing", "phase": "probing", "progress": 0, "playable": False},
+        {"status": "processing", "phase": "transcoding", "progress": 5, "playable": True,
+         "playback_url": "http://x/m.m3u8"},
+        {"status": "ready", "phase": None, "progress": 100, "playable": True},
+    ]
+    early = client.wait_for_video(video["id"], poll_interval=0, sleep=lambda s: None,
+                                  until="playable")
+    assert early["status"] == "processing" and early["playable"] is True
+    assert early["playback_url"] == "http://x/m.m3u8"
+    # A failure ends the wait for playable too; an unknown target is refused up front.
+    fake.video_script[video["id"]] = []
+    fake.videos[video["id"]].update(status="failed", playable=False)
+    assert client.wait_for_video(video["id"], poll_interval=0, sleep=lambda s: None,
+                                 until="playable")["status"] == "failed"
+    with pytest.raises(ValueError, match="until"):
+        client.wait_for_video(video["id"], until="watchable")
+
+
 def test_retry_video(client: Client, fake: FakeCourseCrafter, tmp_path: Path) -> None:
     video = client.upload(make_file(tmp_path / "r.mp4", 100), retry=FAST)
     fake.videos[video["id"]].update(status="failed",

@@ -676,7 +676,9 @@ def assert_outputs_complete(storage: Storage | Path, video: dict[str, Any]) -> d
     """Exactly one master playlist naming each rendition once; every rendition playlist ends
     with #EXT-X-ENDLIST, names each segment once, and each segment exists (non-empty); the
     segments cover the duration; and nothing else is stored under the video's prefix
-    `videos/{id}/` (no stale or duplicated outputs). Returns {playlist: segment count}."""
+    `videos/{id}/` (no stale or duplicated outputs) but the early rendition, which stays for
+    the playback URL TTL after `ready` (`hls/early/`: complete in the same way, checked here
+    too, and nothing else in it). Returns {playlist: segment count}."""
     store = _as_storage(storage)
     base = f"videos/{video['id']}/"
     sizes = store.objects(base)
@@ -708,9 +710,31 @@ def assert_outputs_complete(storage: Storage | Path, video: dict[str, Any]) -> d
             expected.add(seg)
             assert sizes.get(seg, 0) > 0, (seg, sizes.get(seg))
         counts[rel] = len(segments)
+    if any(f.startswith("hls/early/") for f in files):
+        counts["hls/early/index.m3u8"] = _check_media_playlist(
+            store, base, "hls/early/index.m3u8", sizes, float(video["duration"]), expected)
     assert files == expected, {"missing": sorted(expected - files),
                                "unexpected": sorted(files - expected)}
     return counts
+
+
+def _check_media_playlist(store: Storage, base: str, rel: str, sizes: dict[str, int],
+                          duration: float, expected: set[str]) -> int:
+    """A finished media playlist whose every segment is stored, non-empty, covering
+    `duration`; adds it and its segments to `expected`; returns the segment count."""
+    assert rel in sizes, (rel, sorted(sizes))
+    text = store.read_text(base + rel)
+    assert text.rstrip().endswith("#EXT-X-ENDLIST"), f"{rel} is not finished:\n{text}"
+    segments = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert segments and len(segments) == len(set(segments)), text
+    seconds = sum(float(x) for x in re.findall(r"#EXTINF:([\d.]+)", text))
+    assert abs(seconds - duration) < 0.6, (rel, seconds, duration)
+    expected.add(rel)
+    folder = rel.rsplit("/", 1)[0]
+    for segment in segments:
+        expected.add(f"{folder}/{segment}")
+        assert sizes.get(f"{folder}/{segment}", 0) > 0, (segment, sizes.get(segment))
+    return len(segments)
 
 
 #: The runner's lines (runner.JobRunner): one per FFmpeg run that finished and had its outputs

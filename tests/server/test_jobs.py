@@ -485,3 +485,163 @@ def test_deleting_a_video_mid_job_closes_the_job_and_its_late_outputs_are_remove
     storage.upload_file(playlist, f"videos/{video.id}/hls/master.m3u8", "application/x-mpegURL")
     assert jobs.handle_event(event(message, "completed", duration=3.0)) == "unknown_video"
     assert storage.head(f"videos/{video.id}/hls/master.m3u8") is None
+
+
+# Playable early -------------------------------------------------------------------------------
+
+def _early_outputs(storage, tmp_path, video_id: str) -> list[str]:
+    """What a worker's early pass uploads: the early rendition, then the master naming it."""
+    keys = [f"videos/{video_id}/hls/early/seg_00000.ts",
+            f"videos/{video_id}/hls/early/index.m3u8", f"videos/{video_id}/hls/master.m3u8"]
+    for key in keys:
+        local = tmp_path / key.replace("/", "_")
+        local.write_bytes(b"#EXTM3U\n")
+        storage.upload_file(local, key, "application/octet-stream")
+    return keys
+
+
+def _early_event(message, video_id):
+    return event(message, "playable", duration=3.0, width=640, height=360,
+                 renditions=(Rendition(360, 640, 900000, "hls/early/index.m3u8"),),
+                 playlist_key=f"videos/{video_id}/hls/master.m3u8")
+
+
+def test_playable_while_processing_then_ready_keeps_early_outputs_for_the_grace(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    keys = _early_outputs(storage, tmp_path, video.id)
+    assert jobs.handle_event(_early_event(message, video.id)) == "applied"
+    seen = status(store, video)
+    assert seen.playable is True and seen.status is VideoStatus.PROCESSING
+    # A later progress event keeps it playable.
+    jobs.handle_event(event(message, "progress", progress=30, phase="transcoding"))
+    assert status(store, video).playable is True
+    # A redelivered job sends it again (a new event id): harmless.
+    assert jobs.handle_event(_early_event(message, video.id)) == "applied"
+
+    jobs.handle_event(event(message, "completed", duration=3.0, width=640, height=360))
+    ready = status(store, video)
+    assert ready.status is VideoStatus.READY and ready.playable is True
+    expires = ready.early_expires_at
+    assert expires is not None
+    grace = expires - datetime.now(timezone.utc)
+    assert timedelta(hours=5, minutes=59) < grace <= timedelta(hours=6)
+    # Within the grace the early rendition stays (a player may still be on it) ...
+    assert jobs.sweep(expires - timedelta(seconds=1))["early_removed"] == 0
+    assert all(storage.head(k) is not None for k in keys)
+    # ... after it, only the early prefix goes; once.
+    assert jobs.sweep(expires)["early_removed"] == 1
+    assert storage.head(keys[0]) is None and storage.head(keys[1]) is None
+    assert storage.head(keys[2]) is not None  # the (ladder's) master stays
+    assert status(store, video).early_expires_at is None
+    assert jobs.sweep(expires + timedelta(days=1))["early_removed"] == 0
+
+
+def test_playable_is_legal_only_for_the_current_processing_attempt(world):
+    store, _, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    first = publisher.messages[0]
+    # Before `started`: the job is not processing.
+    assert jobs.handle_event(_early_event(first, video.id)) == "illegal"
+    assert status(store, video).playable is False
+    jobs.handle_event(event(first, "started"))
+    jobs.handle_event(event(first, "failed", error_code="crash", retryable=True))
+    second = publisher.messages[-1]
+    assert second.attempt == 2
+    # The first attempt is stale now; its late playable changes nothing.
+    assert jobs.handle_event(_early_event(first, video.id)) == "stale"
+    assert status(store, video).playable is False
+    jobs.handle_event(event(second, "started"))
+    repeated = _early_event(second, video.id)
+    assert jobs.handle_event(repeated) == "applied"
+    assert jobs.handle_event(repeated) == "duplicate"
+    jobs.handle_event(event(second, "completed", duration=1.0))
+    # After ready: the job is closed, a late playable is stale.
+    assert jobs.handle_event(_early_event(second, video.id)) == "stale"
+
+
+def test_a_requeued_playable_video_stays_playable(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    jobs.handle_event(event(publisher.messages[0], "started"))
+    jobs.handle_event(_early_event(publisher.messages[0], video.id))
+    now = datetime.now(timezone.utc)
+    assert jobs.sweep(now + timedelta(seconds=121))["requeued"] == 1  # the worker went silent
+    requeued = status(store, video)
+    # The early outputs are still there and the next attempt reuses them: nothing lost.
+    assert requeued.status is VideoStatus.QUEUED and requeued.playable is True
+    assert requeued.early_expires_at is None
+
+
+def test_final_failure_after_playable_removes_every_output_at_once(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    keys = _early_outputs(storage, tmp_path, video.id)
+    jobs.handle_event(_early_event(message, video.id))
+    jobs.handle_event(event(message, "failed", error_code="bad", error_message="bad",
+                            retryable=False))
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.playable is False
+    # A failed lecture is not watchable: nothing of it stays (a retry re-makes it).
+    assert all(storage.head(k) is None for k in keys)
+    # The sweeper's backstop (a crash before that delete) is due at once and finds nothing.
+    assert jobs.sweep(failed.early_expires_at)["early_removed"] == 1
+    assert status(store, video).early_expires_at is None
+
+
+def test_worker_lost_too_often_after_playable_removes_the_outputs(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    keys = _early_outputs(storage, tmp_path, video.id)
+    now = datetime.now(timezone.utc)
+    for _ in range(3):
+        jobs.handle_event(event(publisher.messages[-1], "started"))
+        jobs.handle_event(_early_event(publisher.messages[-1], video.id))
+        assert status(store, video).playable is True
+        now += timedelta(seconds=200)
+        jobs.sweep(now)
+    failed = status(store, video)
+    assert failed.status is VideoStatus.FAILED and failed.playable is False
+    assert all(storage.head(k) is None for k in keys)
+
+
+def test_after_a_retry_the_sweeper_leaves_the_outputs_to_the_new_attempt(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    _early_outputs(storage, tmp_path, video.id)
+    jobs.handle_event(_early_event(message, video.id))
+    jobs.handle_event(event(message, "failed", error_code="bad", retryable=False))
+    expires = status(store, video).early_expires_at
+    keys = _early_outputs(storage, tmp_path, video.id)  # (say the delete at failure was lost)
+    source = tmp_path / "src"
+    source.write_bytes(b"x")
+    storage.upload_file(source, f"uploads/{video.id}/source", "video/mp4")
+    jobs.retry(status(store, video))
+    assert status(store, video).early_expires_at is None
+    assert jobs.sweep(expires + timedelta(seconds=1))["early_removed"] == 0
+    assert all(storage.head(k) is not None for k in keys)
+
+
+def test_playable_for_a_deleted_video_removes_its_late_outputs(world, tmp_path):
+    store, storage, publisher, jobs = world
+    video = uploaded_video(store)
+    jobs.enqueue(video)
+    message = publisher.messages[0]
+    jobs.handle_event(event(message, "started"))
+    jobs.cancel(status(store, video))
+    store.delete_video(video.id)
+    keys = _early_outputs(storage, tmp_path, video.id)
+    assert jobs.handle_event(_early_event(message, video.id)) == "unknown_video"
+    assert all(storage.head(k) is None for k in keys)

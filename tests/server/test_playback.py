@@ -274,6 +274,35 @@ def test_videos_get_playback_urls_only_when_watchable(api, school):
     assert audio_only[0] and audio_only[1] is None  # no picture, no poster
 
 
+def test_a_video_playable_early_plays_its_early_rendition_while_processing(api, school, tmp_path):
+    """Playable early: the same master URL names the early rendition until the ladder replaces it;
+    no poster yet; not playable (or failed) means no URL at all."""
+    container = api.app.state.container
+    video = dataclasses.replace(container.store.get_video(school["video"]),
+                                status=VideoStatus.PROCESSING, playable=True, progress=10)
+    assert container.store.update_video(video)
+    early_master = MASTER.split("#EXT-X-STREAM-INF")[0] + \
+        "#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360\nearly/index.m3u8\n"
+    for name, data in {"hls/master.m3u8": early_master.encode(),
+                       "hls/early/seg_00000.ts": b"early zero",
+                       "hls/early/seg_00001.ts": b"early one"}.items():
+        path = tmp_path / f"early-{name.replace('/', '_')}"
+        path.write_bytes(data)
+        container.storage.upload_file(path, f"videos/{video.id}/{name}", "video/mp2t")
+    record = video_of(api, school)
+    assert record["status"] == "processing" and record["playable"] is True
+    assert record["playback_url"] and record["poster_url"] is None  # the poster comes with the ladder
+    master = get(api, record["playback_url"])
+    assert uris(master.text) == ["early/index.m3u8"]
+    variant_url = urljoin(record["playback_url"], "early/index.m3u8")
+    variant = get(api, variant_url)
+    assert [get(api, urljoin(variant_url, u)).content for u in uris(variant.text)] == \
+        [b"early zero", b"early one"]
+    for status, playable in ((VideoStatus.PROCESSING, False), (VideoStatus.FAILED, True)):
+        other = dataclasses.replace(video, status=status, playable=playable)
+        assert container.playback.urls(other) == (None, None)
+
+
 @pytest.mark.parametrize(("rungs", "first"), [
     ((720,), 720), ((720, 360), 720), ((720, 480, 360), 480), ((1080, 720, 480, 360), 720),
     ((360, 480, 720, 1080), 720),

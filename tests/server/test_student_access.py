@@ -107,3 +107,18 @@ def test_instructors_still_see_only_their_own(api, school):
     # Published does not open another instructor's course to them: 404 as before.
     assert api.get(f"/api/v1/courses/{school['published']}", headers=other).status_code == 404
     assert api.get(f"/api/v1/videos/{school['ready']}", headers=other).status_code == 404
+
+
+def test_a_student_watches_a_lecture_as_soon_as_it_is_playable(api, school):
+    """Playable early counts as watchable for students: the lecture shows up (status
+    `processing`, `playable` true, a playback URL) before the ladder is done; a processing one
+    that is not playable yet stays invisible."""
+    student, store = school["student"], api.app.state.container.store
+    video = store.get_video(school["processing"])
+    assert api.get(f"/api/v1/videos/{video.id}", headers=student).status_code == 404
+    assert store.update_video(dataclasses.replace(video, playable=True, progress=20))
+    seen = api.get(f"/api/v1/videos/{video.id}", headers=student).json()
+    assert (seen["status"], seen["playable"]) == ("processing", True) and seen["playback_url"]
+    listed = api.get("/api/v1/videos", headers=student,
+                     params={"course_id": school["published"]}).json()
+    assert {v["id"] for v in listed} == {school["ready"], video.id}

@@ -214,3 +214,21 @@ def test_job_message_roundtrip_and_poison():
                    message.to_json().replace(b'"attempt":2', b'"attempt":"2"')):
         with pytest.raises(MessageError):
             JobMessage.from_json(poison)
+
+
+def test_playable_over_http_marks_the_video_and_shows_in_get_video(api):
+    message = queued_job(api)
+    early = JobEvent(message.job_id, message.video_id, 1, "playable",
+                     playlist_key=f"videos/{message.video_id}/hls/master.m3u8")
+    # Before `started` the job is not processing: refused, and nothing changes.
+    assert signed(api, early).json() == {"status": "illegal"}
+    assert signed(api, JobEvent(message.job_id, message.video_id, 1, "started")).json() == {
+        "status": "applied"}
+    again = JobEvent(message.job_id, message.video_id, 1, "playable",
+                     playlist_key=f"videos/{message.video_id}/hls/master.m3u8")
+    assert signed(api, again).json() == {"status": "applied"}
+    assert signed(api, again).json() == {"status": "duplicate"}
+    stored = api.app.state.container.store.get_video(message.video_id)
+    assert stored.playable is True and stored.status is VideoStatus.PROCESSING
+    # As JSON the way the worker sends it, and back.
+    assert JobEvent.from_json(again.to_json()).type == "playable"

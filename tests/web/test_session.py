@@ -135,3 +135,17 @@ def test_page_without_a_build_says_to_run_make_web(api, monkeypatch, tmp_path) -
     response = api.get("/")
     assert response.status_code == 503
     assert "make web" in response.text
+
+
+def test_a_strangers_guesses_do_not_lock_the_browser_out(app_factory) -> None:
+    """The browser gets a device cookie on this path too (README "Security"): failures by a
+    client without it are throttled per account, the owner's browser still signs in."""
+    api = app_factory(login_rate_limit_account="3/minute")
+    _user(api)
+    assert _sign_in(api).status_code == 200  # this browser has logged in before
+    assert "coursecrafter_device" in api.cookies
+    for _ in range(4):  # a stranger: the JSON login (this browser's cookie is scoped elsewhere)
+        api.post("/api/v1/auth/login", json={"username": "ada", "password": "wrong guess"})
+    assert _sign_in(api).status_code == 200
+    api.cookies.clear()  # a browser that never signed in here is held back
+    assert _sign_in(api).status_code == 429

@@ -47,7 +47,13 @@ from coursecrafter_cli.commands.common import (
     stderr_console,
     usage_error,
 )
-from coursecrafter_cli.commands.videos import IntervalOption, TimeoutOption, finish_wait
+from coursecrafter_cli.commands.videos import (
+    IntervalOption,
+    TimeoutOption,
+    Until,
+    UntilOption,
+    finish_wait,
+)
 from coursecrafter_cli.errors import APIError
 from coursecrafter_cli.terminal import printable
 from coursecrafter_cli.uploads import DEFAULT_CONCURRENCY, UploadEvent
@@ -173,6 +179,7 @@ def upload(
     ] = False,
     timeout: TimeoutOption = None,
     interval: IntervalOption = 2.0,
+    until: UntilOption = Until.READY,
     api_url: ApiUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -204,7 +211,7 @@ def upload(
             if not json_output:
                 emit(f"Uploaded {file.name} as {kind} {video.get('id')} ({video.get('status')}).")
             finish_wait(client, str(video["id"]), timeout=timeout, interval=interval,
-                        json_output=json_output)
+                        json_output=json_output, until=Until(until).value)
     if json_output:
         emit_json(video)
     else:

@@ -20,7 +20,10 @@ retry        ``<line>`` (the video is back in the queue)             the video r
 exits 130 (the video keeps processing on the server).
 """
 
+import time
 from typing import Annotated, Any
+
+import enum
 
 import typer
 from rich.markup import escape
@@ -61,6 +64,17 @@ TimeoutOption = Annotated[
     typer.Option("--timeout", metavar="SECONDS", min=0,
                  help="Give up waiting after this many seconds (exit 1). Default: no limit."),
 ]
+class Until(str, enum.Enum):
+    PLAYABLE = "playable"
+    READY = "ready"
+
+
+UntilOption = Annotated[
+    Until,
+    typer.Option("--until", case_sensitive=False,
+                 help="Stop waiting once the video is playable (an early rendition can be "
+                      "watched while the rest is processed) or ready (default)."),
+]
 IntervalOption = Annotated[
     float, typer.Option("--interval", metavar="SECONDS", min=0.1, help="Seconds between polls.")
 ]
@@ -80,6 +94,8 @@ def state_text(video: dict[str, Any]) -> str:
         details = [str(video["phase"])] if video.get("phase") else []
         if status == "processing":
             details.append(f"{int(video.get('progress') or 0)}%")
+        if video.get("playable"):
+            details.append("playable")
         return f"{status} ({', '.join(details)})" if details else status
     return status
 
@@ -90,6 +106,9 @@ def video_line(video: dict[str, Any]) -> str:
 
 def emit_video(video: dict[str, Any]) -> None:
     emit(video_line(video))
+    if video.get("status") in ("queued", "processing") and video.get("playable") \
+            and video.get("playback_url"):
+        emit(f"playable now: {video['playback_url']}")
     if video.get("status") == "ready":
         if video.get("playback_url"):
             emit(f"playback: {video['playback_url']}")
@@ -112,7 +131,7 @@ def failed_exit(video: dict[str, Any]) -> ExitCode:
 
 
 def wait_with_progress(client: Client, video_id: str, *, timeout: float | None,
-                       interval: float) -> dict[str, Any]:
+                       interval: float, until: str = "ready") -> dict[str, Any]:
     """Poll until ready/failed with a progress bar by phase on stderr (a plain line per
     status change when stderr is not a terminal).  Raises TimeoutError, KeyboardInterrupt."""
     console = stderr_console()
@@ -125,7 +144,8 @@ def wait_with_progress(client: Client, video_id: str, *, timeout: float | None,
         disable=not console.is_terminal,
         transient=False,
     )
-    last: dict[str, Any] = {"state": None}
+    last: dict[str, Any] = {"state": None, "playable": False}
+    started = time.monotonic()
 
     with progress:
         task = progress.add_task("waiting", total=100)
@@ -141,16 +161,23 @@ def wait_with_progress(client: Client, video_id: str, *, timeout: float | None,
             if not console.is_terminal and state != last["state"]:
                 info(f"video {video_id}: {label}")
             last["state"] = state
+            if video.get("playable") and not last["playable"] and status != "failed":
+                last["playable"] = True
+                where = f": {video['playback_url']}" if video.get("playback_url") else ""
+                progress.console.print(
+                    f"video {video_id}: playable after {time.monotonic() - started:.1f} s"
+                    f"{where}", markup=False, highlight=False, soft_wrap=True)
 
         return client.wait_for_video(video_id, poll_interval=interval, timeout=timeout,
-                                     on_update=on_update)
+                                     on_update=on_update, until=until)
 
 
 def finish_wait(client: Client, video_id: str, *, timeout: float | None, interval: float,
-                json_output: bool) -> None:
+                json_output: bool, until: str = "ready") -> None:
     """``wait`` and ``upload --wait``: wait, print the record, exit 0 / 1 / 5 / 130."""
     try:
-        video = wait_with_progress(client, video_id, timeout=timeout, interval=interval)
+        video = wait_with_progress(client, video_id, timeout=timeout, interval=interval,
+                                   until=until)
     except TimeoutError as exc:
         error(str(exc))
         raise typer.Exit(int(ExitCode.ERROR)) from None
@@ -208,12 +235,14 @@ def wait(
     video_id: VideoIdArgument,
     timeout: TimeoutOption = None,
     interval: IntervalOption = 2.0,
+    until: UntilOption = Until.READY,
     api_url: ApiUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Wait until a video is ready (exit 0) or failed (exit 5)."""
+    """Wait until a video is ready, or with --until playable watchable (exit 0), or failed (5)."""
     with make_client(api_url) as client:
-        finish_wait(client, video_id, timeout=timeout, interval=interval, json_output=json_output)
+        finish_wait(client, video_id, timeout=timeout, interval=interval, json_output=json_output,
+                    until=Until(until).value)
 
 
 @handle_errors

@@ -101,6 +101,10 @@ class Store(Protocol):
         """Videos in any of `statuses` last updated before `updated_before`, oldest first (the
         sweeper's look for videos an interrupted request left half-way)."""
 
+    def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
+        """Videos whose `early_expires_at` is set and not after `now`, oldest first (the
+        sweeper's look for early outputs no player can reference any more)."""
+
     def update_video(
         self, video: Video, *, expected_status: VideoStatus | None = None
     ) -> bool:

@@ -194,6 +194,14 @@ class MemoryStore:
             ]
         return sorted(owned, key=lambda v: (v.created_at, v.id), reverse=True)
 
+    def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            found = [v for v in self._videos.values()
+                     if v.early_expires_at is not None and v.early_expires_at <= now]
+        return sorted(found, key=lambda v: (v.early_expires_at, v.id))[:limit]
+
     def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
         with self._lock:
             stored = self._videos.get(video.id)

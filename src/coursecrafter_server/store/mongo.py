@@ -124,6 +124,8 @@ class MongoStore:
             [("owner_id", ASCENDING), ("created_at", ASCENDING)], name="owner_created"
         )
         self._videos.create_index([("course_id", ASCENDING)], name="course_id")
+        self._videos.create_index([("early_expires_at", ASCENDING)], name="early_expires_at",
+                                  sparse=True)
         self._videos.create_index(
             [("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"
         )
@@ -367,6 +369,15 @@ class MongoStore:
         cursor = self._videos.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
         return [_video(doc) for doc in cursor.limit(limit)]
 
+    def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
+        if limit <= 0:
+            return []
+        # Sparse in effect: only videos that made early outputs carry a non-null time.
+        query: Document = {"early_expires_at": {"$ne": None, "$lte": _encode_time(now)}}
+        cursor = self._videos.find(query).sort([("early_expires_at", ASCENDING),
+                                                ("_id", ASCENDING)])
+        return [_video(doc) for doc in cursor.limit(limit)]
+
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         query: Document = {"owner_id": owner_id}
         if course_id is not None:
@@ -578,6 +589,9 @@ def _video_fields(video: Video) -> Document:
         "width": video.width,
         "height": video.height,
         "renditions": [dict(rung) for rung in video.renditions],
+        "playable": video.playable,
+        "early_expires_at": _encode_time(video.early_expires_at)
+        if video.early_expires_at is not None else None,
     }
 
 
@@ -603,6 +617,8 @@ def _video(doc: Document) -> Video:
         width=doc.get("width"),
         height=doc.get("height"),
         renditions=tuple(dict(rung) for rung in doc.get("renditions") or ()),
+        playable=bool(doc.get("playable", False)),
+        early_expires_at=_decode_time(doc.get("early_expires_at")),
     )
 
 

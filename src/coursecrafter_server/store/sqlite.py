@@ -181,6 +181,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at)",
     ),
+    (  # 6: playable early (an early rendition while processing) and when its outputs may go
+        "ALTER TABLE videos ADD COLUMN playable INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE videos ADD COLUMN early_expires_at TEXT",
+        "CREATE INDEX videos_early_expires ON videos (early_expires_at)"
+        " WHERE early_expires_at IS NOT NULL",
+    ),
 ]
 
 # Every column of a video but its id, in the order `_video_values` gives them.
@@ -204,6 +210,8 @@ _VIDEO_COLUMNS = (
     "width",
     "height",
     "renditions",
+    "playable",
+    "early_expires_at",
 )
 
 # Every column of a job but its id, in the order `_job_values` gives them.
@@ -537,6 +545,16 @@ class SQLiteStore:
         )
         return [_video(row) for row in rows]
 
+    def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        rows = self._conn().execute(
+            "SELECT * FROM videos WHERE early_expires_at IS NOT NULL AND early_expires_at <= ?"
+            " ORDER BY early_expires_at, id LIMIT ?",
+            (_encode_time(now), limit),
+        )
+        return [_video(row) for row in rows]
+
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         if course_id is None:
             rows = self._conn().execute(
@@ -815,6 +833,8 @@ def _video_values(video: Video) -> tuple[object, ...]:
         video.height,
         # JSON text: readable in the sqlite3 shell, and queryable with json_each() if needed.
         json.dumps([dict(rung) for rung in video.renditions], separators=(",", ":")),
+        int(video.playable),
+        _encode_time(video.early_expires_at) if video.early_expires_at is not None else None,
     )
 
 
@@ -840,6 +860,8 @@ def _video(row: sqlite3.Row) -> Video:
         width=row["width"],
         height=row["height"],
         renditions=tuple(json.loads(row["renditions"])),
+        playable=bool(row["playable"]),
+        early_expires_at=_decode_time(row["early_expires_at"]),
     )
 
 

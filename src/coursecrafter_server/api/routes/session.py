@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from coursecrafter_server.api.deps import AuthDep, ClientAddress, ContainerDep
 from coursecrafter_server.api.schemas import ErrorResponse, LoginRequest, UserOut
+from coursecrafter_server.auth import devices
 from coursecrafter_server.auth.service import TokenPair
 from coursecrafter_server.domain import Forbidden, InvalidToken
 
@@ -66,13 +67,16 @@ class SessionOut(BaseModel):
     user: UserOut
 
 
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or \
+        request.app.state.container.settings.public_url.startswith("https:")
+
+
 def _answer(pair: TokenPair, auth: AuthDep, request: Request, response: Response) -> SessionOut:
     user = auth.authenticate(pair.access_token)[0]
-    secure = request.url.scheme == "https" or \
-        request.app.state.container.settings.public_url.startswith("https:")
     response.set_cookie(
         COOKIE, pair.refresh_token, max_age=request.app.state.container.settings.refresh_token_ttl,
-        path=PATH, secure=secure, httponly=True, samesite="strict",
+        path=PATH, secure=_secure(request), httponly=True, samesite="strict",
     )
     response.headers["Cache-Control"] = "no-store"
     return SessionOut(access_token=pair.access_token, expires_in=pair.expires_in,
@@ -80,16 +84,24 @@ def _answer(pair: TokenPair, auth: AuthDep, request: Request, response: Response
 
 
 def _forget(response: Response, request: Request) -> None:
-    secure = request.url.scheme == "https" or \
-        request.app.state.container.settings.public_url.startswith("https:")
-    response.delete_cookie(COOKIE, path=PATH, secure=secure, httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, path=PATH, secure=_secure(request), httponly=True,
+                           samesite="strict")
 
 
 @router.post("", responses=_errors, openapi_extra=_no_bearer)
 def sign_in(body: LoginRequest, auth: AuthDep, address: ClientAddress, request: Request,
             response: Response) -> SessionOut:
-    """Sign in: the refresh token is set as an HttpOnly cookie; the access token is returned."""
-    return _answer(auth.login(body.username, body.password, address), auth, request, response)
+    """Sign in: the refresh token is set as an HttpOnly cookie; the access token is returned.
+    The browser's device cookie (README "Security": a stranger's guesses never lock it out) is
+    scoped to this path, as the CLI's is to /auth."""
+    result = auth.login(body.username, body.password, address,
+                        request.cookies.get(devices.COOKIE_NAME))
+    answer = _answer(result.tokens, auth, request, response)
+    response.set_cookie(
+        devices.COOKIE_NAME, result.device_cookie, max_age=devices.COOKIE_MAX_AGE, path=PATH,
+        httponly=True, samesite="strict", secure=_secure(request),
+    )
+    return answer
 
 
 @router.post("/refresh", responses=_errors, openapi_extra=_no_bearer)

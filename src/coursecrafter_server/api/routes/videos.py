@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from coursecrafter_server.api.deps import ContainerDep, CurrentUser, InstructorUser
 from coursecrafter_server.api.schemas import ErrorResponse
 from coursecrafter_server.bootstrap import Container
-from coursecrafter_server.domain import Video
+from coursecrafter_server.domain import Video, VideoKind, VideoStatus
 from coursecrafter_server.videos import VideoService
 
 router = APIRouter(prefix="/videos", tags=["videos"])
@@ -51,6 +51,7 @@ class VideoOut(BaseModel):
     width: int | None
     height: int | None
     renditions: list[Rendition]
+    playable: bool
     playback_url: str | None
     poster_url: str | None
     download_url: str | None
@@ -71,6 +72,8 @@ def video_out(video: Video, container: Container) -> VideoOut:
         status=video.status.value, progress=video.progress, phase=video.phase, error=error,
         duration=video.duration, width=video.width, height=video.height,
         renditions=[Rendition(**r) for r in video.renditions],
+        playable=video.kind is VideoKind.VIDEO and (
+            video.playable or video.status is VideoStatus.READY),
         playback_url=playback_url, poster_url=poster_url,
         download_url=container.videos.download_url(video),
         created_at=video.created_at, updated_at=video.updated_at,
