@@ -185,6 +185,15 @@ class CompletedEvent(_EventModel):
     poster_key: _Key | None = None
 
 
+class PlayableEvent(_EventModel):
+    type: Literal["playable"]
+    duration: float | None = Field(None, ge=0, le=10**7, allow_inf_nan=False)
+    width: _Pixels | None = None
+    height: _Pixels | None = None
+    renditions: list[RenditionModel] = Field(default_factory=list, max_length=1)  # the early one
+    playlist_key: _Key
+
+
 class FailedEvent(_EventModel):
     type: Literal["failed"]
     error_code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -195,6 +204,7 @@ class FailedEvent(_EventModel):
 EVENT_MODELS: dict[str, type[_EventModel]] = {
     "started": StartedEvent,
     "progress": ProgressEvent,
+    "playable": PlayableEvent,
     "completed": CompletedEvent,
     "failed": FailedEvent,
 }

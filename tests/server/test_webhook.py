@@ -170,6 +170,11 @@ BAD_EVENTS = {
     "failed_retryable_text": lambda m: JobEvent(
         m.job_id, m.video_id, 1, "failed", error_code="x", error_message="y",
         retryable=True).to_json().replace(b'"retryable":true', b'"retryable":"yes"'),
+    "playable_without_playlist": lambda m: JobEvent(m.job_id, m.video_id, 1,
+                                                    "playable").to_json(),
+    "playable_width_text": lambda m: JobEvent(
+        m.job_id, m.video_id, 1, "playable", width=640, playlist_key="k").to_json().replace(
+        b'"width":640', b'"width":"640"'),
     "event_id_number": lambda m: completed(m, event_id="E").to_json().replace(
         b'"event_id":"E"', b'"event_id":5'),
 }
