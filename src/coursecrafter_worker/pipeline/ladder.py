@@ -29,9 +29,11 @@ Rules (DESIGN.md "Transcoding", plus the choices below):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .motion import MotionStats
 from .probe import MediaInfo
 
 TIERS = (1080, 720, 480, 360)
@@ -41,6 +43,17 @@ AUDIO_BITRATE = 128_000
 SMALL_AUDIO_BITRATE = 96_000
 MIN_VIDEO_BITRATE = 150_000
 DEFAULT_FPS = 30.0
+
+# Content classes (module doc, "Lecture-aware encoding").
+CONTENT_MOTION = "motion"
+CONTENT_STILL = "still"
+STILL_MIN_FRAMES = 20  # fewer measured frame differences: not enough to tell -> motion
+STILL_MAX_CHANGED_P90 = 5.0  # percent of the picture changed between frames, 90th percentile
+STILL_MAX_CUT_SHARE = 0.02  # frames where half the picture changed (slide changes, cuts)
+STILL_FPS_CAP = 15.5
+STILL_PRESET = "veryfast"
+STILL_X264_PARAMS: str | None = None
+STILL_CASCADE_FROM = 720
 STANDARD_RATES: tuple[tuple[float, str], ...] = (
     (10.0, "10"), (12.0, "12"), (12.5, "12.5"), (15.0, "15"),
     (24000 / 1001, "24000/1001"), (24.0, "24"), (25.0, "25"),
@@ -58,6 +71,10 @@ class Rung:
     audio_bitrate: int  # bits/s (0 when the source has no audio)
     fps: str | None  # constant output rate for the fps filter ("30", "30000/1001"); None for audio
     tier: int  # 1080/720/480/360, the own short side for a small source, 0 for audio
+    content: str = "motion"  # CONTENT_MOTION (today's settings) or CONTENT_STILL (see module doc)
+    preset: str | None = None  # x264 preset; None: the caller's (transcode(preset=...))
+    x264_params: str | None = None  # extra -x264-params for this rung
+    scale_from: str | None = None  # name of the larger rung whose scaled picture this one scales
 
     @property
     def is_audio_only(self) -> bool:
@@ -109,8 +126,29 @@ def rung_rate(source_fps: float, tier: int) -> str:
     return _fraction_text(frac)
 
 
-def plan_ladder(info: MediaInfo) -> list[Rung]:
-    """The rungs for `info`, top (largest) first. Pure: no I/O."""
+def content_class(stats: MotionStats | None) -> str:
+    """CONTENT_STILL when the sampled picture is a slide lecture (see module doc), else
+    CONTENT_MOTION (today's settings; also when nothing was measured). Pure."""
+    if stats is None or stats.frames < STILL_MIN_FRAMES:
+        return CONTENT_MOTION
+    if stats.changed_p90 <= STILL_MAX_CHANGED_P90 and stats.cut_share <= STILL_MAX_CUT_SHARE:
+        return CONTENT_STILL
+    return CONTENT_MOTION
+
+
+def still_rate(rate: str) -> str:
+    """A rung rate for still content: halved while above STILL_FPS_CAP (30 -> 15, 25 -> 12.5,
+    60 -> 15, 30000/1001 -> 15000/1001); a rate already at or under the cap is kept."""
+    frac = Fraction(rate)
+    while float(frac) > STILL_FPS_CAP:
+        frac /= 2
+    return _fraction_text(frac)
+
+
+def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
+    """The rungs for `info`, top (largest) first, for `content` (`content_class()`). Pure."""
+    if content not in (CONTENT_MOTION, CONTENT_STILL):
+        raise ValueError(f"unknown content class {content!r}")
     if not info.has_video:
         if not info.has_audio:
             raise ValueError("nothing to transcode: no video and no audio")
@@ -154,4 +192,22 @@ def plan_ladder(info: MediaInfo) -> list[Rung]:
                 tier=tier,
             )
         )
+    if content == CONTENT_STILL:
+        rungs = _still(rungs)
     return rungs
+
+
+def _still(rungs: list[Rung]) -> list[Rung]:
+    """Today's rungs with the still-content settings of the module doc's table."""
+    mid = next((r for r in rungs if r.tier == STILL_CASCADE_FROM), None)
+    out = []
+    for r in rungs:
+        out.append(dataclasses.replace(
+            r,
+            content=CONTENT_STILL,
+            fps=still_rate(r.fps) if r.fps else r.fps,
+            preset=STILL_PRESET,
+            x264_params=STILL_X264_PARAMS,
+            scale_from=mid.name if mid is not None and r.tier < mid.tier and r.tier in VIDEO_BITRATES else None,
+        ))
+    return out
