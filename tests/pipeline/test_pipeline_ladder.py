@@ -178,7 +178,9 @@ def test_still_ladder_keeps_sizes_and_caps_and_lowers_the_rate() -> None:
     assert {round(r.fps_value * 4) for r in still} == {60}
     # The rungs under 720p scale the 720p picture (a cascade), the top two the source.
     assert [r.scale_from for r in still] == [None, None, "720p", "720p"]
-    assert all(r.preset is None and r.x264_params is None and r.scale_from is None for r in today)
+    assert all(r.preset is None and r.x264_params is None and r.scale_from is None
+               and r.threads is None for r in today)
+    assert all(r.x264_params and r.threads == 1 for r in still)
 
 
 def test_still_ladder_of_a_small_source_has_no_cascade() -> None:

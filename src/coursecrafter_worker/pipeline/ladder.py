@@ -25,6 +25,47 @@ Rules (DESIGN.md "Transcoding", plus the choices below):
   averaging 29.6 fps becomes 30), snapped to the nearest standard rate within 2%; then halved
   until <= 60 on the 720/1080 tiers and <= 30 below (60 -> 30, 50 -> 25: halving keeps the frame
   cadence even). Unknown -> 30.
+
+Lecture-aware encoding (`content_class()`, `plan_ladder(info, content)`):
+
+A lecture is mostly still slides with a little motion (a pointer, a talking-head inset).
+`motion.analyze()` samples a few 2 s spans of the source at 320x180 grey and measures, per
+frame, the share of the picture that changed since the previous frame (pixels whose difference
+is >= 12/255). The rule, on those per-frame shares:
+
+    still  <=>  >= 20 frames measured  and  p90(changed area) <= 5 %  and  cuts <= 2 % of frames
+                (a "cut" is a frame where >= 50 % of the picture changed: a slide change)
+    motion  otherwise, and whenever the analysis fails (today's settings, unchanged)
+
+Measured: the benchmark lecture (slides, a 384x216 inset under camera noise, a pointer) has
+p90 = 1 %, no cuts in the samples; a Mandelbrot zoom + scrolling panel p50 18 %, p90 59 %,
+20 % cuts; testsrc2 with noise (the tests' motion clip) >= 50 %; a slow pan over flat colour
+bars 8-10 % (motion: 15 fps would judder a pan).
+
+The table (per rung; sizes and bitrate caps are the same for both classes):
+
+    setting              motion (today)            still
+    frame rate           source rate (<= 60/30)    halved while > 15.5: 30 -> 15, 60 -> 15,
+                                                   25 -> 25/2, 30000/1001 -> 15000/1001; GOP =
+                                                   4 s of frames, so keyframes stay aligned in
+                                                   seconds across rungs (and with today's grid)
+    fps filter           per branch                once, before the split (all rungs share it)
+    scaling              every rung from source    1080/720 from source; 480/360 from the
+                                                   720p picture (cascade, bicubic)
+    x264 preset          caller's (veryfast)       the faster of the caller's and veryfast
+    -x264-params         none                      me=dia:subme=1:rc-lookahead=5:aq-mode=0
+    x264 threads         x264 default (auto)       1 per rung (4 encoders + decode already
+                                                   fill 2 cores; frame threads only add sync)
+    VBV cap / CRF        per tier / 23             same (still slides stay far under the caps)
+
+Why these (bench/transcode_ladder.py, docs/benchmarks.md "Lecture-aware ladder"): on a 1080p30
+lecture the still ladder used about 0.4x the FFmpeg CPU of today's at the same SSIM per rung
+(0.990/0.993/0.994/0.994 against the source scaled to each rung, 15 fps rungs repeated to 30
+for the comparison). Rejected after measuring: superfast/ultrafast (no mb-tree: the noisy inset
+is re-coded at full quality every frame, 2-5x the bytes for little CPU); fast_bilinear or
+bilinear scaling for the low rungs (SSIM -0.005 on text, no CPU gain); `-tune stillimage`
+(no CPU gain, SSIM -0.001); dropping duplicate frames (mpdecimate, VFR): a still slide would get no frame
+at the 4 s keyframe instants, so segments would stretch and stop lining up across rungs.
 """
 
 from __future__ import annotations
@@ -52,7 +93,8 @@ STILL_MAX_CHANGED_P90 = 5.0  # percent of the picture changed between frames, 90
 STILL_MAX_CUT_SHARE = 0.02  # frames where half the picture changed (slide changes, cuts)
 STILL_FPS_CAP = 15.5
 STILL_PRESET = "veryfast"
-STILL_X264_PARAMS: str | None = None
+STILL_X264_PARAMS = "me=dia:subme=1:rc-lookahead=5:aq-mode=0"
+STILL_THREADS = 1
 STILL_CASCADE_FROM = 720
 STANDARD_RATES: tuple[tuple[float, str], ...] = (
     (10.0, "10"), (12.0, "12"), (12.5, "12.5"), (15.0, "15"),
@@ -75,6 +117,7 @@ class Rung:
     preset: str | None = None  # x264 preset; None: the caller's (transcode(preset=...))
     x264_params: str | None = None  # extra -x264-params for this rung
     scale_from: str | None = None  # name of the larger rung whose scaled picture this one scales
+    threads: int | None = None  # x264 threads for this rung; None: x264's default
 
     @property
     def is_audio_only(self) -> bool:
@@ -208,6 +251,7 @@ def _still(rungs: list[Rung]) -> list[Rung]:
             fps=still_rate(r.fps) if r.fps else r.fps,
             preset=STILL_PRESET,
             x264_params=STILL_X264_PARAMS,
+            threads=STILL_THREADS,
             scale_from=mid.name if mid is not None and r.tier < mid.tier and r.tier in VIDEO_BITRATES else None,
         ))
     return out

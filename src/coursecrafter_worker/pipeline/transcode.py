@@ -203,6 +203,8 @@ def build_command(
                 out[f"preset:v:{i}"] = faster_preset(preset, rung.preset)
             if rung.x264_params:
                 out[f"x264-params:v:{i}"] = rung.x264_params
+            if rung.threads:
+                out[f"threads:v:{i}"] = rung.threads
             if audio is not None:
                 streams.append(audio)
                 out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
