@@ -19,6 +19,11 @@ The command (built with ffmpeg-python, see `build_command`) for a 1280x720 sourc
       -map_metadata -1 -map_chapters -1 hls/%v/index.m3u8
       -map [poster] -f image2 -fps_mode passthrough -update 1 -q:v 3 poster.jpg
 
+That is the "motion" ladder (today's settings). Before planning, `transcode()` samples the
+source (`motion.analyze`) and a lecture of still slides gets the "still" ladder instead
+(ladder.py, "Lecture-aware encoding"): one `fps=15` before the split, the sub-720 rungs scaled
+from the 720p picture, and per-rung `-preset:v:N` / `-x264-params:v:N` / `-threads:v:N`.
+
 Choices:
 - Keyframes: forced at every multiple of the segment duration by time (`-force_key_frames
   expr:...`), plus `-g`/`-keyint_min` = one segment of frames and `-sc_threshold 0` so x264 adds
