@@ -104,3 +104,25 @@ def test_content_can_be_forced(slides: tuple[Path, TranscodeResult, Path], tmp_p
     result = transcode(slides[0], tmp_path / "out", preset=PRESET, content=CONTENT_MOTION)
     assert result.content == CONTENT_MOTION
     check_ladder(result, tmp_path / "out", ["720p", "480p", "360p"], 30.0)
+
+
+def test_still_command_shape() -> None:
+    """Pure: the still ladder's FFmpeg command drops frames once, cascades the low rungs and sets
+    per-rung x264 options; the motion one has none of that."""
+    from coursecrafter_worker.pipeline import MediaInfo, build_command, plan_ladder
+
+    info = MediaInfo(duration=60, width=1920, height=1080, fps=30.0, has_video=True,
+                     has_audio=True, video_index=0, audio_index=1, nominal_fps=30.0)
+    still = build_command(Path("/s.mp4"), info, plan_ladder(info, CONTENT_STILL))
+    graph = still[still.index("-filter_complex") + 1]
+    assert graph.count("fps=fps=") == 1 and graph.startswith("[0:0]fps=fps=15")
+    assert graph.count("scale=854:480") == 1 and graph.count("split=3") == 1  # 720p fans out
+    for i in range(4):
+        assert still[still.index(f"-threads:v:{i}") + 1] == "1"
+        assert still[still.index(f"-g:v:{i}") + 1] == "60"  # 4 s at 15 fps
+        assert "aq-mode=0" in still[still.index(f"-x264-params:v:{i}") + 1]
+    motion = build_command(Path("/s.mp4"), info, plan_ladder(info, CONTENT_MOTION))
+    graph = motion[motion.index("-filter_complex") + 1]
+    assert graph.count("fps=fps=30") == 4
+    assert not any(a.startswith(("-threads", "-x264-params", "-preset:")) for a in motion)
+    assert motion[motion.index("-g:v:0") + 1] == "120"
