@@ -3,6 +3,7 @@ rung, aligned 4 s segments), a high-motion clip keeps today's (source rate). Tin
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,9 @@ def test_still_command_shape() -> None:
     still = build_command(Path("/s.mp4"), info, plan_ladder(info, CONTENT_STILL))
     graph = still[still.index("-filter_complex") + 1]
     assert graph.count("fps=fps=") == 1 and graph.startswith("[0:0]fps=fps=15")
-    assert graph.count("scale=854:480") == 1 and graph.count("split=3") == 1  # 720p fans out
+    # The source goes to 1080p, 720p and the poster; the 720p picture fans out to 480p and 360p.
+    assert graph.count("scale=854:480") == 1
+    assert re.search(r"scale=1280:720\[(\w+)\];\[\1\]split=3", graph)
     for i in range(4):
         assert still[still.index(f"-threads:v:{i}") + 1] == "1"
         assert still[still.index(f"-g:v:{i}") + 1] == "60"  # 4 s at 15 fps
