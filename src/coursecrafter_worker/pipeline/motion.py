@@ -4,19 +4,20 @@
 per span, each opened with a fast `-ss` seek
 that starts at the keyframe before the point: `-noaccurate_seek`) and, per span, at 320x180 grey:
 
-    fps (source rate, no-op) -> scale=320:180 -> format=gray -> tblend=difference
+    scale=320:180 (fast_bilinear) -> format=gray -> tblend=difference
       -> blackframe=amount=0:threshold=12 -> metadata=print:file=spanN.txt
 
 `tblend` turns each frame into its absolute difference from the previous one, and `blackframe`
 counts the share of pixels of that difference below 12 (of 255): `pblack` = the percentage of
 the picture that did NOT change. So `100 - pblack` is the changed area of one frame, in percent.
-Downscaling first averages sensor noise away (a still camera shot stays "still") and makes the
+Downscaling first averages most sensor noise out (not measured on real camera footage) and makes the
 filters cost nothing next to the decode. Every filter used exists in FFmpeg 5.1.
 
 Spans: the whole source when it is at most `WHOLE_SECONDS` long; otherwise `n` spans of
 `SPAN_SECONDS`, n = clamp(round(duration / 60) + 2, 3, 8), centred at (i + 0.5) / n of the
-duration. A 60 s clip decodes 3 x 2 s (10 %), a 10-minute lecture 8 x 2 s (2.7 %): the pass costs
-about 2-3 % of the full ladder's CPU (measured in bench/transcode_ladder.py, docs/benchmarks.md).
+duration. A 60 s clip decodes 3 x 2 s (10 %), a 10-minute lecture 8 x 2 s (2.7 %). Measured on
+the 60 s 1080p benchmark lecture: 1.25 CPU s, 1.9 % of today's ladder and 3.6 % of the still one
+(bench/transcode_ladder.py, docs/benchmarks.md); the share falls with the length.
 
 The result, `MotionStats`, is plain numbers; `ladder.content_class()` (pure) turns it into the
 encoding choice. If the pass fails for any reason the caller plans today's ("motion") ladder:
