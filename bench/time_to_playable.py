@@ -85,6 +85,8 @@ from worker_throughput import (
 )
 
 from coursecrafter_worker.pipeline import build_command, find_ffmpeg, plan_ladder, probe
+from coursecrafter_worker.pipeline.ladder import content_class
+from coursecrafter_worker.pipeline.motion import analyze
 
 USERNAME = "lecturer"
 
@@ -300,10 +302,12 @@ def breakdown(up: Upload, marks: dict[str, float], sampler: CPUSampler,
 
 
 def bare_ffmpeg(source: Path, out: Path) -> dict[str, float]:
-    """The worker's own FFmpeg argv (build_command, default preset), run directly."""
+    """The worker's own FFmpeg argv (build_command, default preset, the content class the
+    worker's sampling pass picks), run directly; the pass itself is not timed here."""
     ffmpeg = find_ffmpeg()
     info = probe(source, ffmpeg=ffmpeg)
-    argv = build_command(source, info, plan_ladder(info), ffmpeg=ffmpeg)
+    content = content_class(analyze(source, info, ffmpeg=ffmpeg))
+    argv = build_command(source, info, plan_ladder(info, content), ffmpeg=ffmpeg)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with Meter() as m:

@@ -1,25 +1,30 @@
-"""Transcoding cost of the HLS ladder: the pipeline vs bare FFmpeg vs one process per rendition.
+"""Transcoding cost of the HLS ladder: today's settings vs the lecture-aware ladder vs bare FFmpeg.
 
-    .venv/bin/python bench/transcode_ladder.py [--quick] [--preset veryfast] [--json PATH]
+    .venv/bin/python bench/transcode_ladder.py [--duration 60] [--sources lecture,webm,motion]
+        [--motion-duration S] [--preset veryfast] [--rounds N] [--wait-quiet S] [--json PATH] [--keep DIR]
+    .venv/bin/python bench/transcode_ladder.py --legacy [--quick]   # the issue-4 comparison
 
-1. Makes a lecture-like source: 60 s (10 s with --quick) of 1080p30 H.264 + AAC. Mostly still
-   "slides" with motion in between: `testsrc2` (moving pattern), of which a `select` keeps the
-   first 2 s of every 10 s (plus one frame at each 10 s mark) and `fps=30` repeats the last kept
-   frame through the gap, so 80% of the clip is a held frame, as in a slide lecture; a 440 Hz
-   sine is the voice. Encoded x264 `veryfast` CRF 18, like a screen recording an instructor
-   uploads. (drawtext would need fonts; not assumed.)
-2. Measures, in one run, wall time, realtime factor (media seconds per wall second) and the CPU
-   seconds FFmpeg used (children rusage) of:
-   a. `transcode()` end to end: probe, the one-process ladder (4 rungs + poster), verification,
-      install into the output directory;
-   b. bare FFmpeg: the very argv `transcode()` runs (`build_command()`), started directly, once;
-   c. the naive way: one FFmpeg process per rendition, sequentially, each decoding the source
-      itself with the same encoder settings (`build_command()` with one rung), plus one
-      poster-frame command;
-   and prints a table with pipeline overhead over bare (%) and naive / pipeline. `--rounds N`
-   repeats a, b, c interleaved and keeps each one's fastest run (the least disturbed).
-3. Reports how busy the rest of the machine was meanwhile ("other CPU": machine busy time minus
-   ours), because other people's jobs on a shared 2-core machine move these numbers.
+Sources (1080p30, `--duration` s, default 60; the issue asks for 600), made once with FFmpeg's
+lavfi and cached under bench/results/sources/ (or `--keep DIR`):
+- `lecture`: H.264/AAC (x264 veryfast CRF 18, like an uploaded screen recording): slides (a plain
+  background, a title, nine lines of text drawn with drawtext in DejaVu Sans, or text-like bars
+  without the font) that change every 20-60 s, a 384x216 "talking head" inset (testsrc2 under
+  camera-like temporal noise), a red pointer that moves 6 s out of every 15, a voice-like
+  modulated tone (`make_lecture()`);
+- `webm`: the same picture and voice as VP9/Opus WebM (libvpx-vp9 realtime, CRF 30);
+- `motion`: high motion: a Mandelbrot zoom (every pixel changes every frame) with a scrolling
+  testsrc2 panel sliding across it, and a tone (`make_motion()`).
+
+Per source, in one run, interleaved when `--rounds` > 1 (each mode's fastest round is kept):
+  a. today: `transcode(content="motion")`, the pipeline's previous settings on every source;
+  b. lecture-aware: `transcode()` end to end, with its sampling pass (`motion.analyze`) first;
+  c. bare FFmpeg: the very argv b. ran (`build_command()` for b.'s plan), started directly.
+Reported: wall s, x realtime (media s / wall s), FFmpeg CPU s (children rusage: every FFmpeg
+the mode ran, the analysis included), x realtime on free cores (media s / (CPU s / cores), what
+the same work gives when nothing else runs), the CPU the rest of the machine used meanwhile,
+SSIM (FFmpeg's ssim filter, "All") of every rung against the source scaled to the rung with
+bicubic and compared at the source frame rate (a 15 fps rung is repeated to 30: dropped frames
+count against it), and the bytes of every rung's segments.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -36,11 +42,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, system_cpu_seconds, wait_for_quiet  # noqa: E402
+from _common import format_table, machine_info, system_cpu_seconds, wait_for_quiet  # noqa: E402
 
 from coursecrafter_worker.pipeline import build_command, find_ffmpeg, plan_ladder, probe, transcode  # noqa: E402
 from coursecrafter_worker.pipeline.probe import input_options, input_url  # noqa: E402
+from coursecrafter_worker.pipeline.ladder import CONTENT_MOTION  # noqa: E402
 from coursecrafter_worker.pipeline.transcode import poster_time  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
 
 
 def make_source(path: Path, seconds: int, ffmpeg: str) -> None:
@@ -84,19 +93,239 @@ def run(argv: list[str], cwd: Path) -> None:
         raise SystemExit(f"FFmpeg failed ({proc.returncode}):\n{' '.join(argv)}\n{proc.stderr[-3000:]}")
 
 
+FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+         "/usr/share/fonts/TTF/DejaVuSans.ttf",
+         "/System/Library/Fonts/Supplemental/Arial.ttf")
+SLIDE_SECONDS = (20, 35, 50, 30, 60, 25, 40)
+SLIDE_COLOURS = ("0xf4f1ea", "0x1d2b3a", "0xffffff", "0x203020", "0xfaf3d0", "0x2a1d3a")
+WORDS = ("signal energy sample filter kernel matrix vector proof lemma bound gradient network "
+         "latency cache thread entropy channel spectrum basis rank eigen prior loss model").split()
+
+
+def _slides_filter(seconds: int, font: str | None) -> str:
+    import random
+
+    rnd = random.Random(7)
+    parts: list[str] = []
+    t, i = 0.0, 0
+    while t < seconds:
+        a, b = t, min(float(seconds), t + SLIDE_SECONDS[i % len(SLIDE_SECONDS)])
+        bg = SLIDE_COLOURS[i % len(SLIDE_COLOURS)]
+        fg = "white" if bg in ("0x1d2b3a", "0x203020", "0x2a1d3a") else "0x202020"
+        en = f"enable='between(t,{a},{b - 0.001})'"
+        parts.append(f"drawbox=x=0:y=0:w=iw:h=ih:color={bg}:t=fill:{en}")
+        parts.append(f"drawbox=x=80:y=190:w=1760:h=4:color={fg}:t=fill:{en}")
+        if font:
+            parts.append(f"drawtext=fontfile={font}:text='Lecture 4 - part {i + 1}':"
+                         f"fontsize=72:fontcolor={fg}:x=80:y=80:{en}")
+        for line in range(9):
+            y = 240 + line * 80
+            words = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(4, 9)))
+            if font:
+                parts.append(f"drawtext=fontfile={font}:text='- {words}':fontsize=44:"
+                             f"fontcolor={fg}:x=120:y={y}:{en}")
+            else:
+                parts.append(f"drawbox=x=120:y={y}:w={len(words) * 22}:h=36:color={fg}:t=fill:{en}")
+        if i % 2:
+            parts.append(f"drawgrid=x=1200:y=300:w=80:h=80:t=2:color={fg}@0.6:{en}")
+        t, i = b, i + 1
+    return ",".join(parts)
+
+
+def make_lecture(path: Path, seconds: int, ffmpeg: str, *, webm: bool = False) -> None:
+    """A slide lecture, 1920x1080 30 fps (see the module doc)."""
+    font = next((f for f in FONTS if Path(f).is_file()), None)
+    graph = (
+        f"[0:v]{_slides_filter(seconds, font)}[bg];"
+        "[1:v]noise=alls=10:allf=t[head];"
+        "[bg][head]overlay=x=W-w-40:y=H-h-40[withhead];"
+        "[withhead][2:v]overlay=x='900+600*sin(0.7*min(mod(t,15),6))':"
+        "y='560+300*sin(1.1*min(mod(t,15),6))'[v]"
+    )
+    voice = ("aevalsrc='0.4*sin(2*PI*(140+30*sin(2*PI*0.7*t))*t)*(0.5+0.5*sin(2*PI*3.3*t))"
+             f"*gt(sin(2*PI*0.25*t),-0.6)':s=48000:d={seconds}")
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+            "-f", "lavfi", "-i", f"color=c=white:s=1920x1080:r=30:d={seconds}",
+            "-f", "lavfi", "-i", f"testsrc2=s=384x216:r=30:d={seconds}",
+            "-f", "lavfi", "-i", f"color=c=red:s=28x28:r=30:d={seconds}",
+            "-f", "lavfi", "-i", voice,
+            "-filter_complex", graph, "-map", "[v]", "-map", "3:a"]
+    if webm:
+        argv += ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+                 "-crf", "30", "-b:v", "0", "-pix_fmt", "yuv420p", "-c:a", "libopus", "-b:a", "96k"]
+    else:
+        argv += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                 "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart"]
+    subprocess.run([*argv, "-t", str(seconds), str(path)], check=True)
+
+
+def make_motion(path: Path, seconds: int, ffmpeg: str) -> None:
+    """High motion, 1920x1080 30 fps: a Mandelbrot zoom with a scrolling testsrc2 panel."""
+    graph = ("[0:v]scale=1920:1080[b];[1:v]scroll=h=0.01[p];"
+             "[b][p]overlay=x='mod(t*300,1280)':y=200[v]")
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+            "-f", "lavfi", "-i", f"mandelbrot=s=960x540:r=30:maxiter=160:end_pts={seconds * 2}:"
+                                 "end_scale=0.02",
+            "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-filter_complex", graph, "-map", "[v]", "-map", "2:a",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", "-t", str(seconds), str(path)]
+    subprocess.run(argv, check=True)
+
+
+SOURCES = {
+    "lecture": ("lecture-{s}s-1080p.mp4", lambda p, s, ff: make_lecture(p, s, ff)),
+    "webm": ("lecture-{s}s-1080p.webm", lambda p, s, ff: make_lecture(p, s, ff, webm=True)),
+    "motion": ("motion-{s}s-1080p.mp4", make_motion),
+}
+
+
+def source_file(kind: str, seconds: int, directory: Path, ffmpeg: str) -> Path:
+    """The cached source (made atomically on first use)."""
+    name, maker = SOURCES[kind]
+    path = directory / name.format(s=seconds)
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".tmp-" + path.name)
+        print(f"making {path.name} ...", file=sys.stderr)
+        maker(tmp, seconds, ffmpeg)
+        os.replace(tmp, path)
+    return path
+
+
+def ssim_per_rung(source: Path, out: Path, renditions: list, fps: float, ffmpeg: str) -> list[float]:
+    """SSIM (All) of each rung against the source scaled to it, compared at `fps`."""
+    video = [r for r in renditions if r.height]
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(source)]
+    for r in video:
+        argv += ["-i", str(out / r.playlist)]
+    graph = [f"[0:v]setpts=PTS-STARTPTS,split={len(video)}" + "".join(f"[r{i}]" for i in range(len(video)))]
+    for i, r in enumerate(video):
+        graph.append(
+            f"[r{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[ref{i}];"
+            f"[{i + 1}:v]setpts=PTS-STARTPTS,fps={fps:g},setsar=1,format=yuv420p[dis{i}];"
+            f"[dis{i}][ref{i}]ssim=shortest=1[o{i}]"
+        )
+    argv += ["-filter_complex", ";".join(graph)]
+    for i in range(len(video)):
+        argv += ["-map", f"[o{i}]", "-f", "null", "-"]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    found = sorted((int(k), float(v)) for k, v in
+                   re.findall(r"Parsed_ssim_(\d+) @[^\]]*\] SSIM .*?All:([\d.]+)", proc.stderr))
+    if len(found) != len(video):
+        raise SystemExit(f"SSIM failed:\n{proc.stderr[-3000:]}")
+    return [round(v, 4) for _, v in found]
+
+
+def rung_bytes(out: Path, renditions: list) -> list[int]:
+    return [sum(f.stat().st_size for f in (out / r.playlist).parent.glob("*.ts")) for r in renditions]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a 10 s clip instead of 60 s")
-    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--duration", type=int, default=60, help="source length in s (issue: 600)")
+    parser.add_argument("--motion-duration", type=int, default=None,
+                        help="length of the high-motion source (default: --duration); it costs "
+                             "~3x the CPU of the lecture per second")
+    parser.add_argument("--sources", default="lecture,webm,motion")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of today's settings")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--keep", type=Path,
-                        help="work in this directory and keep it (a source already there is reused)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure a, b, c this many times, interleaved; report the fastest")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help="first wait up to S seconds for the machine to be idle")
+    parser.add_argument("--keep", type=Path, help="make/reuse the sources and keep outputs here")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S")
+    parser.add_argument("--legacy", action="store_true",
+                        help="the issue-4 comparison (pipeline vs bare vs one process per rung)")
+    parser.add_argument("--quick", action="store_true", help="with --legacy: a 10 s clip")
     args = parser.parse_args()
+    if args.legacy:
+        return legacy_main(args)
 
+    ffmpeg = find_ffmpeg()
+    cores = os.cpu_count() or 1
+    sources_dir = args.keep or BENCH_DIR / "results" / "sources"
+    work = Path(tempfile.mkdtemp(prefix="cc-bench-ladder-"))
+    report: dict[str, dict] = {}
+    try:
+        kinds = [k.strip() for k in args.sources.split(",") if k.strip()]
+        paths = {k: source_file(k, (args.motion_duration or args.duration) if k == "motion"
+                                else args.duration, sources_dir, ffmpeg) for k in kinds}
+        if args.wait_quiet:
+            print(f"machine busy: {wait_for_quiet(args.wait_quiet):.0f}% of one core", file=sys.stderr)
+        for kind in kinds:
+            source = paths[kind]
+            info = probe(source, ffmpeg=ffmpeg)
+            results: dict[str, dict] = {}
+            for round_ in range(args.rounds):
+                for mode in ("a. today (content=motion)", "b. lecture-aware transcode()",
+                             "c. bare FFmpeg, b.'s argv"):
+                    print(f"{kind} round {round_ + 1}/{args.rounds}: {mode} ...", file=sys.stderr)
+                    out = work / f"{kind}-{mode[0]}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    out.mkdir()
+                    if mode[0] == "c":
+                        content = results["b. lecture-aware transcode()"]["content"]
+                        rungs = plan_ladder(info, content)
+                        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=args.preset)
+                        with Meter() as m:
+                            run(argv, out)
+                        renditions = [type("R", (), {"playlist": f"hls/{r.name}/index.m3u8",
+                                                     "width": r.width, "height": r.height})()
+                                      for r in rungs]
+                        names = [r.name for r in rungs]
+                    else:
+                        forced = CONTENT_MOTION if mode[0] == "a" else None
+                        with Meter() as m:
+                            result = transcode(source, out, preset=args.preset, ffmpeg=ffmpeg,
+                                               content=forced)
+                        renditions = result.renditions
+                        content = result.content
+                        names = [r.playlist.split("/")[1] for r in renditions]
+                    print(f"  {m.wall:.1f} s wall, {m.cpu:.1f} CPU s, other {m.other:.1f}",
+                          file=sys.stderr)
+                    if mode in results and results[mode]["wall_s"] <= m.wall:
+                        continue
+                    results[mode] = {
+                        "content": content,
+                        "wall_s": round(m.wall, 2),
+                        "realtime_x": round(info.duration / m.wall, 2),
+                        "ffmpeg_cpu_s": round(m.cpu, 1),
+                        "free_cores_realtime_x": round(info.duration / (m.cpu / cores), 2),
+                        "other_cpu_s": round(m.other, 1),
+                        "rungs": names,
+                        "ssim": ssim_per_rung(source, out, renditions, info.fps or 30.0, ffmpeg),
+                        "bytes": rung_bytes(out, renditions),
+                    }
+            report[kind] = {"duration_s": round(info.duration, 2), "results": results}
+            print_source(kind, info.duration, results, cores)
+        machine = machine_info(["imageio-ffmpeg", "ffmpeg-python"])
+        print(f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), load at start "
+              f"{machine['loadavg_at_start']}; FFmpeg {ffmpeg}")
+        if args.json:
+            args.json.write_text(json.dumps({"duration": args.duration, "preset": args.preset,
+                                             "sources": report, "machine": machine}, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_source(kind: str, duration: float, results: dict[str, dict], cores: int) -> None:
+    names = next(iter(results.values()))["rungs"]
+    print()
+    print(f"{kind}: {duration:.0f} s of 1080p30; {cores} cores")
+    header = ["mode", "content", "wall s", "x realtime", "FFmpeg CPU s", "x RT free cores",
+              "other CPU s", *[f"SSIM {n}" for n in names], *[f"MB {n}" for n in names]]
+    rows = []
+    for mode, r in results.items():
+        ssim = r["ssim"] + [""] * (len(names) - len(r["ssim"]))
+        size = [f"{b / 1e6:.2f}" for b in r["bytes"]]
+        rows.append([mode, r["content"], f"{r['wall_s']:.1f}", f"{r['realtime_x']:.2f}",
+                     f"{r['ffmpeg_cpu_s']:.1f}", f"{r['free_cores_realtime_x']:.2f}",
+                     f"{r['other_cpu_s']:.1f}", *map(str, ssim), *size])
+    print(format_table(header, rows))
+
+
+def legacy_main(args: argparse.Namespace) -> None:
+    """The issue-4 benchmark (`--legacy`): make_source(), today's settings forced."""
     seconds = 10 if args.quick else 60
     ffmpeg = find_ffmpeg()
     work = args.keep or Path(tempfile.mkdtemp(prefix="cc-bench-transcode-"))
@@ -148,7 +377,8 @@ def main() -> None:
             print(f"round {round_ + 1}/{args.rounds}: a. transcode() ...", file=sys.stderr)
             out_a = work / "a-pipeline"
             with Meter() as m:
-                result = transcode(source, out_a, preset=args.preset, ffmpeg=ffmpeg)
+                result = transcode(source, out_a, preset=args.preset, ffmpeg=ffmpeg,
+                                   content=CONTENT_MOTION)
             record("a. transcode() end to end", m)
 
             # b. bare FFmpeg, the same argv

@@ -299,6 +299,11 @@ def test_truncation_points_are_where_they_claim(clips: Clips) -> None:
 # Wrong extensions, index at the end
 
 
+def _rate(result: TranscodeResult) -> int:
+    """The rungs' frame rate for these 30 fps sources: 15 when the ladder is the still one."""
+    return 15 if result.content == "still" else 30
+
+
 @pytest.mark.parametrize("name,seconds", [("webm_named_mp4", 2.0), ("mp4_named_mov", 3.0),
                                           ("mp4_named_avi", 3.0), ("mpegts_named_mp4", 2.0)])
 def test_wrong_extension_transcodes(outcome_of: Callable[[str], Outcome], name: str,
@@ -309,7 +314,8 @@ def test_wrong_extension_transcodes(outcome_of: Callable[[str], Outcome], name: 
     assert result.duration == pytest.approx(seconds, abs=0.1)
     decoded = decode(outcome.out / result.renditions[0].playlist)
     assert decoded.has_audio
-    assert decoded.frames == pytest.approx(seconds * 30, abs=3)
+    # A testsrc2 clip is mostly still: the lecture-aware ladder may halve its rate (ladder.py).
+    assert decoded.frames == pytest.approx(seconds * _rate(result), abs=3)
 
 
 def test_moov_at_the_end_transcodes(outcome_of: Callable[[str], Outcome]) -> None:
@@ -366,7 +372,7 @@ def test_lying_duration_gives_the_real_one(outcome_of: Callable[[str], Outcome],
     assert playlist.total == pytest.approx(real, abs=0.05)
     assert len(playlist.segments) == 1 and playlist.target_duration <= 4
     decoded = decode(outcome.out / result.renditions[0].playlist)
-    assert decoded.frames == pytest.approx(real * 30, abs=2)
+    assert decoded.frames == pytest.approx(real * _rate(result), abs=2)
 
 
 def test_lying_duration_sources_really_lie(clips: Clips) -> None:

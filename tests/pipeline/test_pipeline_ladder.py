@@ -5,6 +5,13 @@ from __future__ import annotations
 import pytest
 
 from coursecrafter_worker.pipeline import MediaInfo, plan_ladder
+from coursecrafter_worker.pipeline.ladder import (
+    CONTENT_MOTION,
+    CONTENT_STILL,
+    content_class,
+    still_rate,
+)
+from coursecrafter_worker.pipeline.motion import MotionStats, parse_changed, spans
 
 
 def video(width: int, height: int, *, fps: float | None = 30.0, audio: bool = True,
@@ -99,3 +106,95 @@ def test_frame_rate_per_rung(fps: float | None, top: str, low: str) -> None:
 def test_variable_frame_rate_uses_the_nominal_rate() -> None:
     # A phone VFR video: 12.8 fps on average, 30 fps nominal -> 30 fps CFR.
     assert plan_ladder(video(640, 360, fps=12.8, nominal=30.0))[0].fps == "30"
+
+
+# --------------------------------------------------------------------------------------------
+# Lecture-aware encoding: motion statistics -> content class -> rung settings (all pure)
+
+
+def stats(p90: float, *, cut: float = 0.0, frames: int = 180, p50: float | None = None) -> MotionStats:
+    return MotionStats(frames=frames, still_share=0.0, changed_p50=p50 if p50 is not None else p90,
+                       changed_p90=p90, cut_share=cut)
+
+
+@pytest.mark.parametrize(
+    "s,expected",
+    [
+        (stats(1.0), CONTENT_STILL),  # slides with a pointer and a small inset
+        (stats(0.0), CONTENT_STILL),  # a frozen picture
+        (stats(5.0), CONTENT_STILL),  # the limit is inclusive
+        (stats(5.5), CONTENT_MOTION),  # a bigger talking head, a scrolling screen
+        (stats(60.0, p50=18.0), CONTENT_MOTION),  # camera footage
+        (stats(1.0, cut=0.02), CONTENT_STILL),  # one slide change every 50 frames at most
+        (stats(1.0, cut=0.05), CONTENT_MOTION),  # flashing cuts: not a lecture
+        (stats(1.0, frames=19), CONTENT_MOTION),  # too little measured to tell
+        (None, CONTENT_MOTION),  # the analysis failed: today's settings
+    ],
+)
+def test_content_class_rule(s: MotionStats | None, expected: str) -> None:
+    assert content_class(s) == expected
+
+
+def test_motion_stats_summary() -> None:
+    # 100 frame differences: 80 with 1 % changed, 18 with 8 %, 2 slide changes (100 %).
+    s = MotionStats.from_changed([1.0] * 80 + [8.0] * 18 + [100.0] * 2)
+    assert (s.frames, s.changed_p50, s.changed_p90, s.cut_share) == (100, 1.0, 8.0, 0.02)
+    assert s.still_share == 0.0
+    assert MotionStats.from_changed([0.0] * 9 + [3.0]).still_share == 0.9
+    assert content_class(MotionStats.from_changed([])) == CONTENT_MOTION
+
+
+def test_parse_changed_reads_blackframe_metadata() -> None:
+    text = ("frame:0    pts:1      pts_time:0.0333\nlavfi.blackframe.pblack=97\n"
+            "frame:1    pts:2      pts_time:0.0667\nlavfi.blackframe.pblack=100\n")
+    assert parse_changed(text) == [3.0, 0.0]
+
+
+@pytest.mark.parametrize("duration,count", [(5, 1), (12, 1), (60, 3), (300, 7), (600, 8), (7200, 8)])
+def test_analysis_spans_are_few_and_inside_the_media(duration: float, count: int) -> None:
+    plan = spans(duration)
+    assert len(plan) == count
+    assert all(0 <= start and start + length <= duration + 1e-9 for start, length in plan)
+    assert sum(length for _, length in plan) <= max(12, 0.11 * duration)
+
+
+@pytest.mark.parametrize(
+    "rate,still", [("30", "15"), ("60", "15"), ("25", "25/2"), ("50", "25/2"),
+                   ("30000/1001", "15000/1001"), ("24", "12"), ("15", "15"), ("10", "10")]
+)
+def test_still_rate_halves_down_to_15(rate: str, still: str) -> None:
+    assert still_rate(rate) == still
+
+
+def test_still_ladder_keeps_sizes_and_caps_and_lowers_the_rate() -> None:
+    info = video(1920, 1080, fps=30.0)
+    today = plan_ladder(info)
+    still = plan_ladder(info, CONTENT_STILL)
+    assert [(r.name, r.width, r.height, r.video_bitrate, r.audio_bitrate) for r in still] == [
+        (r.name, r.width, r.height, r.video_bitrate, r.audio_bitrate) for r in today]
+    assert {r.fps for r in today} == {"30"} and {r.content for r in today} == {CONTENT_MOTION}
+    assert {r.fps for r in still} == {"15"} and {r.content for r in still} == {CONTENT_STILL}
+    # Keyframes stay aligned in seconds: one segment is fps * 4 frames on every rung.
+    assert {round(r.fps_value * 4) for r in still} == {60}
+    # The rungs under 720p scale the 720p picture (a cascade), the top two the source.
+    assert [r.scale_from for r in still] == [None, None, "720p", "720p"]
+    assert all(r.preset is None and r.x264_params is None and r.scale_from is None
+               and r.threads is None for r in today)
+    assert all(r.x264_params and r.threads == 1 for r in still)
+
+
+def test_still_ladder_of_a_small_source_has_no_cascade() -> None:
+    still = plan_ladder(video(854, 480, fps=25.0), CONTENT_STILL)
+    assert [(r.name, r.fps, r.scale_from) for r in still] == [("480p", "25/2", None),
+                                                               ("360p", "25/2", None)]
+
+
+def test_audio_only_ignores_the_content_class() -> None:
+    info = MediaInfo(duration=10, width=None, height=None, fps=None, has_video=False,
+                     has_audio=True, audio_index=0)
+    assert plan_ladder(info, CONTENT_STILL) == plan_ladder(info)
+
+
+def test_unknown_content_class_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        plan_ladder(video(1280, 720), "cartoon")

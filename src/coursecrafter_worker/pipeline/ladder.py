@@ -25,13 +25,56 @@ Rules (DESIGN.md "Transcoding", plus the choices below):
   averaging 29.6 fps becomes 30), snapped to the nearest standard rate within 2%; then halved
   until <= 60 on the 720/1080 tiers and <= 30 below (60 -> 30, 50 -> 25: halving keeps the frame
   cadence even). Unknown -> 30.
+
+Lecture-aware encoding (`content_class()`, `plan_ladder(info, content)`):
+
+A lecture is mostly still slides with a little motion (a pointer, a talking-head inset).
+`motion.analyze()` samples a few 2 s spans of the source at 320x180 grey and measures, per
+frame, the share of the picture that changed since the previous frame (pixels whose difference
+is >= 12/255). The rule, on those per-frame shares:
+
+    still  <=>  >= 20 frames measured  and  p90(changed area) <= 5 %  and  cuts <= 2 % of frames
+                (a "cut" is a frame where >= 50 % of the picture changed: a slide change)
+    motion  otherwise, and whenever the analysis fails (today's settings, unchanged)
+
+Measured: the benchmark lecture (slides, a 384x216 inset under camera noise, a pointer) has
+p90 = 1 %, no cuts in the samples; a Mandelbrot zoom + scrolling panel p50 18 %, p90 59 %,
+20 % cuts; testsrc2 with noise (the tests' motion clip) >= 50 %; a slow pan over flat colour
+bars 8-10 % (motion: 15 fps would judder a pan).
+
+The table (per rung; sizes and bitrate caps are the same for both classes):
+
+    setting              motion (today)            still
+    frame rate           source rate (<= 60/30)    halved while > 15.5: 30 -> 15, 60 -> 15,
+                                                   25 -> 25/2, 30000/1001 -> 15000/1001; GOP =
+                                                   4 s of frames, so keyframes stay aligned in
+                                                   seconds across rungs (and with today's grid)
+    fps filter           per branch                once, before the split (all rungs share it)
+    scaling              every rung from source    1080/720 from source; 480/360 from the
+                                                   720p picture (cascade, bicubic)
+    x264 preset          caller's (veryfast)       the faster of the caller's and veryfast
+    -x264-params         none                      me=dia:subme=1:rc-lookahead=5:aq-mode=0
+    x264 threads         x264 default (auto)       1 per rung (4 encoders + decode already
+                                                   fill 2 cores; frame threads only add sync)
+    VBV cap / CRF        per tier / 23             same (still slides stay far under the caps)
+
+Why these (bench/transcode_ladder.py, docs/benchmarks.md "Lecture-aware ladder"): on a 1080p30
+lecture the still ladder used about 0.4x the FFmpeg CPU of today's at the same SSIM per rung
+(0.990/0.993/0.994/0.994 against the source scaled to each rung, 15 fps rungs repeated to 30
+for the comparison). Rejected after measuring: superfast/ultrafast (no mb-tree: the noisy inset
+is re-coded at full quality every frame, 2-5x the bytes for little CPU); fast_bilinear or
+bilinear scaling for the low rungs (SSIM -0.005 on text, no CPU gain); `-tune stillimage`
+(no CPU gain, SSIM -0.001); dropping duplicate frames (mpdecimate, VFR): a still slide would get no frame
+at the 4 s keyframe instants, so segments would stretch and stop lining up across rungs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .motion import MotionStats
 from .probe import MediaInfo
 
 TIERS = (1080, 720, 480, 360)
@@ -41,6 +84,18 @@ AUDIO_BITRATE = 128_000
 SMALL_AUDIO_BITRATE = 96_000
 MIN_VIDEO_BITRATE = 150_000
 DEFAULT_FPS = 30.0
+
+# Content classes (module doc, "Lecture-aware encoding").
+CONTENT_MOTION = "motion"
+CONTENT_STILL = "still"
+STILL_MIN_FRAMES = 20  # fewer measured frame differences: not enough to tell -> motion
+STILL_MAX_CHANGED_P90 = 5.0  # percent of the picture changed between frames, 90th percentile
+STILL_MAX_CUT_SHARE = 0.02  # frames where half the picture changed (slide changes, cuts)
+STILL_FPS_CAP = 15.5
+STILL_PRESET = "veryfast"
+STILL_X264_PARAMS = "me=dia:subme=1:rc-lookahead=5:aq-mode=0"
+STILL_THREADS = 1
+STILL_CASCADE_FROM = 720
 STANDARD_RATES: tuple[tuple[float, str], ...] = (
     (10.0, "10"), (12.0, "12"), (12.5, "12.5"), (15.0, "15"),
     (24000 / 1001, "24000/1001"), (24.0, "24"), (25.0, "25"),
@@ -58,6 +113,11 @@ class Rung:
     audio_bitrate: int  # bits/s (0 when the source has no audio)
     fps: str | None  # constant output rate for the fps filter ("30", "30000/1001"); None for audio
     tier: int  # 1080/720/480/360, the own short side for a small source, 0 for audio
+    content: str = "motion"  # CONTENT_MOTION (today's settings) or CONTENT_STILL (see module doc)
+    preset: str | None = None  # x264 preset; None: the caller's (transcode(preset=...))
+    x264_params: str | None = None  # extra -x264-params for this rung
+    scale_from: str | None = None  # name of the larger rung whose scaled picture this one scales
+    threads: int | None = None  # x264 threads for this rung; None: x264's default
 
     @property
     def is_audio_only(self) -> bool:
@@ -109,8 +169,29 @@ def rung_rate(source_fps: float, tier: int) -> str:
     return _fraction_text(frac)
 
 
-def plan_ladder(info: MediaInfo) -> list[Rung]:
-    """The rungs for `info`, top (largest) first. Pure: no I/O."""
+def content_class(stats: MotionStats | None) -> str:
+    """CONTENT_STILL when the sampled picture is a slide lecture (see module doc), else
+    CONTENT_MOTION (today's settings; also when nothing was measured). Pure."""
+    if stats is None or stats.frames < STILL_MIN_FRAMES:
+        return CONTENT_MOTION
+    if stats.changed_p90 <= STILL_MAX_CHANGED_P90 and stats.cut_share <= STILL_MAX_CUT_SHARE:
+        return CONTENT_STILL
+    return CONTENT_MOTION
+
+
+def still_rate(rate: str) -> str:
+    """A rung rate for still content: halved while above STILL_FPS_CAP (30 -> 15, 25 -> 12.5,
+    60 -> 15, 30000/1001 -> 15000/1001); a rate already at or under the cap is kept."""
+    frac = Fraction(rate)
+    while float(frac) > STILL_FPS_CAP:
+        frac /= 2
+    return _fraction_text(frac)
+
+
+def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
+    """The rungs for `info`, top (largest) first, for `content` (`content_class()`). Pure."""
+    if content not in (CONTENT_MOTION, CONTENT_STILL):
+        raise ValueError(f"unknown content class {content!r}")
     if not info.has_video:
         if not info.has_audio:
             raise ValueError("nothing to transcode: no video and no audio")
@@ -154,4 +235,23 @@ def plan_ladder(info: MediaInfo) -> list[Rung]:
                 tier=tier,
             )
         )
+    if content == CONTENT_STILL:
+        rungs = _still(rungs)
     return rungs
+
+
+def _still(rungs: list[Rung]) -> list[Rung]:
+    """Today's rungs with the still-content settings of the module doc's table."""
+    mid = next((r for r in rungs if r.tier == STILL_CASCADE_FROM), None)
+    out = []
+    for r in rungs:
+        out.append(dataclasses.replace(
+            r,
+            content=CONTENT_STILL,
+            fps=still_rate(r.fps) if r.fps else r.fps,
+            preset=STILL_PRESET,
+            x264_params=STILL_X264_PARAMS,
+            threads=STILL_THREADS,
+            scale_from=mid.name if mid is not None and r.tier < mid.tier and r.tier in VIDEO_BITRATES else None,
+        ))
+    return out

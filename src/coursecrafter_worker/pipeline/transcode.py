@@ -19,6 +19,11 @@ The command (built with ffmpeg-python, see `build_command`) for a 1280x720 sourc
       -map_metadata -1 -map_chapters -1 hls/%v/index.m3u8
       -map [poster] -f image2 -fps_mode passthrough -update 1 -q:v 3 poster.jpg
 
+That is the "motion" ladder (today's settings). Before planning, `transcode()` samples the
+source (`motion.analyze`) and a lecture of still slides gets the "still" ladder instead
+(ladder.py, "Lecture-aware encoding"): one `fps=15` before the split, the sub-720 rungs scaled
+from the 720p picture, and per-rung `-preset:v:N` / `-x264-params:v:N` / `-threads:v:N`.
+
 Choices:
 - Keyframes: forced at every multiple of the segment duration by time (`-force_key_frames
   expr:...`), plus `-g`/`-keyint_min` = one segment of frames and `-sc_threshold 0` so x264 adds
@@ -57,6 +62,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg as ffmpeg_python
@@ -64,7 +70,8 @@ import ffmpeg as ffmpeg_python
 from coursecrafter_worker.messages import Rendition
 
 from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
-from .ladder import Rung, plan_ladder
+from .ladder import CONTENT_MOTION, CONTENT_STILL, Rung, content_class, plan_ladder
+from .motion import ANALYSIS_TIMEOUT, analyze
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import FFmpegRun, find_ffmpeg, run_ffmpeg
 
@@ -92,6 +99,7 @@ class TranscodeResult:
     renditions: list[Rendition]
     master_playlist: str = MASTER_PLAYLIST
     poster: str | None = POSTER
+    content: str = CONTENT_MOTION  # the ladder's content class (ladder.py, "Lecture-aware")
 
 
 def default_timeout(duration: float) -> float:
@@ -106,6 +114,26 @@ def poster_time(info: MediaInfo) -> float:
     if info.duration < 1.0:
         return 0.0
     return round(info.start_time + info.duration * 0.10, 3)
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
+
+def faster_preset(a: str, b: str | None) -> str:
+    """The faster of two x264 presets (an unknown name counts as slowest; None is ignored)."""
+    if b is None:
+        return a
+    rank = {name: i for i, name in enumerate(X264_PRESETS)}
+    return a if rank.get(a, len(rank)) <= rank.get(b, len(rank)) else b
+
+
+def _shared_still_rate(rungs: list[Rung]) -> str | None:
+    """The one output rate of an all-still ladder whose rungs share it, else None."""
+    rates = {Fraction(r.fps) for r in rungs if r.fps}
+    if rungs and all(r.content == CONTENT_STILL for r in rungs) and len(rates) == 1:
+        return rungs[0].fps
+    return None
 
 
 def build_command(
@@ -139,22 +167,49 @@ def build_command(
             video = video.filter(
                 "tpad", stop_mode="clone", stop_duration=f"{MIN_VIDEO_SECONDS - info.duration:.3f}"
             )
-        branches = len(video_rungs) + (1 if poster else 0)
+        rate_once = _shared_still_rate(video_rungs)
+        if rate_once is not None:
+            # Still content, one rate for all: drop frames once, before the split.
+            video = video.filter("fps", fps=rate_once)
+        names = {r.name for r in video_rungs}
+        roots = [r for r in video_rungs if r.scale_from not in names]
+        branches = len(roots) + (1 if poster else 0)
         split = video.filter_multi_output("split", branches) if branches > 1 else None
+        pictures: dict[str, object] = {}
+
+        def scaled(rung: Rung, source: object) -> None:
+            if rate_once is None and rung.scale_from is None:
+                source = source.filter("fps", fps=rung.fps)  # type: ignore[attr-defined]
+            elif rung.scale_from is not None and Fraction(rung.fps) != Fraction(
+                    next(r for r in video_rungs if r.name == rung.scale_from).fps):
+                source = source.filter("fps", fps=rung.fps)  # type: ignore[attr-defined]
+            picture = source.filter("scale", rung.width, rung.height)  # type: ignore[attr-defined]
+            children = [r for r in video_rungs if r.scale_from == rung.name]
+            if children:
+                # Cascade: the lower rungs scale this rung's picture, not the full-size source.
+                fan = picture.filter_multi_output("split", len(children) + 1)
+                picture = fan.stream(0)
+                for j, child in enumerate(children):
+                    scaled(child, fan.stream(j + 1))
+            pictures[rung.name] = picture
+
+        for k, rung in enumerate(roots):
+            scaled(rung, split.stream(k) if split is not None else video)
+        per_rung_presets = any(r.preset for r in video_rungs)
         for i, rung in enumerate(video_rungs):
-            branch = split.stream(i) if split is not None else video
-            v = (
-                branch.filter("fps", fps=rung.fps)
-                .filter("scale", rung.width, rung.height)
-                .filter("setsar", 1)
-                .filter("format", "yuv420p")
-            )
+            v = pictures[rung.name].filter("setsar", 1).filter("format", "yuv420p")  # type: ignore[attr-defined]
             streams.append(v)
             gop = max(1, round(rung.fps_value * SEGMENT_SECONDS))
             out[f"maxrate:v:{i}"] = _kbps(rung.video_bitrate)
             out[f"bufsize:v:{i}"] = _kbps(rung.video_bitrate * 2)
             out[f"g:v:{i}"] = gop
             out[f"keyint_min:v:{i}"] = gop
+            if per_rung_presets:
+                out[f"preset:v:{i}"] = faster_preset(preset, rung.preset)
+            if rung.x264_params:
+                out[f"x264-params:v:{i}"] = rung.x264_params
+            if rung.threads:
+                out[f"threads:v:{i}"] = rung.threads
             if audio is not None:
                 streams.append(audio)
                 out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
@@ -163,7 +218,7 @@ def build_command(
                 var_map.append(f"v:{i},name:{rung.name}")
         if poster:
             top = video_rungs[0]
-            branch = split.stream(len(video_rungs)) if split is not None else video
+            branch = split.stream(len(roots)) if split is not None else video
             # Frame 0 and the first frame at or after T; the image2 muxer (-update 1) keeps
             # the last one written. So the poster is the frame at T, or the first frame when
             # the video ends before T (a duration that lied), and this output never ends up
@@ -177,7 +232,7 @@ def build_command(
             )
         out.update({
             "c:v": "libx264",
-            "preset": preset,
+            **({} if per_rung_presets else {"preset": preset}),
             "crf": CRF,
             "profile:v": "high",
             "sc_threshold": 0,
@@ -493,6 +548,7 @@ def transcode(
     timeout: float | None = None,
     preset: str = "veryfast",
     ffmpeg: str | None = None,
+    content: str | None = None,
 ) -> TranscodeResult:
     """Probe `source`, write `out_dir/hls/...` and `out_dir/poster.jpg`, return what was made.
 
@@ -500,6 +556,10 @@ def transcode(
     None means `default_timeout(probed duration)` for the transcode and 60 s for the probe.
     Running past it is a MediaError("timeout"). An exception raised by `on_progress` stops
     FFmpeg, removes the partial output and propagates (cancellation).
+
+    `content`: None measures how still the picture is (`motion.analyze`, a short sampling pass
+    during "probing") and picks the ladder's settings by `ladder.content_class()`;
+    "motion" / "still" force one (the benchmark's "today" is content="motion").
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -512,7 +572,14 @@ def transcode(
     if probe_timeout <= 0:
         raise _timeout_error(timeout)
     info = probe(source, ffmpeg=ffmpeg, timeout=probe_timeout)
-    rungs = plan_ladder(info)
+    if content is None:
+        content = CONTENT_MOTION
+        if info.has_video:
+            left = _remaining(deadline)
+            budget = ANALYSIS_TIMEOUT if left is None else min(ANALYSIS_TIMEOUT, left)
+            if budget > 0:
+                content = content_class(analyze(source, info, ffmpeg=ffmpeg, timeout=budget))
+    rungs = plan_ladder(info, content)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _cleanup_stale(out_dir)
@@ -569,4 +636,5 @@ def transcode(
         renditions=renditions,
         master_playlist=MASTER_PLAYLIST,
         poster=POSTER if with_poster else None,
+        content=content,
     )
