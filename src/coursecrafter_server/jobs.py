@@ -21,9 +21,9 @@ from coursecrafter_server.domain import (
     VideoKind,
     VideoStatus,
 )
-from coursecrafter_worker.storage import ObjectStorage
+from coursecrafter_worker.storage import ObjectStorage, keys
+from coursecrafter_worker.storage.keys import output_prefix
 from coursecrafter_server.store.base import Store
-from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
 
@@ -133,7 +133,7 @@ class JobService:
             raise InvalidState(f"only a failed video can be retried; this one is "
                                f"{user_video.status.value}")
         if user_video.error_code == "upload_expired" or self.storage.head(
-            f"uploads/{user_video.id}/source"
+            keys.source_key(user_video.id)
         ) is None:
             raise InvalidState("the uploaded source is gone; upload the file again")
         self.enqueue(user_video)
@@ -329,7 +329,7 @@ class JobService:
             cleared = dataclasses.replace(video, early_expires_at=None)
             if video.status is VideoStatus.READY:
                 # Storage first: a crash in between is swept again, never leaves bytes behind.
-                self.storage.delete_prefix(f"{output_prefix(video.id)}hls/early/")
+                self.storage.delete_prefix(f"{output_prefix(video.id)}{keys.EARLY_DIR}/")
                 self.store.update_video(cleared, expected_status=VideoStatus.READY)
             elif video.status is VideoStatus.FAILED:
                 # The record first: a retry that moved the video on in the meantime wins, and
@@ -403,7 +403,7 @@ class JobService:
     def message(self, job: Job) -> JobMessage:
         return JobMessage(
             job_id=job.id, video_id=job.video_id, attempt=job.attempt,
-            source_key=f"uploads/{job.video_id}/source", output_prefix=output_prefix(job.video_id),
+            source_key=keys.source_key(job.video_id), output_prefix=output_prefix(job.video_id),
             callback_url=self.callback_url, created_at=job.created_at.isoformat(),
         )
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 
 from coursecrafter_server.domain import DomainError, NotFound, Video, VideoStatus
 from coursecrafter_server.store.base import Store
-from coursecrafter_server.videos import output_prefix
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
+from coursecrafter_worker.storage.keys import MASTER_PLAYLIST as MASTER
+from coursecrafter_worker.storage.keys import POSTER, output_prefix
 
 PLAY_PATH = "/api/v1/play"
-MASTER = "hls/master.m3u8"
-POSTER = "poster.jpg"
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 # A storage URL (S3 redirect) is used at once, so it lives only minutes: one saved from a redirect
 # stops working soon after the video is deleted or unpublished, whatever the token's life left.

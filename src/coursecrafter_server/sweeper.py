@@ -11,9 +11,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from coursecrafter_server.bootstrap import Container
-from coursecrafter_server.uploads import VIDEO_ROOTS
 from coursecrafter_worker.queue.base import QueueUnavailable
 from coursecrafter_worker.storage import NoSuchUpload
+from coursecrafter_worker.storage.keys import VIDEO_ROOTS
 
 log = logging.getLogger(__name__)
 

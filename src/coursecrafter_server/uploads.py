@@ -27,6 +27,7 @@ from coursecrafter_server.domain import (
     VideoKind,
     VideoStatus,
 )
+from coursecrafter_worker.storage import keys
 from coursecrafter_worker.storage import (
     MAX_PART_NUMBER,
     InvalidPart,
@@ -151,25 +152,17 @@ def safe_filename(name: str) -> str:
 
 
 def source_key(video: Video) -> str:
+    """Where this record's uploaded bytes go (storage/keys.py)."""
     if video.kind is VideoKind.ATTACHMENT:
-        return f"attachments/{video.id}/source"
-    return f"uploads/{video.id}/source"
-
-
-#: Where a video's bytes live in storage: its source while uploading, its HLS outputs, or (for an
-#: attachment) the file itself, each under `{root}{video_id}/`.
-VIDEO_ROOTS = ("uploads/", "videos/", "attachments/")
-
-
-def video_prefixes(video_id: str) -> list[str]:
-    return [f"{root}{video_id}/" for root in VIDEO_ROOTS]
+        return keys.attachment_key(video.id)
+    return keys.source_key(video.id)
 
 
 def purge_video_storage(storage: ObjectStorage, video_id: str) -> int:
     """Abort the video's open multipart uploads and delete every object under its prefixes,
     whatever state it was in; return how many uploads and objects went."""
     removed = 0
-    for prefix in video_prefixes(video_id):
+    for prefix in keys.prefixes(video_id):
         for open_upload in storage.list_multipart_uploads(prefix):
             try:
                 storage.abort_multipart_upload(open_upload.key, open_upload.upload_id)

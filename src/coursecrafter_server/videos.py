@@ -7,14 +7,11 @@ from collections.abc import Callable
 
 from coursecrafter_server.domain import NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
+from coursecrafter_worker.storage.keys import output_prefix  # noqa: F401 - callers' name
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.uploads import purge_video_storage, source_key
 
 log = logging.getLogger(__name__)
-
-
-def output_prefix(video_id: str) -> str:
-    return f"videos/{video_id}/"
 
 
 class VideoService:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
+from coursecrafter_worker.storage.keys import EARLY_PLAYLIST, MASTER_PLAYLIST, POSTER
 from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
 from coursecrafter_worker.notifier import DeliveryFailed, Notifier
 from coursecrafter_worker.queue.base import Requeue
@@ -79,7 +80,7 @@ def _stale_prefixes(early_in_use: bool) -> list[str]:
     in one write)."""
     if not early_in_use:
         return [""]
-    return [f"hls/{c}" for c in "0123456789"] + ["hls/audio/", "poster"]
+    return [f"hls/{c}" for c in "0123456789"] + ["hls/audio/", POSTER]
 
 
 class _Cancelled(Exception):
@@ -403,7 +404,6 @@ class JobRunner:
         early = self.early
         if early is None:
             return "none"
-        from coursecrafter_worker.pipeline.early import EARLY_PLAYLIST, MASTER_PLAYLIST
 
         fields: dict[str, Any] = {}
         try:

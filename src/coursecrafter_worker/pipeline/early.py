@@ -33,6 +33,8 @@ from pathlib import Path
 from coursecrafter_worker.messages import Rendition
 
 from .errors import MediaError
+from coursecrafter_worker.storage.keys import EARLY_DIR, EARLY_PLAYLIST, MASTER_PLAYLIST
+
 from .ladder import plan_ladder
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import find_ffmpeg, run_ffmpeg
@@ -40,9 +42,6 @@ from .transcode import PROBE_TIMEOUT, SEGMENT_SECONDS, default_timeout, parse_me
 
 log = logging.getLogger(__name__)
 
-EARLY_DIR = "hls/early"
-EARLY_PLAYLIST = f"{EARLY_DIR}/index.m3u8"
-MASTER_PLAYLIST = "hls/master.m3u8"
 #: A remux whose longest segment exceeds this (the source's keyframe spacing) is not used.
 MAX_SEGMENT_SECONDS = 10.0
 FAST_PRESET = "ultrafast"

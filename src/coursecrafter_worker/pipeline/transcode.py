@@ -72,14 +72,14 @@ from coursecrafter_worker.messages import Rendition
 from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .ladder import CONTENT_MOTION, CONTENT_STILL, Rung, content_class, plan_ladder
 from .motion import ANALYSIS_TIMEOUT, analyze
+from coursecrafter_worker.storage.keys import MASTER_PLAYLIST, POSTER
+
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import FFmpegRun, find_ffmpeg, run_ffmpeg
 
 SEGMENT_SECONDS = 4
 MIN_VIDEO_SECONDS = 1.0
 CRF = 23
-MASTER_PLAYLIST = "hls/master.m3u8"
-POSTER = "poster.jpg"
 PROBE_TIMEOUT = 60.0
 # Without an explicit timeout: generous against the measured ~1-2x realtime of a full 1080p ladder
 # at `veryfast` on 2 cores, so only a source that makes FFmpeg spin hits it.
