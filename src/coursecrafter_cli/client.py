@@ -299,8 +299,33 @@ class Client:
         )
 
     def list_courses(self) -> list[dict[str, Any]]:
-        """The logged-in instructor's courses."""
+        """The logged-in instructor's courses (each with ``published``, ``lecture_count`` and
+        ``attachment_count``)."""
         return self.request_json("GET", "/courses")
+
+    def get_course(self, course_id: str) -> dict[str, Any]:
+        """One course (``GET /courses/{id}``); :class:`NotFound` when it is not yours."""
+        return self.request_json("GET", f"/courses/{quote(course_id, safe='')}")
+
+    def update_course(self, course_id: str, **changes: Any) -> dict[str, Any]:
+        """``PATCH /courses/{id}`` with ``title``, ``description`` and/or ``published``."""
+        return self.request_json("PATCH", f"/courses/{quote(course_id, safe='')}", json=changes)
+
+    def publish_course(self, course_id: str) -> dict[str, Any]:
+        """List the course for students; return the course."""
+        return self.update_course(course_id, published=True)
+
+    def unpublish_course(self, course_id: str) -> dict[str, Any]:
+        """Back to a draft (students no longer see it); return the course."""
+        return self.update_course(course_id, published=False)
+
+    def rename_course(self, course_id: str, title: str) -> dict[str, Any]:
+        """Change the course's title; return the course."""
+        return self.update_course(course_id, title=title)
+
+    def delete_course(self, course_id: str) -> None:
+        """Delete the course (its videos stay, without a course)."""
+        self.request("DELETE", f"/courses/{quote(course_id, safe='')}")
 
     # ------------------------------------------------------------------ videos
     def list_videos(self, course_id: str | None = None) -> list[dict[str, Any]]:
@@ -311,6 +336,19 @@ class Client:
     def get_video(self, video_id: str) -> dict[str, Any]:
         """One video record (``GET /videos/{id}``): status, progress, phase, error, results."""
         return self.request_json("GET", f"/videos/{quote(video_id, safe='')}")
+
+    def rename_video(self, video_id: str, title: str) -> dict[str, Any]:
+        """Change a video's (or attachment's) title (``PATCH /videos/{id}``); return it."""
+        return self.request_json("PATCH", f"/videos/{quote(video_id, safe='')}",
+                                 json={"title": title})
+
+    def delete_video(self, video_id: str) -> None:
+        """Delete a video or attachment and everything stored for it."""
+        self.request("DELETE", f"/videos/{quote(video_id, safe='')}")
+
+    def watch_url(self, video_id: str) -> str:
+        """The browser watch page of a video: ``{api_url}/watch/{id}`` (no request is sent)."""
+        return f"{self.api_url}/watch/{quote(video_id, safe='')}"
 
     def retry_video(self, video_id: str) -> dict[str, Any]:
         """Send a ``failed`` video back to the transcoding queue; return its record."""

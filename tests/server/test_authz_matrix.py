@@ -96,6 +96,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Videos.
     ("GET", "/api/v1/videos"): signed_in(200),  # students: ready ones of published courses
     ("GET", "/api/v1/videos/{video_id}"): readable(200),
+    ("PATCH", "/api/v1/videos/{video_id}"): owned(200),
     ("DELETE", "/api/v1/videos/{video_id}"): owned(204),
     ("POST", "/api/v1/videos/{video_id}/retry"): owned(200),
     # Playback: its own expiring token instead of a JWT; without it, nothing (for anyone).
@@ -302,6 +303,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
         "filename": "lecture.mp4", "size": 1000, "content_type": "video/mp4",
         "course_id": c.objects.course()}},
     ("POST", "/api/v1/uploads/{upload_id}/parts"): lambda c: {"json": {"part_numbers": [1]}},
+    ("PATCH", "/api/v1/videos/{video_id}"): lambda c: {"json": {"title": "Renamed"}},
     ("POST", "/api/v1/internal/jobs/events"): _signature_for,
 }
 
