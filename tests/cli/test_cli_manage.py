@@ -12,7 +12,7 @@ import pytest
 from manage_fakes import ManageAPI
 from typer.testing import CliRunner, Result
 
-from coursecrafter_cli import Client, MemoryCredentialStore, NotFound, NotLoggedIn
+from coursecrafter_cli import Client, MemoryCredentialStore, NotFound, NotLoggedIn, PermissionDenied
 from coursecrafter_cli.commands import common, manage
 from coursecrafter_cli.main import app
 
@@ -220,3 +220,94 @@ def test_open_prints_the_watch_url_and_opens_a_browser_when_there_is_a_display(
 
     unknown = cli("open", "nope")
     assert unknown.exit_code == 1 and unknown.stdout == "" and "video not found" in unknown.stderr
+
+
+# --------------------------------------------------------------------------- automation tokens
+
+
+def test_sdk_makes_lists_and_revokes_tokens(client: Client, api: ManageAPI) -> None:
+    made = client.create_token("capture box", scope="read", expires_in=None)
+    assert made["token"].startswith("cct_") and made["scope"] == "read"
+    assert ("POST", "/tokens", {"name": "capture box", "scope": "read", "expires_in": None}) \
+        in api.requests
+    listed = client.list_tokens()
+    assert [t["id"] for t in listed] == [made["id"]] and "token" not in listed[0]
+    client.revoke_token(made["id"])
+    assert client.list_tokens() == []
+    with pytest.raises(NotFound, match="token not found"):
+        client.revoke_token(made["id"])
+
+
+def test_sdk_with_a_token_sends_it_instead_of_the_session_and_never_refreshes(
+    client: Client, api: ManageAPI, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from coursecrafter_cli import AuthenticationError
+
+    secret = client.create_token("ci")["token"]
+    cid = api.course("Algorithms")
+    api.requests.clear()
+    with Client(URL, transport=httpx.MockTransport(api.handler), token=secret,
+                credential_store=MemoryCredentialStore()) as bot:
+        assert bot.uses_token and bot.username == "alice"
+        assert [c["id"] for c in bot.list_courses()] == [cid]
+        with pytest.raises(PermissionDenied):
+            bot.delete_course(cid)
+    # The environment variable works the same way, ahead of the stored session.
+    monkeypatch.setenv("COURSECRAFTER_TOKEN", secret)
+    with Client(URL, transport=httpx.MockTransport(api.handler),
+                credential_store=MemoryCredentialStore()) as bot:
+        assert bot.get_course(cid)["id"] == cid
+        client.revoke_token(next(iter(api.tokens)))
+        with pytest.raises(AuthenticationError, match="expired or revoked") as refused:
+            bot.get_course(cid)
+        assert secret not in str(refused.value) and secret not in repr(refused.value)
+    assert not any(path == "/auth/refresh" for _, path, _ in api.requests)
+
+
+def test_token_create_prints_the_secret_once_and_list_never(cli: Invoke, api: ManageAPI) -> None:
+    made = cli("token", "create", "--name", "capture box")
+    assert made.exit_code == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("cct_") and made.stdout.count("\n") == 1
+    assert "not shown again" in made.stderr and secret not in made.stderr
+    assert api.requests[-1][2] == {"name": "capture box", "scope": "upload",
+                                   "expires_in": 90 * 86400}
+    record = one_json(cli("token", "create", "--name", "ci", "--scope", "read",
+                          "--expires", "never", "--json"))
+    assert set(record) >= {"id", "name", "token", "expires_at", "scope"}
+    assert record["scope"] == "read" and record["expires_at"] is None
+
+    listed = cli("token", "list")
+    assert listed.exit_code == 0 and secret not in listed.stdout
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("t1  capture box  upload  created 2026-11-30")
+    assert lines[0].endswith("last used never")
+    assert secret not in cli("token", "list", "--json").stdout
+
+    assert cli("token", "revoke", "t1").stdout == "Revoked token t1.\n"
+    assert one_json(cli("token", "revoke", "t2", "--json")) == {"id": "t2", "revoked": True}
+    gone = cli("token", "revoke", "t1")
+    assert gone.exit_code == 1 and "token not found" in gone.stderr
+
+
+@pytest.mark.parametrize("bad", ["90", "soon", "0d", "-1d"])
+def test_token_create_refuses_a_bad_expiry(cli: Invoke, bad: str) -> None:
+    refused = cli("token", "create", "--name", "x", "--expires", bad)
+    assert refused.exit_code == 2 and "--expires" in refused.stderr
+
+
+def test_the_cli_uses_coursecrafter_token_and_says_when_it_is_revoked(
+    cli: Invoke, api: ManageAPI, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = cli("token", "create", "--name", "ci").stdout.strip()
+    cid = api.course("Algorithms")
+    cli("logout")
+    monkeypatch.setenv("COURSECRAFTER_TOKEN", secret)
+    listed = cli("courses", "list", "--json")
+    assert [c["id"] for c in one_json(listed)] == [cid]
+    denied = cli("courses", "delete", cid, "--yes")
+    assert denied.exit_code == 1 and "HTTP 403" in denied.stderr and cid in api.courses
+    api.tokens["t1"]["revoked"] = True
+    refused = cli("courses", "list")
+    assert refused.exit_code == 4
+    assert "expired or revoked" in refused.stderr and secret not in refused.stderr
