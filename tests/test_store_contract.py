@@ -1445,3 +1445,12 @@ def test_touch_api_token_writes_at_most_once_per_interval(store: Store) -> None:
     assert store.touch_api_token(token.id, later, unless_after=later - timedelta(minutes=1))
     assert store.get_api_token_by_hash(token.token_hash).last_used_at == later
     assert not store.touch_api_token("missing", later, unless_after=later)
+
+
+def test_mongo_indexes_api_tokens_by_unique_hash_and_by_user() -> None:
+    database = mongomock.MongoClient()["coursecrafter_test"]
+    MongoStore(database)
+    indexes = database["api_tokens"].index_information().values()
+    assert [i.get("unique") for i in indexes if i["key"] == [("token_hash", 1)]] == [True]
+    assert any(i["key"] == [("user_id", 1), ("created_at", 1)] for i in indexes)
+    assert not any("expireAfterSeconds" in i for i in indexes)  # expired ones stay listed

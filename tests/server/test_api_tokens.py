@@ -155,3 +155,23 @@ def test_token_requests_are_validated(api):
                  {"name": "x", "secret": "mine"}):
         assert api.post("/api/v1/tokens", headers=ada, json=body).status_code == 422, body
     assert api.post("/api/v1/tokens", json={"name": "x"}).status_code == 401
+
+
+def test_a_user_has_a_bounded_number_of_tokens(api, monkeypatch):
+    monkeypatch.setattr(api_tokens, "MAX_TOKENS_PER_USER", 2)
+    ada = account(api, "ada")
+    make_token(api, ada)
+    make_token(api, ada)
+    refused = api.post("/api/v1/tokens", headers=ada, json={"name": "third"})
+    assert refused.status_code == 409 and "revoke some" in refused.json()["error"]["message"]
+    bob = account(api, "bob")  # per user
+    make_token(api, bob)
+
+
+def test_a_student_token_still_cannot_upload(api):
+    sam = account(api, "sam", Role.STUDENT)
+    _, token = make_token(api, sam, "upload")
+    answer = api.post("/api/v1/uploads", headers=token, json={
+        "filename": "lecture.mp4", "size": 1000, "content_type": "video/mp4"})
+    assert answer.status_code == 403  # the scope never adds to what the owner may do
+    assert api.get("/api/v1/courses", headers=token).status_code == 200
