@@ -377,7 +377,8 @@ class Client:
 
     # ------------------------------------------------------------------ videos
     def list_videos(self, course_id: str | None = None) -> list[dict[str, Any]]:
-        """The logged-in instructor's videos (and attachments), optionally of one course."""
+        """The logged-in instructor's videos (and attachments), optionally of one course
+        (:class:`NotFound` "course not found" for a course that is not yours)."""
         params = {"course_id": course_id} if course_id else None
         return self.request_json("GET", "/videos", params=params)
 

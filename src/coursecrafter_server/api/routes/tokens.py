@@ -15,7 +15,7 @@ from coursecrafter_server.auth.api_tokens import ApiTokenService
 from coursecrafter_server.domain import ApiToken, TokenScope
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
-_errors = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)}
+_errors = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)}
 MAX_EXPIRES_IN = 5 * 366 * 24 * 3600
 
 

@@ -96,7 +96,8 @@ class VideoPatch(BaseModel):
     title: str = Field(min_length=1, max_length=200)
 
 
-@router.patch("/{video_id}", responses={**_errors, 422: {"model": ErrorResponse}})
+@router.patch("/{video_id}",
+              responses={**_errors, **{c: {"model": ErrorResponse} for c in (400, 413, 422)}})
 def update_video(video_id: str, body: VideoPatch, user: InstructorUser, videos: Videos,
                  container: ContainerDep) -> VideoOut:
     """Rename a video or attachment (`{title}`)."""
