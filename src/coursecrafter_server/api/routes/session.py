@@ -89,8 +89,7 @@ def _forget(response: Response, request: Request) -> None:
 def sign_in(body: LoginRequest, auth: AuthDep, address: ClientAddress, request: Request,
             response: Response) -> SessionOut:
     """Sign in: the refresh token is set as an HttpOnly cookie; the access token is returned."""
-    return _answer(auth.login(body.username, body.password, address).tokens, auth, request,
-                   response)
+    return _answer(auth.login(body.username, body.password, address), auth, request, response)
 
 
 @router.post("/refresh", responses=_errors, openapi_extra=_no_bearer)
