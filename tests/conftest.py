@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 
 # Tests must never read a developer's real config or data.
 os.environ.pop("COURSECRAFTER_API_URL", None)
+os.environ.pop("COURSECRAFTER_TOKEN", None)
 
 
 # The FFmpeg under test ---------------------------------------------------------------------------

@@ -28,11 +28,13 @@ from pymongo import MongoClient
 
 from coursecrafter_server.domain import (
     AlreadyExists,
+    ApiToken,
     Course,
     Job,
     JobStatus,
     RefreshToken,
     Role,
+    TokenScope,
     Upload,
     UploadStatus,
     User,
@@ -1413,3 +1415,76 @@ def test_open_store_rejects_other_urls(url: str) -> None:
     with pytest.raises(ValueError) as excinfo:
         open_store(url)
     assert "s3cret" not in str(excinfo.value)  # a password must not reach the logs
+
+
+# Automation tokens -------------------------------------------------------------------------------
+def make_api_token(user_id: str = "u1", name: str = "capture", **changes: object) -> ApiToken:
+    token = ApiToken(
+        id=uuid.uuid4().hex, user_id=user_id, name=name, token_hash=uuid.uuid4().hex * 2,
+        scope=TokenScope.UPLOAD, created_at=NOW, expires_at=NOW + timedelta(days=90),
+    )
+    return dataclasses.replace(token, **changes)  # type: ignore[arg-type]
+
+
+def test_api_token_roundtrip_by_hash(store: Store) -> None:
+    token = make_api_token(last_used_at=NOW - timedelta(minutes=5))
+    store.add_api_token(token)
+    assert store.get_api_token_by_hash(token.token_hash) == token
+    assert store.get_api_token_by_hash("f" * 64) is None
+    never = make_api_token(scope=TokenScope.READ, expires_at=None)
+    store.add_api_token(never)
+    assert store.get_api_token_by_hash(never.token_hash) == never
+
+
+def test_duplicate_api_token_id_or_hash_is_refused(store: Store) -> None:
+    token = make_api_token()
+    store.add_api_token(token)
+    with pytest.raises(AlreadyExists):
+        store.add_api_token(dataclasses.replace(token, token_hash="0" * 64))
+    with pytest.raises(AlreadyExists):
+        store.add_api_token(dataclasses.replace(token, id=uuid.uuid4().hex))
+
+
+def test_api_tokens_are_listed_per_user_oldest_first(store: Store) -> None:
+    later = make_api_token(name="later", created_at=NOW + timedelta(seconds=1))
+    first = make_api_token(name="first")
+    theirs = make_api_token(user_id="u2")
+    for token in (later, first, theirs):
+        store.add_api_token(token)
+    assert store.list_api_tokens("u1") == [first, later]
+    assert store.list_api_tokens("u2") == [theirs]
+    assert store.list_api_tokens("nobody") == []
+
+
+def test_an_api_token_is_deleted_by_its_owner_only(store: Store) -> None:
+    token = make_api_token()
+    store.add_api_token(token)
+    assert store.delete_api_token(token.id, "u2") is False
+    assert store.get_api_token_by_hash(token.token_hash) == token
+    assert store.delete_api_token(token.id, "u1") is True
+    assert store.get_api_token_by_hash(token.token_hash) is None
+    assert store.delete_api_token(token.id, "u1") is False
+
+
+def test_touch_api_token_writes_at_most_once_per_interval(store: Store) -> None:
+    token = make_api_token()
+    store.add_api_token(token)
+    first_use = NOW + timedelta(minutes=1)
+    assert store.touch_api_token(token.id, first_use, unless_after=first_use - timedelta(minutes=1))
+    assert store.get_api_token_by_hash(token.token_hash).last_used_at == first_use
+    soon = first_use + timedelta(seconds=10)  # within the minute: not written again
+    assert not store.touch_api_token(token.id, soon, unless_after=soon - timedelta(minutes=1))
+    assert store.get_api_token_by_hash(token.token_hash).last_used_at == first_use
+    later = first_use + timedelta(minutes=2)
+    assert store.touch_api_token(token.id, later, unless_after=later - timedelta(minutes=1))
+    assert store.get_api_token_by_hash(token.token_hash).last_used_at == later
+    assert not store.touch_api_token("missing", later, unless_after=later)
+
+
+def test_mongo_indexes_api_tokens_by_unique_hash_and_by_user() -> None:
+    database = mongomock.MongoClient()["coursecrafter_test"]
+    MongoStore(database)
+    indexes = database["api_tokens"].index_information().values()
+    assert [i.get("unique") for i in indexes if i["key"] == [("token_hash", 1)]] == [True]
+    assert any(i["key"] == [("user_id", 1), ("created_at", 1)] for i in indexes)
+    assert not any("expireAfterSeconds" in i for i in indexes)  # expired ones stay listed

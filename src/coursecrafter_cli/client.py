@@ -51,6 +51,7 @@ from coursecrafter_cli.credentials import (
     LocalCredentialStore,
 )
 from coursecrafter_cli.errors import (
+    AuthenticationError,
     CourseCrafterError,
     CredentialStoreError,
     NotLoggedIn,
@@ -112,6 +113,17 @@ class _BearerAuth(httpx.Auth):
         yield request
 
 
+class _TokenAuth(httpx.Auth):
+    """httpx auth flow of an automation token: the same header every time, never a refresh."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
 class Client:
     """A CourseCrafter API client (synchronous, thread-safe).
 
@@ -128,6 +140,10 @@ class Client:
         refresh_margin: refresh the access token when it expires within this many seconds
             (or within half its lifetime, if that is shorter).
         clock: the time source (``time.time``); tests may pass a fake one.
+        token: an automation token (``cct_...``, from ``coursecrafter token create``); default
+            ``$COURSECRAFTER_TOKEN``.  When set, it is sent instead of the stored session (which
+            is neither read nor refreshed), and a 401 raises :class:`AuthenticationError`
+            saying the token is expired or revoked.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -142,6 +158,7 @@ class Client:
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] = time.time,
+        token: str | None = None,
     ) -> None:
         self._store: CredentialStore = (
             credential_store if credential_store is not None else LocalCredentialStore(config_dir)
@@ -162,7 +179,9 @@ class Client:
         self._lock = threading.RLock()
         self._creds: Credentials | None = None
         self._loaded = False
-        self._auth = _BearerAuth(self)
+        self._token: str | None = (token or os.environ.get(config.ENV_TOKEN) or "").strip() or None
+        self._token_user: str | None = None
+        self._auth: httpx.Auth = _TokenAuth(self._token) if self._token else _BearerAuth(self)
         self._http = httpx.Client(
             base_url=self.api_url + API_PREFIX,
             transport=transport,
@@ -195,8 +214,18 @@ class Client:
         return self._http
 
     @property
+    def uses_token(self) -> bool:
+        """Whether requests carry an automation token (``token=`` / ``$COURSECRAFTER_TOKEN``)."""
+        return self._token is not None
+
+    @property
     def username(self) -> str | None:
-        """The logged-in username for this api url, or ``None``."""
+        """The logged-in username for this api url, or ``None``.  With an automation token:
+        its owner's (asked of the server once)."""
+        if self._token is not None:
+            if self._token_user is None:
+                self._token_user = str(self.whoami()["username"])
+            return self._token_user
         creds = self._session()
         return creds.username if creds else None
 
@@ -302,18 +331,76 @@ class Client:
         )
 
     def list_courses(self) -> list[dict[str, Any]]:
-        """The logged-in instructor's courses."""
+        """The logged-in instructor's courses (each with ``published``, ``lecture_count`` and
+        ``attachment_count``)."""
         return self.request_json("GET", "/courses")
+
+    def get_course(self, course_id: str) -> dict[str, Any]:
+        """One course (``GET /courses/{id}``); :class:`NotFound` when it is not yours."""
+        return self.request_json("GET", f"/courses/{quote(course_id, safe='')}")
+
+    def update_course(self, course_id: str, **changes: Any) -> dict[str, Any]:
+        """``PATCH /courses/{id}`` with ``title``, ``description`` and/or ``published``."""
+        return self.request_json("PATCH", f"/courses/{quote(course_id, safe='')}", json=changes)
+
+    def publish_course(self, course_id: str) -> dict[str, Any]:
+        """List the course for students; return the course."""
+        return self.update_course(course_id, published=True)
+
+    def unpublish_course(self, course_id: str) -> dict[str, Any]:
+        """Back to a draft (students no longer see it); return the course."""
+        return self.update_course(course_id, published=False)
+
+    def rename_course(self, course_id: str, title: str) -> dict[str, Any]:
+        """Change the course's title; return the course."""
+        return self.update_course(course_id, title=title)
+
+    def delete_course(self, course_id: str) -> None:
+        """Delete the course (its videos stay, without a course)."""
+        self.request("DELETE", f"/courses/{quote(course_id, safe='')}")
+
+    # ------------------------------------------------------------------ automation tokens
+    def create_token(self, name: str, *, scope: str = "upload",
+                     expires_in: float | None = 90 * 24 * 3600) -> dict[str, Any]:
+        """Make an automation token (needs a normal login); return ``{id, name, scope,
+        created_at, expires_at, last_used_at, token}``.  ``token`` (``cct_...``) is the secret:
+        the server never shows it again.  ``expires_in``: seconds, ``None`` for never."""
+        body = {"name": name, "scope": scope,
+                "expires_in": None if expires_in is None else int(expires_in)}
+        return self.request_json("POST", "/tokens", json=body)
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Your automation tokens (``id, name, scope, created_at, expires_at, last_used_at``;
+        never the secrets)."""
+        return self.request_json("GET", "/tokens")
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one of your automation tokens; it is refused from then on."""
+        self.request("DELETE", f"/tokens/{quote(token_id, safe='')}")
 
     # ------------------------------------------------------------------ videos
     def list_videos(self, course_id: str | None = None) -> list[dict[str, Any]]:
-        """The logged-in instructor's videos (and attachments), optionally of one course."""
+        """The logged-in instructor's videos (and attachments), optionally of one course
+        (:class:`NotFound` "course not found" for a course that is not yours)."""
         params = {"course_id": course_id} if course_id else None
         return self.request_json("GET", "/videos", params=params)
 
     def get_video(self, video_id: str) -> dict[str, Any]:
         """One video record (``GET /videos/{id}``): status, progress, phase, error, results."""
         return self.request_json("GET", f"/videos/{quote(video_id, safe='')}")
+
+    def rename_video(self, video_id: str, title: str) -> dict[str, Any]:
+        """Change a video's (or attachment's) title (``PATCH /videos/{id}``); return it."""
+        return self.request_json("PATCH", f"/videos/{quote(video_id, safe='')}",
+                                 json={"title": title})
+
+    def delete_video(self, video_id: str) -> None:
+        """Delete a video or attachment and everything stored for it."""
+        self.request("DELETE", f"/videos/{quote(video_id, safe='')}")
+
+    def watch_url(self, video_id: str) -> str:
+        """The browser watch page of a video: ``{api_url}/watch/{id}`` (no request is sent)."""
+        return f"{self.api_url}/watch/{quote(video_id, safe='')}"
 
     def retry_video(self, video_id: str) -> dict[str, Any]:
         """Send a ``failed`` video back to the transcoding queue; return its record."""
@@ -439,7 +526,15 @@ class Client:
                 raise ValueError("refusing to send credentials to a URL outside the API server")
         response = self._send(method, path, auth=self._auth if authenticated else None, **kwargs)
         if response.is_error:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if authenticated and self._token is not None and response.status_code == 401:
+                raise AuthenticationError(
+                    401, error.code,
+                    f"the automation token was refused: it is expired or revoked, or not one of "
+                    f"{self.api_url} ({error.message})",
+                    details=error.details,
+                )
+            raise error
         return response
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:

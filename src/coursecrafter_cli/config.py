@@ -18,6 +18,7 @@ __all__ = [
     "ENV_API_URL",
     "ENV_CONFIG_DIR",
     "ENV_CREDENTIAL_STORE",
+    "ENV_TOKEN",
     "config_dir",
     "ensure_config_dir",
     "normalize_api_url",
@@ -28,6 +29,8 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 ENV_API_URL = "COURSECRAFTER_API_URL"
 ENV_CONFIG_DIR = "COURSECRAFTER_CONFIG_DIR"
 ENV_CREDENTIAL_STORE = "COURSECRAFTER_CREDENTIAL_STORE"
+#: An automation token (``cct_...``): used instead of the stored session when set.
+ENV_TOKEN = "COURSECRAFTER_TOKEN"
 
 APP_NAME = "coursecrafter"
 

@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 import coursecrafter_cli
-from coursecrafter_cli.commands import auth, courses, upload, videos
+from coursecrafter_cli.commands import auth, courses, manage, tokens, upload, videos
 
 app = typer.Typer(
     name="coursecrafter",
@@ -55,6 +55,8 @@ auth.add_to(app)
 app.add_typer(courses.app, name="courses")
 app.command("upload")(upload.upload)
 videos.add_to(app)  # videos list, status, wait, retry
+manage.add_to(app)  # videos rename, videos delete, open
+app.add_typer(tokens.app, name="token")  # automation tokens
 
 
 def run() -> None:

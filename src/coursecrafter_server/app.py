@@ -20,6 +20,7 @@ from coursecrafter_server.api.routes import (
     internal,
     playback,
     session,
+    tokens,
     uploads,
     videos,
 )
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(videos.router, prefix=API_PREFIX)
     app.include_router(playback.router, prefix=API_PREFIX)
     app.include_router(internal.router, prefix=API_PREFIX)
+    app.include_router(tokens.router, prefix=API_PREFIX)  # automation tokens
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)  # probes also at the root
     app.include_router(health.jwks_router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from coursecrafter_server.auth.api_tokens import ApiTokenService
 from coursecrafter_server.auth.devices import DeviceCookies, device_key
 from coursecrafter_server.auth.keys import SigningKey, load_signing_key
 from coursecrafter_server.auth.passwords import PasswordHasherService
@@ -45,6 +46,11 @@ class Container:
     jobs: JobService
     playback: PlaybackService
     webhook_secret: bytes
+    api_tokens: ApiTokenService = None  # type: ignore[assignment]  # built from the store
+
+    def __post_init__(self) -> None:
+        if self.api_tokens is None:
+            self.api_tokens = ApiTokenService(self.store)
 
     def close(self) -> None:
         self.queue.close()

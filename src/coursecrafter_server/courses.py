@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from datetime import datetime, timezone
 
-from coursecrafter_server.domain import Course, NotFound, Role, User
+from coursecrafter_server.domain import Course, NotFound, Role, User, VideoKind, VideoStatus
 from coursecrafter_server.store.base import Store
 
 
@@ -55,3 +55,19 @@ class CourseService:
     def delete(self, user: User, course_id: str) -> None:
         self.get_owned(user, course_id)
         self.store.delete_course(course_id)
+
+    def counts(self, user: User, courses: list[Course]) -> dict[str, tuple[int, int]]:
+        """(lectures, attachments) per course id, as `user` sees them: students count only ready
+        ones. One query for an instructor's own courses; one per course otherwise."""
+        counts: dict[str, list[int]] = {c.id: [0, 0] for c in courses}
+        mine = user.role is not Role.STUDENT and all(c.owner_id == user.id for c in courses)
+        if mine and len(courses) > 1:
+            videos = self.store.list_videos(user.id)
+        else:
+            videos = [v for c in courses for v in self.store.list_course_videos(c.id)]
+        for video in videos:
+            slot = counts.get(video.course_id or "")
+            if slot is None or (user.role is Role.STUDENT and video.status is not VideoStatus.READY):
+                continue
+            slot[0 if video.kind is VideoKind.VIDEO else 1] += 1
+        return {k: (v[0], v[1]) for k, v in counts.items()}

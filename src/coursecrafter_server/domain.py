@@ -36,6 +36,27 @@ class RefreshToken:
     revoked_at: datetime | None = None
 
 
+class TokenScope(str, enum.Enum):
+    """What an automation token may do (enforced in api/deps.py)."""
+
+    UPLOAD = "upload"  # create uploads (parts, complete, abort), read videos and courses
+    READ = "read"  # GET videos, courses and the account, nothing else
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An automation token (`cct_...`) as stored: only the SHA-256 of the secret."""
+
+    id: str
+    user_id: str
+    name: str
+    token_hash: str
+    scope: TokenScope
+    created_at: datetime
+    expires_at: datetime | None = None  # None: never
+    last_used_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Course:
     id: str

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
+from datetime import datetime, timezone
 
-from coursecrafter_server.domain import NotFound, Role, User, Video, VideoKind, VideoStatus
+from coursecrafter_server.domain import InvalidState, NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_worker.storage.keys import output_prefix  # noqa: F401 - callers' name
 from coursecrafter_server.store.base import Store
@@ -48,6 +50,11 @@ class VideoService:
         playable early) of published courses (of `course_id` when given; an unpublished or
         unknown course is not found)."""
         if user.role is not Role.STUDENT:
+            if course_id is not None:
+                # Another owner's course (or none) is not found, rather than an empty list.
+                course = self.store.get_course(course_id)
+                if course is None or (course.owner_id != user.id and user.role is not Role.ADMIN):
+                    raise NotFound("course not found")
             return self.store.list_videos(user.id, course_id)
         if course_id is not None:
             if not self._published(course_id):
@@ -72,6 +79,17 @@ class VideoService:
         # an open upload is aborted too, so a later `complete` has nothing to assemble.
         removed = purge_video_storage(self.storage, video.id)
         log.info("deleted video %s and its %d stored object(s)/upload(s)", video.id, removed)
+
+    def rename(self, user: User, video_id: str, title: str) -> Video:
+        """Set the title of one of `user`'s videos. Compare-and-set on the status, so a
+        transcoder moving the video meanwhile is not overwritten (the rename is re-applied)."""
+        for _ in range(5):
+            video = self.get_owned(user, video_id)
+            renamed = dataclasses.replace(video, title=title,
+                                          updated_at=datetime.now(timezone.utc))
+            if self.store.update_video(renamed, expected_status=video.status):
+                return renamed
+        raise InvalidState("the video is changing too fast to rename; try again")
 
     def download_url(self, video: Video) -> str | None:
         if video.kind is VideoKind.ATTACHMENT and video.status is VideoStatus.READY:

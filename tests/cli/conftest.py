@@ -16,7 +16,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """Each test gets its own config dir and an in-memory keyring; no ambient settings."""
     config_dir = tmp_path / "config"
     monkeypatch.setenv("COURSECRAFTER_CONFIG_DIR", str(config_dir))
-    for var in ("COURSECRAFTER_API_URL", "COURSECRAFTER_CREDENTIAL_STORE", "NO_COLOR", "FORCE_COLOR"):
+    for var in ("COURSECRAFTER_API_URL", "COURSECRAFTER_CREDENTIAL_STORE", "COURSECRAFTER_TOKEN",
+                "NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(var, raising=False)
     previous = keyring.get_keyring()
     keyring.set_keyring(MemoryKeyring())

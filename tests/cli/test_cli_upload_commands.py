@@ -75,7 +75,7 @@ def test_courses_create_and_list(alice: Invoke) -> None:
     listed = alice("courses", "list", "--json")
     assert [c["title"] for c in one_json(listed)] == ["Physics 101", "Chemistry"]
     lines = alice("courses", "list").stdout.splitlines()
-    assert lines[0] == f"{course['id']}  Physics 101"
+    assert lines[0] == f"{course['id']}  draft  0 lectures  Physics 101"
 
 
 def test_courses_list_empty_and_logged_out(cli: Invoke, alice: Invoke) -> None:

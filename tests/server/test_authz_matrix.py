@@ -96,8 +96,14 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Videos.
     ("GET", "/api/v1/videos"): signed_in(200),  # students: ready ones of published courses
     ("GET", "/api/v1/videos/{video_id}"): readable(200),
+    ("PATCH", "/api/v1/videos/{video_id}"): owned(200),
     ("DELETE", "/api/v1/videos/{video_id}"): owned(204),
     ("POST", "/api/v1/videos/{video_id}/retry"): owned(200),
+    # Automation tokens: personal; made, listed and revoked with a normal login (another user,
+    # admins included, does not see the owner's token: 404).
+    ("POST", "/api/v1/tokens"): signed_in(201),
+    ("GET", "/api/v1/tokens"): signed_in(200),
+    ("DELETE", "/api/v1/tokens/{token_id}"): {**owned(204), "student": 404, "admin": 404},
     # Playback: its own expiring token instead of a JWT; without it, nothing (for anyone).
     ("GET", "/api/v1/play/{token}/{path}"): everyone(404),
     # The worker webhook: an HMAC signature, never a JWT; without a valid one, 401 for anyone.
@@ -226,6 +232,14 @@ class Objects:
         assert done.status_code == 200 and done.json()["status"] == "queued", done.text
         return upload["video_id"]  # type: ignore[no-any-return]
 
+    def api_token(self, scope: str = "upload") -> dict[str, Any]:
+        """A fresh automation token of the owner (its record, with the secret)."""
+        response = self.api.post("/api/v1/tokens", json={"name": "box", "scope": scope},
+                                 headers=self.owner)
+        assert response.status_code == 201, response.text
+        self.created["token"] = response.json()["id"]
+        return response.json()  # type: ignore[no-any-return]
+
     def _move(self, video_id: str, **changes: Any) -> None:
         store = self.world.container.store
         video = store.get_video(video_id)
@@ -302,6 +316,8 @@ REQUESTS: dict[tuple[str, str], Builder] = {
         "filename": "lecture.mp4", "size": 1000, "content_type": "video/mp4",
         "course_id": c.objects.course()}},
     ("POST", "/api/v1/uploads/{upload_id}/parts"): lambda c: {"json": {"part_numbers": [1]}},
+    ("PATCH", "/api/v1/videos/{video_id}"): lambda c: {"json": {"title": "Renamed"}},
+    ("POST", "/api/v1/tokens"): lambda c: {"json": {"name": "capture box"}},
     ("POST", "/api/v1/internal/jobs/events"): _signature_for,
 }
 
@@ -321,6 +337,8 @@ def _url(method: str, path: str, objects: Objects) -> str:
     if "{video_id}" in path:
         kind = VIDEO_FOR.get((method, path), "queued")
         params["video_id"] = getattr(objects, f"{kind}_video")()
+    if "{token_id}" in path:
+        params["token_id"] = objects.api_token()["id"]
     if "{token}" in path:  # a made-up token: the real one is tested below
         params["token"] = f"{objects.ready_video()}.99999999999.p.{'0' * 32}"
     if "{path}" in path:
@@ -369,6 +387,36 @@ def test_matrix_has_no_stale_entries() -> None:
     """Entries for routes that no longer exist would hide a renamed route's missing entry."""
     stale = (set(MATRIX) | set(REQUESTS) | set(VIDEO_FOR)) - set(OPERATIONS)
     assert not stale, f"matrix entries for routes not in the schema: {sorted(stale)}"
+
+
+# Automation tokens as callers ------------------------------------------------------------------
+TOKEN_CASES = [(method, path, scope) for method, path in OPERATIONS
+               if MATRIX.get((method, path), {}).get("anonymous") == 401
+               and MATRIX[(method, path)]["owner"] != 401 for scope in ("upload", "read")]
+
+
+@pytest.mark.parametrize("case", TOKEN_CASES, ids=[_case_id(c) for c in TOKEN_CASES])
+def test_an_automation_token_reaches_only_what_its_scope_allows(world: World, case) -> None:
+    """The owner's `upload`/`read` token on every authenticated route: the owner's answer where
+    its scope allows the route (api/deps.py TOKEN_SCOPE_ROUTES), 403 everywhere else."""
+    from coursecrafter_server.api.deps import TOKEN_SCOPE_ROUTES
+    from coursecrafter_server.domain import TokenScope
+
+    method, path, scope = case
+    objects = Objects(world)
+    secret = objects.api_token(scope)["token"]
+    headers = {"Authorization": f"Bearer {secret}"}
+    url = _url(method, path, objects)
+    call = Call("owner", headers, world.login("owner"), objects)
+    options = REQUESTS.get((method, path), lambda c: {})(call)
+    options["headers"] = {**headers, **options.get("headers", {})}
+    response = world.api.request(method, url, **options)
+
+    allowed = (method, path.removeprefix("/api/v1")) in TOKEN_SCOPE_ROUTES[TokenScope(scope)]
+    expected = MATRIX[(method, path)]["owner"] if allowed else 403
+    assert response.status_code == expected, (
+        f"{method} {url} with a {scope} token: expected {expected}, got "
+        f"{response.status_code}: {response.text[:500]}")
 
 
 # Playback with its token, and the probes outside the schema --------------------------------------

@@ -61,6 +61,9 @@ __all__ = [
     "error",
     "ask",
     "read_password",
+    "confirm",
+    "ensure_can_confirm",
+    "YesOption",
 ]
 
 
@@ -102,6 +105,10 @@ ApiUrlOption = Annotated[
 JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print the result as one JSON document on stdout."),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."),
 ]
 PasswordStdinOption = Annotated[
     bool,
@@ -269,3 +276,21 @@ def read_password(password_stdin: bool, *, confirm: bool = False) -> str:
             "cannot prompt for the password without a terminal; pipe it in with --password-stdin"
         )
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm, err=True))
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Go on when ``yes`` (``--yes``) or the user answers yes on a terminal; without a terminal
+    and without ``--yes``, a usage error (exit 2); a "no" exits 1 having changed nothing."""
+    if yes:
+        return
+    ensure_can_confirm(yes)
+    if not typer.confirm(printable(question), default=False, err=True):
+        info("aborted; nothing was changed")
+        raise typer.Exit(int(ExitCode.ERROR))
+
+
+def ensure_can_confirm(yes: bool) -> None:
+    """Without ``--yes`` there must be a terminal to ask on (usage error, exit 2, otherwise):
+    checked before anything is sent, so a script without ``--yes`` fails fast."""
+    if not yes and not _stdin_is_tty():
+        usage_error("refusing to ask for confirmation without a terminal; pass --yes")

@@ -48,7 +48,7 @@ from coursecrafter_cli.terminal import printable
 
 app = typer.Typer(
     name="videos",
-    help="List your videos.",
+    help="List, rename and delete your videos.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from coursecrafter_server.domain import (
+    ApiToken,
     Course,
     Job,
     JobStatus,
@@ -164,3 +165,20 @@ class Store(Protocol):
         """How many jobs are in each status (statuses with none left out)."""
 
     def delete_events_before(self, when: datetime) -> int: ...
+
+    # Automation tokens (only the hash of the secret is ever stored) ---------------------------
+    def add_api_token(self, token: ApiToken) -> None:
+        """Insert; raise `AlreadyExists` for a taken id or hash."""
+
+    def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        """The user's tokens, oldest first."""
+
+    def delete_api_token(self, token_id: str, user_id: str) -> bool:
+        """Delete the token if `user_id` owns it; True when it did."""
+
+    def touch_api_token(self, token_id: str, when: datetime, *, unless_after: datetime) -> bool:
+        """Set `last_used_at = when` unless it is already later than `unless_after` (one
+        conditional write, so a busy token is written at most once per interval); True when
+        written."""

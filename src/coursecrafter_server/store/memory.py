@@ -9,6 +9,7 @@ from datetime import datetime
 
 from coursecrafter_server.domain import (
     AlreadyExists,
+    ApiToken,
     Course,
     Job,
     JobStatus,
@@ -33,6 +34,7 @@ class MemoryStore:
         self._uploads: dict[str, Upload] = {}
         self._jobs: dict[str, Job] = {}
         self._events: dict[str, datetime] = {}
+        self._api_tokens: dict[str, ApiToken] = {}
 
     def ping(self) -> None:
         return None
@@ -332,3 +334,42 @@ class MemoryStore:
             for key in old:
                 del self._events[key]
             return len(old)
+
+    # Automation tokens ---------------------------------------------------------------------
+    def add_api_token(self, token: ApiToken) -> None:
+        with self._lock:
+            tokens = self._api_tokens
+            if token.id in tokens or any(t.token_hash == token.token_hash
+                                         for t in tokens.values()):
+                raise AlreadyExists("token already exists")
+            tokens[token.id] = token
+
+    def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
+        with self._lock:
+            tokens = self._api_tokens
+            return next((t for t in tokens.values() if t.token_hash == token_hash), None)
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        with self._lock:
+            tokens = [t for t in self._api_tokens.values()
+                      if t.user_id == user_id]
+        return sorted(tokens, key=lambda t: (t.created_at, t.id))
+
+    def delete_api_token(self, token_id: str, user_id: str) -> bool:
+        with self._lock:
+            tokens = self._api_tokens
+            token = tokens.get(token_id)
+            if token is None or token.user_id != user_id:
+                return False
+            del tokens[token_id]
+            return True
+
+    def touch_api_token(self, token_id: str, when: datetime, *, unless_after: datetime) -> bool:
+        with self._lock:
+            tokens = self._api_tokens
+            token = tokens.get(token_id)
+            if token is None or (token.last_used_at is not None
+                                 and token.last_used_at > unless_after):
+                return False
+            tokens[token_id] = dataclasses.replace(token, last_used_at=when)
+            return True

@@ -19,11 +19,13 @@ from pymongo.errors import DuplicateKeyError
 
 from coursecrafter_server.domain import (
     AlreadyExists,
+    ApiToken,
     Course,
     Job,
     JobStatus,
     RefreshToken,
     Role,
+    TokenScope,
     Upload,
     UploadStatus,
     User,
@@ -81,6 +83,7 @@ class MongoStore:
         self._jobs: Collection[Document] = database["jobs"]
         # The event id is the _id, hence unique: inserting it is the atomic "seen before?".
         self._events: Collection[Document] = database["webhook_events"]
+        self._api_tokens: Collection[Document] = database["api_tokens"]
         self._create_indexes()
 
     @classmethod
@@ -148,6 +151,14 @@ class MongoStore:
             [("received_at", ASCENDING)],
             expireAfterSeconds=WEBHOOK_EVENT_TTL_SECONDS,
             name="received_at_ttl",
+        )
+        # Automation tokens: looked up by the hash of the secret; listed per user. No TTL: an
+        # expired token stays listed (as expired) until its owner revokes it.
+        self._api_tokens.create_index(
+            [("token_hash", ASCENDING)], unique=True, name="token_hash_unique"
+        )
+        self._api_tokens.create_index(
+            [("user_id", ASCENDING), ("created_at", ASCENDING)], name="user_created"
         )
 
     def ping(self) -> None:
@@ -525,6 +536,56 @@ class MongoStore:
     def delete_events_before(self, when: datetime) -> int:
         result = self._events.delete_many({"received_at": {"$lt": _encode_time(when)}})
         return result.deleted_count
+
+    # Automation tokens ---------------------------------------------------------------------
+    def add_api_token(self, token: ApiToken) -> None:
+        try:
+            self._api_tokens.insert_one({
+                "_id": token.id,
+                "user_id": token.user_id,
+                "name": token.name,
+                "token_hash": token.token_hash,
+                "scope": TokenScope(token.scope).value,
+                "created_at": _encode_time(token.created_at),
+                "expires_at": _encode_time(token.expires_at) if token.expires_at else None,
+                "last_used_at": _encode_time(token.last_used_at) if token.last_used_at else None,
+            })
+        except DuplicateKeyError as exc:
+            raise AlreadyExists("token already exists") from exc
+
+    def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
+        doc = self._api_tokens.find_one({"token_hash": token_hash})
+        return _api_token(doc) if doc else None
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        cursor = self._api_tokens.find({"user_id": user_id}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_api_token(doc) for doc in cursor]
+
+    def delete_api_token(self, token_id: str, user_id: str) -> bool:
+        return self._api_tokens.delete_one({"_id": token_id, "user_id": user_id}).deleted_count == 1
+
+    def touch_api_token(self, token_id: str, when: datetime, *, unless_after: datetime) -> bool:
+        result = self._api_tokens.update_one(
+            {"_id": token_id, "$or": [{"last_used_at": None},
+                                      {"last_used_at": {"$lte": _encode_time(unless_after)}}]},
+            {"$set": {"last_used_at": _encode_time(when)}},
+        )
+        return result.modified_count == 1
+
+
+def _api_token(doc: Document) -> ApiToken:
+    return ApiToken(
+        id=doc["_id"],
+        user_id=doc["user_id"],
+        name=doc["name"],
+        token_hash=doc["token_hash"],
+        scope=TokenScope(doc["scope"]),
+        created_at=_required_time(doc["created_at"]),
+        expires_at=_decode_time(doc.get("expires_at")),
+        last_used_at=_decode_time(doc.get("last_used_at")),
+    )
 
 
 def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:

@@ -25,11 +25,13 @@ from typing import TypeVar
 
 from coursecrafter_server.domain import (
     AlreadyExists,
+    ApiToken,
     Course,
     Job,
     JobStatus,
     RefreshToken,
     Role,
+    TokenScope,
     Upload,
     UploadStatus,
     User,
@@ -186,6 +188,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE videos ADD COLUMN early_expires_at TEXT",
         "CREATE INDEX videos_early_expires ON videos (early_expires_at)"
         " WHERE early_expires_at IS NOT NULL",
+    ),
+    (  # 7: automation tokens (`cct_...`): only the SHA-256 of the secret
+        """
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT
+        )
+        """,
+        "CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash)",
+        "CREATE INDEX api_tokens_user_created ON api_tokens (user_id, created_at)",
     ),
 ]
 
@@ -725,6 +743,65 @@ class SQLiteStore:
             "DELETE FROM webhook_events WHERE received_at < ?", (_encode_time(when),)
         )
         return cursor.rowcount
+
+    # Automation tokens ---------------------------------------------------------------------
+    def add_api_token(self, token: ApiToken) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, scope, created_at,"
+                " expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.user_id,
+                    token.name,
+                    token.token_hash,
+                    TokenScope(token.scope).value,
+                    _encode_time(token.created_at),
+                    _encode_time(token.expires_at) if token.expires_at else None,
+                    _encode_time(token.last_used_at) if token.last_used_at else None,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("token already exists") from exc
+
+    def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
+        row = self._conn().execute(
+            "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return _api_token(row) if row else None
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        rows = self._conn().execute(
+            "SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at, id", (user_id,)
+        )
+        return [_api_token(row) for row in rows]
+
+    def delete_api_token(self, token_id: str, user_id: str) -> bool:
+        cursor = self._conn().execute(
+            "DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)
+        )
+        return cursor.rowcount == 1
+
+    def touch_api_token(self, token_id: str, when: datetime, *, unless_after: datetime) -> bool:
+        cursor = self._conn().execute(
+            "UPDATE api_tokens SET last_used_at = ?"
+            " WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+            (_encode_time(when), token_id, _encode_time(unless_after)),
+        )
+        return cursor.rowcount == 1
+
+
+def _api_token(row: sqlite3.Row) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        scope=TokenScope(row["scope"]),
+        created_at=_required_time(row["created_at"]),
+        expires_at=_decode_time(row["expires_at"]),
+        last_used_at=_decode_time(row["last_used_at"]),
+    )
 
 
 def _enable_wal(conn: sqlite3.Connection) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from coursecrafter_server.api.deps import ContainerDep, CurrentUser, InstructorUser
 from coursecrafter_server.api.schemas import ErrorResponse
@@ -92,6 +92,19 @@ def list_videos(
 @router.get("/{video_id}", responses=_errors)
 def get_video(video_id: str, user: CurrentUser, videos: Videos, container: ContainerDep) -> VideoOut:
     return video_out(videos.get_readable(user, video_id), container)
+
+
+class VideoPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+
+
+@router.patch("/{video_id}",
+              responses={**_errors, **{c: {"model": ErrorResponse} for c in (400, 413, 422)}})
+def update_video(video_id: str, body: VideoPatch, user: InstructorUser, videos: Videos,
+                 container: ContainerDep) -> VideoOut:
+    """Rename a video or attachment (`{title}`)."""
+    return video_out(videos.rename(user, video_id, body.title), container)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors)
