@@ -3,7 +3,7 @@
 - `coursecrafter_cli` imports neither of the others;
 - `coursecrafter_worker` imports nothing from `coursecrafter_server`;
 - the modules both sides share (job/event schemas, webhook signature, storage port and adapters,
-  queue port) import neither FastAPI nor the store;
+  queue port, the shared settings fields) import neither FastAPI nor the store;
 - the server reaches worker *runtime* code (runner, workdir, pipeline, queue adapters, notifier)
   only in its bootstrap and the embedded transcoder wiring.
 
@@ -28,6 +28,7 @@ SHARED = (
     "coursecrafter_worker.signing",
     "coursecrafter_worker.storage",
     "coursecrafter_worker.queue.base",
+    "coursecrafter_worker.common_settings",
 )
 #: The only server modules that may wire worker runtime code in.
 WIRING = {"coursecrafter_server.bootstrap", "coursecrafter_server.transcoders"}

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         transcoders = None
-        if not settings.broker_url and settings.transcode_concurrency > 0:
+        if not settings.broker and settings.transcode_concurrency > 0:
             from coursecrafter_server.transcoders import InProcessTranscoders
 
             transcoders = InProcessTranscoders(container)

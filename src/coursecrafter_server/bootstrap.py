@@ -85,13 +85,13 @@ def _limits_adapters(settings: Settings, store: Store) -> tuple[RevocationList, 
 
 
 def _queue(settings: Settings) -> JobQueue:
-    if settings.broker_url:
+    if settings.broker:
         from coursecrafter_worker.queue.rabbitmq import RabbitMQQueue
 
         # A short publish timeout: a request must not hang on a broker that is down; the job
         # stays in the outbox and the sweeper publishes it later.
         return RabbitMQQueue(
-            settings.broker_url, max_attempts=settings.max_attempts, publish_timeout=3
+            settings.broker, max_attempts=settings.max_attempts, publish_timeout=3
         )
     from coursecrafter_worker.queue.inprocess import InProcessQueue
 

@@ -30,7 +30,7 @@ def _check_process_count(workers: int) -> None:
 
     settings = get_settings()
     missing = [name for name, value in (("COURSECRAFTER_REDIS_URL", settings.redis_url),
-                                        ("COURSECRAFTER_BROKER_URL", settings.broker_url))
+                                        ("COURSECRAFTER_BROKER_URL", settings.broker))
                if not value]
     if missing:
         raise ValueError(f"--workers {workers} needs {' and '.join(missing)}: without them each "
@@ -40,7 +40,7 @@ def _check_process_count(workers: int) -> None:
 
 def _check_embedded_ffmpeg(settings: Settings) -> None:
     """The embedded mode transcodes in this process: its FFmpeg is checked before serving."""
-    if settings.broker_url or settings.transcode_concurrency <= 0:
+    if settings.broker or settings.transcode_concurrency <= 0:
         return
     from coursecrafter_server.transcoders import check_transcoder_ffmpeg
 

@@ -7,31 +7,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
+
+from coursecrafter_worker.common_settings import SharedSettings
 
 
-def _default_home() -> Path:
-    return Path(platformdirs.user_data_dir("coursecrafter", appauthor=False))
+class Settings(SharedSettings):
+    """Every server variable of docs/configuration.md, read from the environment and `.env`; the
+    fields the worker reads too (broker, storage, public URL, webhook secret, attempts, heartbeat,
+    FFmpeg timeout, work dir) come from `SharedSettings`, so they mean the same on both sides."""
 
-
-class Settings(BaseSettings):
-    """Every server variable of docs/configuration.md, read from the environment and `.env`."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="COURSECRAFTER_", env_file=".env", extra="ignore", frozen=True
-    )
-
-    home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
-    storage_url: str | None = None
-    s3_endpoint_url: str | None = None
-    broker_url: str | None = None
     redis_url: str | None = None
-    public_url: str = "http://127.0.0.1:8000"
     jwt_private_key_file: Path | None = None
-    webhook_secret: SecretStr | None = None
 
     registration: Literal["open", "closed"] = "open"
 
@@ -84,18 +73,13 @@ class Settings(BaseSettings):
     # Transcoding jobs
     # In-process transcoders (embedded mode only); 0 runs none, jobs then wait in `queued`.
     transcode_concurrency: int = 1
-    max_attempts: int = 3
     republish_after: float = 30.0  # a job not confirmed by the queue for this long is re-published
     heartbeat_timeout: float = 120.0  # a worker silent for this long has lost its job
-    heartbeat_interval: float = 10.0
-    ffmpeg_timeout: float = 4 * 3600.0
-    # The embedded transcoders' job directories: private, `{home}/work` unless set (the same
-    # variable as the worker's, so both may share one; see coursecrafter_worker.workdir).
-    work_dir: Path | None = None
 
     @property
     def resolved_work_dir(self) -> Path:
-        return self.work_dir or self.home / "work"
+        # The embedded transcoders' job directories: the shared `work_dir` (`{home}/work`).
+        return self.work_dir
 
     # When set, /metrics answers only `Authorization: Bearer <metrics_token>` (401 otherwise).
     metrics_token: SecretStr | None = None
@@ -116,11 +100,6 @@ class Settings(BaseSettings):
     # Browser origins (scheme://host[:port]) allowed to call the API and fetch playback files and
     # /blobs; comma-separated in the environment. Empty: no CORS headers at all.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
-
-    @field_validator("public_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @field_validator("metrics_token", mode="before")
     @classmethod
@@ -171,10 +150,6 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'coursecrafter.sqlite3'}"
-
-    @property
-    def resolved_storage_url(self) -> str:
-        return self.storage_url or (self.home / "blobs").resolve().as_uri()
 
     @property
     def public_url_is_local(self) -> bool:

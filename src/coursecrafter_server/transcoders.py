@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def check_work_dir(settings: Settings) -> None:
     """At start-up, before serving: the work dir of the embedded transcoders (when they run) is
     private; `UnsafeWorkDir` (a ValueError) with what to do otherwise."""
-    if settings.broker_url or settings.transcode_concurrency <= 0:
+    if settings.broker or settings.transcode_concurrency <= 0:
         return
     from coursecrafter_worker.workdir import prepare_work_dir
 

@@ -203,3 +203,22 @@ def test_real_worker_transcodes_a_job(tmp_path, own_vhost_url, storage, make_mes
     assert storage.head(done.playlist_key) is not None
     assert done.renditions and done.renditions[0].height == 240
     assert storage.head(message.source_key) is None
+
+
+def test_server_and_worker_read_the_shared_fields_alike(monkeypatch, tmp_path) -> None:
+    """One base class: the same variable gives both sides the same value and type (the broker
+    URL, which carries a password, is a secret on both)."""
+    from coursecrafter_server.settings import get_settings
+    from coursecrafter_worker.common_settings import SharedSettings
+    from coursecrafter_worker.settings import get_worker_settings
+
+    monkeypatch.setenv("COURSECRAFTER_BROKER_URL", "amqp://u:pw@broker:5672/%2F")
+    monkeypatch.setenv("COURSECRAFTER_HOME", str(tmp_path))
+    monkeypatch.setenv("COURSECRAFTER_PUBLIC_URL", "http://api.example:8000/")
+    server, worker = get_settings(_env_file=None), get_worker_settings(_env_file=None)
+    for name in SharedSettings.model_fields:
+        assert getattr(server, name) == getattr(worker, name), name
+    assert server.broker == worker.broker == "amqp://u:pw@broker:5672/%2F"
+    assert "pw" not in repr(server) and "pw" not in repr(worker)
+    assert server.public_url == "http://api.example:8000"
+    assert server.work_dir == worker.work_dir == tmp_path / "work"

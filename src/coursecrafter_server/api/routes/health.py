@@ -36,7 +36,7 @@ def readyz(container: ContainerDep) -> JSONResponse:
     probes = {"store": container.store.ping, "storage": container.storage.ping}
     if container.settings.redis_url:
         probes["redis"] = container.revocations.ping
-    if container.settings.broker_url:
+    if container.settings.broker:
         probes["broker"] = container.queue.ping  # type: ignore[attr-defined]
     for name, probe in probes.items():
         try:
