@@ -43,6 +43,7 @@ from typing import Any
 
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
 from coursecrafter_worker.storage.keys import EARLY_PLAYLIST, MASTER_PLAYLIST, POSTER
+from coursecrafter_worker.transcoding import TranscodeFailure, Transcoder, TranscodeResult
 from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
 from coursecrafter_worker.notifier import DeliveryFailed, Notifier
 from coursecrafter_worker.queue.base import Requeue
@@ -63,8 +64,6 @@ CONTENT_TYPES = {
     ".vtt": "text/vtt",
 }
 MAX_ERROR_MESSAGE = 2000
-
-Transcode = Callable[..., Any]
 
 
 #: Server verdicts meaning "this attempt no longer counts" (see JobService.handle_event).
@@ -92,15 +91,10 @@ def content_type(path: Path | str) -> str:
 
 
 def _error_kind(exc: BaseException) -> str | None:
-    """"media" for the pipeline's MediaError (bad input), "transcode" for its TranscodeError
-    (machine trouble), else None. Matched by class name along the MRO so the runner does not
-    import the FFmpeg pipeline (and test doubles work); an explicit `retryable` attribute wins."""
-    retryable = getattr(exc, "retryable", None)
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "MediaError" in names:
-        return "transcode" if retryable is True else "media"
-    if "TranscodeError" in names:
-        return "media" if retryable is False else "transcode"
+    """"media" for a bad source (`MediaError`: not retryable), "transcode" for machine trouble
+    (`TranscodeError`: retryable), else None (a bug: reported as internal_error)."""
+    if isinstance(exc, TranscodeFailure):
+        return "transcode" if exc.retryable else "media"
     return None
 
 
@@ -199,7 +193,7 @@ class JobRunner:
         notifier: Notifier,
         *,
         work_dir: Path,
-        transcode: Transcode | None = None,
+        transcode: Transcoder | None = None,
         heartbeat_interval: float = 10.0,
         ffmpeg_timeout: float | None = None,
         progress_interval: float = 1.0,
@@ -227,7 +221,7 @@ class JobRunner:
 
     # Helpers -----------------------------------------------------------------------------------
     @property
-    def transcode(self) -> Transcode:
+    def transcode(self) -> Transcoder:
         if self._transcode is None:
             from coursecrafter_worker.pipeline import transcode  # FFmpeg only when needed
 
@@ -350,9 +344,10 @@ class JobRunner:
                 raise _Cancelled() from exc
             reporter.stop()
             kind = _error_kind(exc)
-            code = getattr(exc, "code", None)
-            text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            detail = getattr(exc, "detail", "")  # FFmpeg's stderr: logs only, never the user
+            failure = exc if isinstance(exc, TranscodeFailure) else None
+            code = failure.code if failure else None
+            text = (failure.message if failure else "") or str(exc) or type(exc).__name__
+            detail = failure.detail if failure else ""  # FFmpeg's stderr: logs only
             if kind == "media":
                 log.info("job %s: bad source (%s): %s%s", message.job_id, code, text,
                          f"\n{detail}" if detail else "")
@@ -366,18 +361,18 @@ class JobRunner:
                               f"{type(exc).__name__}: {exc}", retryable=True)
 
         reporter.stop()
-        poster = getattr(result, "poster", None)
+        poster = result.poster
         poster_key = f"{prefix}{poster}" if poster and (out_dir / poster).is_file() else None
         renditions = tuple(
             Rendition(height=int(r.height), width=int(r.width), bitrate=int(r.bitrate),
                       playlist=str(r.playlist))
-            for r in getattr(result, "renditions", ())
+            for r in result.renditions
         )
         completed = self._event(
             message, "completed",
             duration=result.duration, width=result.width, height=result.height,
             renditions=renditions,
-            playlist_key=f"{prefix}{getattr(result, 'master_playlist', 'hls/master.m3u8')}",
+            playlist_key=f"{prefix}{result.master_playlist}",
             poster_key=poster_key,
         )
         verdict = self._send_essential(message, completed, cancel)
@@ -430,8 +425,9 @@ class JobRunner:
                 raise _Cancelled() from exc
             # Never fatal: the ladder follows and reports what is wrong with the source, if
             # anything (FFmpeg's stderr in `detail`: logs only).
+            detail = exc.detail if isinstance(exc, TranscodeFailure) else ""
             log.warning("job %s: no early rendition (%s)%s", message.job_id, exc,
-                        f"\n{getattr(exc, 'detail', '')}" if getattr(exc, "detail", "") else "")
+                        f"\n{detail}" if detail else "")
             return "none"
         event = self._event(message, "playable", playlist_key=f"{prefix}{MASTER_PLAYLIST}",
                             **fields)
@@ -460,7 +456,7 @@ class JobRunner:
 
     def _call_transcode(
         self, source: Path, out_dir: Path, reporter: _ProgressReporter, cancel: threading.Event
-    ) -> Any:
+    ) -> TranscodeResult:
         transcode = self.transcode
         kwargs: dict[str, Any] = {"on_progress": reporter.on_progress, "timeout": self.ffmpeg_timeout}
         if self.preset is not None:
@@ -474,13 +470,13 @@ class JobRunner:
         message: JobMessage,
         prefix: str,
         out_dir: Path,
-        result: Any,
+        result: TranscodeResult,
         reporter: _ProgressReporter,
         cancel: threading.Event,
         *,
         early_in_use: bool = False,
     ) -> None:
-        master = getattr(result, "master_playlist", "hls/master.m3u8")
+        master = result.master_playlist
 
         def order(path: Path) -> tuple[int, str]:
             rel = path.relative_to(out_dir).as_posix()

@@ -14,34 +14,11 @@ from pathlib import Path
 from coursecrafter_worker import signing
 from coursecrafter_worker.messages import JobEvent, Rendition
 from coursecrafter_worker.notifier import DeliveryFailed
+from coursecrafter_worker.transcoding import MediaError, TranscodeError, TranscodeResult  # noqa: F401
 
 
-class MediaError(Exception):
-    """Stands in for coursecrafter_worker.pipeline.MediaError (matched by name)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-class TranscodeError(Exception):
-    """Stands in for coursecrafter_worker.pipeline.TranscodeError (matched by name)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-@dataclass
-class FakeResult:
-    duration: float
-    width: int
-    height: int
-    has_video: bool
-    has_audio: bool
-    renditions: list[Rendition]
-    master_playlist: str = "hls/master.m3u8"
-    poster: str | None = "poster.jpg"
+# The port's own types (coursecrafter_worker.transcoding): the runner checks them by type.
+FakeResult = TranscodeResult
 
 
 def write_hls_tree(out_dir: Path, heights: tuple[int, ...], *, poster: bool, audio: bool) -> None:

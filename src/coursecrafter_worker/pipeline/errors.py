@@ -1,4 +1,4 @@
-"""The two ways a transcode can fail.
+"""The two ways a transcode can fail (defined with the transcoder port, coursecrafter_worker.transcoding).
 
 - `MediaError`: the source is bad (not media, cut off, too large, makes FFmpeg spin). Retrying the
   same bytes gives the same answer, so the runner reports it with `retryable=False`.
@@ -12,28 +12,7 @@ it to users, it contains paths).
 
 from __future__ import annotations
 
-
-class _PipelineError(Exception):
-    retryable: bool = False
-
-    def __init__(self, code: str, message: str, *, detail: str = "") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.detail = detail
-
-
-class MediaError(_PipelineError):
-    """The source file is bad: not retryable."""
-
-    retryable = False
-
-
-class TranscodeError(_PipelineError):
-    """The machine failed (FFmpeg crashed or was killed, disk full): retryable."""
-
-    retryable = True
-
+from coursecrafter_worker.transcoding import MediaError, TranscodeError, TranscodeFailure  # noqa: F401
 
 NOT_MEDIA_MESSAGE = "The file is not a video or audio file FFmpeg can read."
 TRUNCATED_MESSAGE = (

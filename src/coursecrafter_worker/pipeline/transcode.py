@@ -73,6 +73,7 @@ from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .ladder import CONTENT_MOTION, CONTENT_STILL, Rung, content_class, plan_ladder
 from .motion import ANALYSIS_TIMEOUT, analyze
 from coursecrafter_worker.storage.keys import MASTER_PLAYLIST, POSTER
+from coursecrafter_worker.transcoding import TranscodeResult
 
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import FFmpegRun, find_ffmpeg, run_ffmpeg
@@ -87,19 +88,6 @@ DEFAULT_TIMEOUT_BASE = 600.0
 DEFAULT_TIMEOUT_PER_SECOND = 10.0
 
 _TMP_PREFIX = ".transcode-"
-
-
-@dataclass(frozen=True)
-class TranscodeResult:
-    duration: float
-    width: int | None
-    height: int | None
-    has_video: bool
-    has_audio: bool
-    renditions: list[Rendition]
-    master_playlist: str = MASTER_PLAYLIST
-    poster: str | None = POSTER
-    content: str = CONTENT_MOTION  # the ladder's content class (ladder.py, "Lecture-aware")
 
 
 def default_timeout(duration: float) -> float:
