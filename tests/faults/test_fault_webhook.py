@@ -124,7 +124,10 @@ def test_webhook_outage_longer_than_the_heartbeat_timeout(lab, clips, adapter):
     proxy.pause()
     poll_video(client, video_id, lambda v: v["status"] == "queued", timeout=30,
                what="the sweeper to re-queue the silent job")
-    time.sleep(2)
+    # Down until attempt 1 has finished and tried (twice) to report `completed`: a condition,
+    # not a fixed pause, so a fast transcode cannot slip its report in after the outage.
+    wait_for(lambda: worker.log().count("completed event of job") >= 2, 120,
+             what="attempt 1 to retry its completed event")
     proxy.resume()
     _finish(vhost, server, worker, client, video_id, time.monotonic(),
             "longer than the heartbeat timeout", "completed", attempt=2, stale_removed=True)
