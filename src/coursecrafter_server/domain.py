@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -232,3 +232,35 @@ class UnsupportedMediaType(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"
+
+
+# The video lifecycle (docs/architecture.md "Video lifecycle"): which status may follow which.
+# A write that keeps the status (progress, playable, a rename, the early outputs' grace) is always
+# allowed. `coursecrafter_server.lifecycle.write` applies a step to the store (compare-and-set).
+VIDEO_TRANSITIONS: dict[VideoStatus, frozenset[VideoStatus]] = {
+    # uploaded: a video's bytes are complete; ready: an attachment is stored as it is;
+    # failed: the upload expired.
+    VideoStatus.AWAITING_UPLOAD: frozenset(
+        {VideoStatus.UPLOADED, VideoStatus.READY, VideoStatus.FAILED}),
+    VideoStatus.UPLOADED: frozenset({VideoStatus.QUEUED}),  # the job is written, then queued
+    # processing: a worker started; ready/failed: its outcome arrived before `started` did, or a
+    # dead letter failed it.
+    VideoStatus.QUEUED: frozenset({VideoStatus.PROCESSING, VideoStatus.READY, VideoStatus.FAILED}),
+    # queued: re-queued after a lost worker or a retryable failure.
+    VideoStatus.PROCESSING: frozenset({VideoStatus.QUEUED, VideoStatus.READY, VideoStatus.FAILED}),
+    VideoStatus.READY: frozenset(),
+    VideoStatus.FAILED: frozenset({VideoStatus.QUEUED}),  # retry
+}
+
+
+class IllegalTransition(InvalidState):
+    """A status that may not follow the video's current one (a bug, or a stale read)."""
+
+
+def transition(video: Video, status: VideoStatus | None = None, **changes: object) -> Video:
+    """The record after one lifecycle step: `status` (None: unchanged) and other field changes.
+    Raises `IllegalTransition` when `status` may not follow `video.status`."""
+    if status is not None and status is not video.status and \
+            status not in VIDEO_TRANSITIONS[video.status]:
+        raise IllegalTransition(f"a {video.status.value} video cannot become {status.value}")
+    return replace(video, **({"status": status} if status is not None else {}), **changes)

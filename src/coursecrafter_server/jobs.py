@@ -23,6 +23,7 @@ from coursecrafter_server.domain import (
 )
 from coursecrafter_worker.storage import ObjectStorage, keys
 from coursecrafter_worker.storage.keys import output_prefix
+from coursecrafter_server import lifecycle
 from coursecrafter_server.store.base import Store
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
@@ -88,10 +89,10 @@ class JobService:
             self.store.add_job(job)
         # early_expires_at cleared: the new attempt reuses or re-makes the early outputs, so the
         # sweeper must not remove them under it.
-        queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0, phase=None,
-                                     error_code=None, error_message=None,
-                                     early_expires_at=None, updated_at=now)
-        if not self.store.update_video(queued, expected_status=video.status):
+        queued = lifecycle.write(self.store, video, VideoStatus.QUEUED, progress=0, phase=None,
+                                 error_code=None, error_message=None, early_expires_at=None,
+                                 updated_at=now)
+        if queued is None:
             if not adopted:  # someone else moved the video: they own the next step
                 self._finish(job, JobStatus.FAILED)
             return None
@@ -117,9 +118,8 @@ class JobService:
         if video is not None and video.status is VideoStatus.UPLOADED:
             latest = self.store.get_latest_job(video.id)
             if latest is not None and latest.id == job.id:
-                queued = dataclasses.replace(video, status=VideoStatus.QUEUED, progress=0,
-                                             phase=None, updated_at=_now())
-                if self.store.update_video(queued, expected_status=VideoStatus.UPLOADED):
+                if lifecycle.write(self.store, video, VideoStatus.QUEUED, progress=0,
+                                   phase=None) is not None:
                     log.info("video %s: finished an interrupted enqueue (job %s)", video.id, job.id)
                     return True
                 return False
@@ -326,19 +326,18 @@ class JobService:
         now = now or _now()
         swept = 0
         for video in self.store.list_videos_early_expired(now, limit=limit):
-            cleared = dataclasses.replace(video, early_expires_at=None)
             if video.status is VideoStatus.READY:
                 # Storage first: a crash in between is swept again, never leaves bytes behind.
                 self.storage.delete_prefix(f"{output_prefix(video.id)}{keys.EARLY_DIR}/")
-                self.store.update_video(cleared, expected_status=VideoStatus.READY)
+                lifecycle.write(self.store, video, early_expires_at=None)
             elif video.status is VideoStatus.FAILED:
                 # The record first: a retry that moved the video on in the meantime wins, and
                 # its new attempt keeps the outputs it may reuse.
-                if not self.store.update_video(cleared, expected_status=VideoStatus.FAILED):
+                if lifecycle.write(self.store, video, early_expires_at=None) is None:
                     continue
                 self.storage.delete_prefix(output_prefix(video.id))
             else:  # re-queued since (a retry): the new attempt owns the outputs
-                self.store.update_video(cleared, expected_status=video.status)
+                lifecycle.write(self.store, video, early_expires_at=None)
                 continue
             swept += 1
             log.info("video %s: early outputs removed after their grace", video.id)
@@ -454,8 +453,7 @@ class JobService:
     def _set_video(self, video: Video, **changes: object) -> None:
         # Compare-and-set on status; one retry with a fresh read covers a concurrent progress write.
         for _ in range(3):
-            updated = dataclasses.replace(video, **changes, updated_at=_now())
-            if self.store.update_video(updated, expected_status=video.status):
+            if lifecycle.write(self.store, video, **changes) is not None:  # type: ignore[arg-type]
                 return
             fresh = self.store.get_video(video.id)
             if fresh is None or fresh.status not in ACTIVE_VIDEO:

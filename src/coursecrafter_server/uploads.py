@@ -3,7 +3,6 @@ the bytes. One flow for both storage adapters (local directory, S3)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import re
@@ -35,6 +34,7 @@ from coursecrafter_worker.storage import (
     ObjectStorage,
     UploadedPart,
 )
+from coursecrafter_server import lifecycle
 from coursecrafter_server.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -360,8 +360,8 @@ class UploadService:
             return video
         # Attachments are stored as they are; videos go on to transcoding.
         status = VideoStatus.READY if video.kind is VideoKind.ATTACHMENT else VideoStatus.UPLOADED
-        done = dataclasses.replace(video, status=status, updated_at=_now())
-        if self.store.update_video(done, expected_status=VideoStatus.AWAITING_UPLOAD):
+        done = lifecycle.write(self.store, video, status)
+        if done is not None:
             log.info("upload %s complete: video %s is %s", upload.id, video.id, status.value)
             return done
         return self._video(upload)
@@ -392,14 +392,9 @@ class UploadService:
                 continue
             video = self.store.get_video(upload.video_id)
             if video is not None and video.status is VideoStatus.AWAITING_UPLOAD:
-                failed = dataclasses.replace(
-                    video,
-                    status=VideoStatus.FAILED,
-                    error_code="upload_expired",
-                    error_message="the upload was not completed in time; upload the file again",
-                    updated_at=_now(),
-                )
-                self.store.update_video(failed, expected_status=VideoStatus.AWAITING_UPLOAD)
+                lifecycle.write(
+                    self.store, video, VideoStatus.FAILED, error_code="upload_expired",
+                    error_message="the upload was not completed in time; upload the file again")
             log.info("expired abandoned upload %s", upload.id)
         return len(expired)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 from coursecrafter_server.domain import InvalidState, NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_worker.storage.keys import output_prefix  # noqa: F401 - callers' name
+from coursecrafter_server import lifecycle
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.uploads import purge_video_storage, source_key
 
@@ -85,9 +84,8 @@ class VideoService:
         transcoder moving the video meanwhile is not overwritten (the rename is re-applied)."""
         for _ in range(5):
             video = self.get_owned(user, video_id)
-            renamed = dataclasses.replace(video, title=title,
-                                          updated_at=datetime.now(timezone.utc))
-            if self.store.update_video(renamed, expected_status=video.status):
+            renamed = lifecycle.write(self.store, video, title=title)
+            if renamed is not None:
                 return renamed
         raise InvalidState("the video is changing too fast to rename; try again")
 
