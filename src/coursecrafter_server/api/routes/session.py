@@ -89,7 +89,10 @@ def _forget(response: Response, request: Request) -> None:
 def sign_in(body: LoginRequest, auth: AuthDep, address: ClientAddress, request: Request,
             response: Response) -> SessionOut:
     """Sign in: the refresh token is set as an HttpOnly cookie; the access token is returned."""
-    return _answer(auth.login(body.username, body.password, address), auth, request, response)
+    # login() answers tokens and a device cookie (OWASP device cookies, for the REST login at
+    # /api/v1/auth); the browser session keeps only the tokens.
+    return _answer(auth.login(body.username, body.password, address).tokens, auth, request,
+                   response)
 
 
 @router.post("/refresh", responses=_errors, openapi_extra=_no_bearer)
