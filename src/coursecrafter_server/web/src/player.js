@@ -61,6 +61,9 @@ export function mountPlayer(container, initialVideo) {
   let choice = "auto"; // "auto" or a height
   let reloads = 0;
   let lastSaved = 0;
+  // Whether the viewer wants it playing: a failed request can pause the element (the browser's
+  // own HLS does) before the page learns why, so the element's `paused` cannot tell.
+  let wantsToPlay = false;
 
   const el = h("video", {
     controls: true, playsinline: true, preload: "metadata", class: "player-video",
@@ -148,7 +151,7 @@ export function mountPlayer(container, initialVideo) {
     renewing = true;
     reloads += 1;
     const at = el.currentTime;
-    const wasPlaying = !el.paused;
+    const wasPlaying = wantsToPlay || !el.paused;
     try {
       video = await api("GET", `/videos/${encodeURIComponent(video.id)}`);
       if (video.poster_url) el.poster = video.poster_url;
@@ -178,6 +181,8 @@ export function mountPlayer(container, initialVideo) {
     announce(rung ? `Quality ${rung.height}p` : "Quality automatic");
   });
 
+  el.addEventListener("play", () => { wantsToPlay = true; });
+  el.addEventListener("pause", () => { if (!el.error && !renewing) wantsToPlay = false; });
   el.addEventListener("error", () => {
     if (useNative) renew(); // the browser's HLS does not say why; an expired URL is the likely cause
   });
