@@ -103,14 +103,24 @@ export function mountPlayer(container, initialVideo) {
   async function load(startAt, resume) {
     if (destroyed) return;
     if (useNative) {
-      try { rungs = await variants(video.playback_url); } catch { rungs = []; }
+      const start = (url) => {
+        el.src = url;
+        el.addEventListener("loadedmetadata", () => {
+          if (startAt > 0) el.currentTime = startAt;
+          if (resume) el.play().catch(() => {});
+        }, { once: true });
+      };
+      const menu = variants(video.playback_url).catch(() => []);
+      // Automatic quality needs only the master playlist: the browser starts on it at once and the
+      // menu fills in meanwhile (one round trip less to the first frame). A chosen rung needs the
+      // rung's own URL (with this token) first.
+      if (choice === "auto") start(video.playback_url);
+      rungs = await menu;
       fillMenu();
-      const rung = rungs.find((r) => String(r.height) === String(choice));
-      el.src = rung ? rung.url : video.playback_url;
-      el.addEventListener("loadedmetadata", () => {
-        if (startAt > 0) el.currentTime = startAt;
-        if (resume) el.play().catch(() => {});
-      }, { once: true });
+      if (choice !== "auto") {
+        const rung = rungs.find((r) => String(r.height) === String(choice));
+        start(rung ? rung.url : video.playback_url);
+      }
       return;
     }
     const { default: Hls } = await import("hls.js/light");
