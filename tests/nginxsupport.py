@@ -42,7 +42,11 @@ def render_gateway(upstream: str, server_name: str, listen: str) -> str:
 def main_conf(root: Path, http_body: str) -> str:
     """A whole nginx.conf whose every path is inside `root`."""
     mime = "include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
+    # Started by root, NGINX's workers would run as `nobody` and could not read or write the
+    # private temp dir: they run as the user who started it (as they do for anyone else).
+    user = "user root;" if os.geteuid() == 0 else ""
     return f"""
+{user}
 worker_processes 1;
 error_log {root}/error.log warn;
 events {{ worker_connections 256; }}
@@ -92,7 +96,7 @@ def start_nginx(root: Path, http_body: str, port: int, timeout: float = 30) -> N
     conf.write_text(main_conf(root, http_body))
     check = subprocess.run([binary, "-t", "-q", "-p", str(root), "-c", str(conf),
                             "-g", f"pid {root}/nginx.pid;"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t refused the config:\n{check.stderr}\n{conf.read_text()}")
     with open(root / "stderr.log", "ab") as err:

@@ -4,7 +4,6 @@ headers overwritten, upload parts above the part size streamed through, the publ
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def test_forwarded_headers_from_the_client_are_overwritten(gateway) -> None:
 
 
 def test_an_upload_part_above_the_part_size_is_streamed_through(gateway, tmp_path: Path) -> None:
-    server, nginx = gateway
+    _, nginx = gateway
     api = httpx.Client(base_url=f"{nginx.url}/api/v1", timeout=60)
     assert api.post("/auth/register", json={"username": "ada", "email": "ada@example.edu",
                                             "password": PASSWORD}).status_code == 201
