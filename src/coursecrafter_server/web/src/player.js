@@ -53,6 +53,12 @@ function nativeHls(videoEl) {
   return videoEl.canPlayType("application/vnd.apple.mpegurl") !== "";
 }
 
+// Where hls.js will be needed, start loading it at once (on arrival at a watch page, while the
+// session and the lecture are still being fetched): the player's own import then finds it ready.
+export function warmPlayer() {
+  if (!nativeHls(document.createElement("video"))) import("hls.js/light").catch(() => {});
+}
+
 export function mountPlayer(container, initialVideo) {
   let video = initialVideo;
   let hls = null;
