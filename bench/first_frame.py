@@ -80,7 +80,9 @@ def main() -> None:
     gateway_port, bare_port = free_port(), free_port()
     server = start_live_server(tmp / "home", {
         "COURSECRAFTER_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
-        "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1"})
+        "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1",
+        # Every measurement signs in afresh (a new context); the default 30/minute would refuse.
+        "COURSECRAFTER_LOGIN_RATE_LIMIT_ADDRESS": "100000/minute"})
     nginx = None
     try:
         api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=60)
