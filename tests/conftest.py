@@ -66,7 +66,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 # Tests of the RabbitMQ and Redis paths skip when those servers are unreachable, which is kind to a
 # laptop but would let CI go green without them: `.ci/run` sets this, and such a skip then fails.
-_SERVICE_SKIP = re.compile(r"rabbit|redis|amqp|broker|vhost|mongodb", re.IGNORECASE)
+_SERVICE_SKIP = re.compile(r"rabbit|redis|amqp|broker|vhost|mongodb|nginx", re.IGNORECASE)
 
 _mongo_server = None
 

@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
 from coursecrafter_server.api.docs import install_docs
 from coursecrafter_server.api.errors import install_error_handlers
+from coursecrafter_server.api.public_host import PublicHostCheckMiddleware
 from coursecrafter_server.api.request_limits import RequestLimitsMiddleware
 from coursecrafter_server.api.security_headers import SecurityHeadersMiddleware
 from coursecrafter_server.api.routes import (
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(RequestLimitsMiddleware, max_header_count=settings.max_header_count,
                        body_timeout=settings.body_read_timeout)
     app.add_middleware(SecurityHeadersMiddleware)  # also on 413s and errors
+    # Logs once when clients reach this server under another host than the public URL's.
+    app.add_middleware(PublicHostCheckMiddleware, public_url=settings.public_url)
     if settings.cors_origins:
         # Outside everything but metrics: preflights are answered before routing, and errors
         # (401, 413, 429, 403 url_expired) carry the headers a browser needs to read them.

@@ -54,7 +54,9 @@ class Settings(SharedSettings):
     upload_ttl: int = 24 * 3600  # an upload not completed by then is aborted by the sweeper
     upload_url_ttl: int = 3600  # pre-signed part URLs; clients ask for fresh ones on 403
     # Life of a playback token (seconds); it is minted per quarter of this, so it lives 1-1.25x.
-    playback_url_ttl: int = Field(default=6 * 3600, ge=60)
+    # Values under a minute are for tests (the browser test of playback across an expiry uses 5 s);
+    # a viewer then renews the URL every few segments.
+    playback_url_ttl: int = Field(default=6 * 3600, ge=5)
     sweep_interval: float = 60.0
     # Per-instructor quotas (0: no limit), so one account cannot fill the storage. Open uploads:
     # started and neither completed, cancelled nor expired. Stored bytes: sources still kept,

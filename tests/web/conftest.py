@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from livesupport import BIN, start_live_server
+from livesupport import BIN, free_port, start_live_server
+from nginxsupport import nginx_path, start_gateway
 
 from websupport import (
     CSP_PROBE,
@@ -20,8 +21,10 @@ from websupport import (
     SCREENSHOTS,
     Page,
     Site,
+    StaticSite,
     chromium_path,
     make_clip,
+    other_origin_page,
     unavailable,
 )
 
@@ -68,34 +71,98 @@ def new_page(browser) -> Iterator[Any]:
         context.close()
 
 
+def populate(root, server, gateway=None, clip_seconds: int = 10, size: str = "854x480") -> Site:
+    """An instructor ("ada"), a student ("sam") and a published course holding one ready lecture
+    made from a generated 854x480 clip, on a live server (through `gateway` when given)."""
+    admin = subprocess.run(
+        [str(BIN / "coursecrafter-server"), "create-admin", "root", "--email",
+         "root@example.edu", "--password-stdin"],
+        check=False, input=PASSWORD + "\n", text=True, env=server.env, cwd=server.home,
+        capture_output=True, timeout=60)
+    assert admin.returncode == 0, admin.stderr
+    site = Site(server, make_clip(root / "lecture-01.mp4", seconds=clip_seconds, size=size), gateway=gateway)
+    api = httpx.Client(base_url=f"{site.url}/api/v1", timeout=30)
+    assert api.post("/auth/register", json={
+        "username": "ada", "email": "ada@example.edu", "password": PASSWORD}).status_code == 201
+    root_client = site.client("root")
+    assert root_client.post("/auth/register", json={
+        "username": "sam", "email": "sam@example.edu", "password": PASSWORD,
+        "role": "student"}).status_code == 201
+    ada = site.client("ada")
+    course = ada.post("/courses", json={"title": "Signals and Systems",
+                                        "description": "Week 1: sampling."}).json()
+    video = site.upload(ada, site.clip, course["id"], "Lecture 1: Sampling")
+    site.wait_ready(ada, video["id"])
+    assert ada.patch(f"/courses/{course['id']}", json={"published": True}).status_code == 200
+    site.course_id, site.video_id = course["id"], video["id"]
+    return site
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[Site]:
-    """A live server with an instructor ("ada"), a student ("sam") and a published course holding
-    one ready lecture made from a generated 10 s 854x480 clip."""
+def other_origins(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[dict[str, StaticSite]]:
+    """The same little player page on two other origins: "allowed" (in the servers'
+    COURSECRAFTER_CORS_ORIGINS) and "refused" (not)."""
+    root = other_origin_page(tmp_path_factory.mktemp("other-origin"))
+    sites = {"allowed": StaticSite(root), "refused": StaticSite(root)}
+    yield sites
+    for static in sites.values():
+        static.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, browser, other_origins) -> Iterator[Site]:
+    """A live server reached directly (its public URL is its own address), populated as above."""
     root = tmp_path_factory.mktemp("web")
-    server = start_live_server(root / "home")
+    server = start_live_server(root / "home", {
+        "COURSECRAFTER_CORS_ORIGINS": other_origins["allowed"].url})
     try:
-        admin = subprocess.run(
-            [str(BIN / "coursecrafter-server"), "create-admin", "root", "--email",
-             "root@example.edu", "--password-stdin"],
-            check=False, input=PASSWORD + "\n", text=True, env=server.env, cwd=server.home,
-            capture_output=True, timeout=60)
-        assert admin.returncode == 0, admin.stderr
-        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
-        assert api.post("/auth/register", json={
-            "username": "ada", "email": "ada@example.edu", "password": PASSWORD}).status_code == 201
-        site = Site(server, make_clip(root / "lecture-01.mp4"))
-        root_client = site.client("root")
-        assert root_client.post("/auth/register", json={
-            "username": "sam", "email": "sam@example.edu", "password": PASSWORD,
-            "role": "student"}).status_code == 201
-        ada = site.client("ada")
-        course = ada.post("/courses", json={"title": "Signals and Systems",
-                                            "description": "Week 1: sampling."}).json()
-        video = site.upload(ada, site.clip, course["id"], "Lecture 1: Sampling")
-        site.wait_ready(ada, video["id"])
-        assert ada.patch(f"/courses/{course['id']}", json={"published": True}).status_code == 200
-        site.course_id, site.video_id = course["id"], video["id"]
-        yield site
+        yield populate(root, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def nginx_site(tmp_path_factory: pytest.TempPathFactory, browser, other_origins) -> Iterator[Site]:
+    """The same behind the example NGINX gateway (deploy/nginx/) on loopback: the server's public
+    URL is the gateway's, and it believes forwarded headers from 127.0.0.1 only."""
+    if nginx_path() is None:
+        unavailable("nginx is not installed (apt-get install -y nginx)")
+    root = tmp_path_factory.mktemp("web-nginx")
+    port = free_port()
+    server = start_live_server(root / "home", {
+        "COURSECRAFTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1",
+        "COURSECRAFTER_CORS_ORIGINS": other_origins["allowed"].url})
+    gateway = None
+    try:
+        gateway = start_gateway(root / "nginx", server.url, port)
+        yield populate(root, server, gateway)
+        # Every page and file went through the gateway, which is the server's public URL.
+        assert "COURSECRAFTER_PUBLIC_URL is" not in server.log()
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=["direct", "nginx"])
+def any_site(request: pytest.FixtureRequest) -> Site:
+    """The site reached directly, then through the NGINX gateway."""
+    return request.getfixturevalue("site" if request.param == "direct" else "nginx_site")
+
+
+EXPIRING_TTL = 5  # s: COURSECRAFTER_PLAYBACK_URL_TTL's minimum; a token lives 5-6 s
+EXPIRING_CLIP = 30  # s: at twice the speed, 15 s of playback: longer than a token lives
+
+
+@pytest.fixture(scope="module")
+def expiring_site(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[Site]:
+    """A server whose playback tokens live 5-6 s, with a 30 s lecture (480p and 360p): playing
+    it outlasts the token."""
+    root = tmp_path_factory.mktemp("web-expiring")
+    server = start_live_server(root / "home", {
+        "COURSECRAFTER_PLAYBACK_URL_TTL": str(EXPIRING_TTL)})
+    try:
+        yield populate(root, server, clip_seconds=EXPIRING_CLIP)
     finally:
         server.stop()

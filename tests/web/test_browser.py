@@ -10,22 +10,11 @@ import re
 
 import pytest
 
-from websupport import HOSTILE, PASSWORD, SCREENSHOTS, Page, Site
+from websupport import HOSTILE, PASSWORD, SCREENSHOTS, Page, Site, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WAIT = 120_000  # ms: conditions on a busy 2-core machine get generous time
-
-
-def sign_in(p: Page, site: Site, username: str) -> None:
-    page = p.page
-    page.goto(site.url + "/")
-    page.get_by_label("Username").wait_for()
-    p.shot(f"signin-{username}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("button", name="Sign out").wait_for()
 
 
 def too_wide(p: Page) -> list[str]:
@@ -39,14 +28,16 @@ def too_wide(p: Page) -> list[str]:
 
 @pytest.mark.parametrize("engine", ["default", "hlsjs"])
 def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
-        site: Site, new_page, engine: str) -> None:
+        any_site: Site, new_page, engine: str) -> None:
+    """Directly and through the NGINX gateway (any_site)."""
+    site = any_site
     p = new_page()
     page = p.page
     with page.expect_response(lambda r: r.url.endswith("/api/v1/session")) as signed:
         sign_in(p, site, "sam")
     access_token = signed.value.json()["access_token"]
     page.get_by_role("heading", name="Courses", exact=True).wait_for()
-    p.shot(f"student-{engine}-1-courses")
+    p.shot(f"{site.tag}student-{engine}-1-courses")
     page.get_by_role("link", name="Signals and Systems").click()
     page.get_by_role("heading", name="Signals and Systems").wait_for()
     # The lecture's poster is shown (a decoded image, not a broken one).
@@ -54,7 +45,7 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
         "() => { const i = document.querySelector('.lecture img.poster');"
         " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
     assert page.get_by_text("0:10").count() == 1  # the duration
-    p.shot(f"student-{engine}-2-course")
+    p.shot(f"{site.tag}student-{engine}-2-course")
 
     suffix = "?player=hlsjs" if engine == "hlsjs" else ""
     if suffix:
@@ -70,7 +61,7 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     assert used == ("hlsjs" if engine == "hlsjs" else used)
 
     page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 5", timeout=WAIT)
-    p.shot(f"student-{engine}-3-playing")
+    p.shot(f"{site.tag}student-{engine}-3-playing")
 
     quality = page.get_by_label("Quality")
     options = quality.locator("option").all_text_contents()
@@ -81,7 +72,7 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
             f"() => {{ const v = document.querySelector('video');"
             f" if (v.ended || (v.paused && v.currentTime > 7)) {{ v.currentTime = 0; v.play(); }}"
             f" return v.videoHeight === {height}; }}", timeout=WAIT)
-    p.shot(f"student-{engine}-4-quality-480p")
+    p.shot(f"{site.tag}student-{engine}-4-quality-480p")
 
     # Keyboard (focus on the page, not in a control): K pauses, the left arrow seeks 5 s back.
     page.evaluate("() => { document.activeElement.blur(); const v = document.querySelector('video');"
@@ -101,7 +92,7 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     page.reload()
     page.wait_for_function("() => { const v = document.querySelector('video');"
                            " return v && v.readyState > 0 && v.currentTime >= 3.5; }", timeout=WAIT)
-    p.shot(f"student-{engine}-5-resumed")
+    p.shot(f"{site.tag}student-{engine}-5-resumed")
 
     assert p.csp_violations() == []
     assert p.dialogs == [] and p.errors == []
@@ -147,12 +138,14 @@ def test_first_frame_time_and_javascript_bytes(site: Site, new_page) -> None:
     print(json.dumps(results, indent=2))
 
 
-def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) -> None:
+def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page) -> None:
+    """Directly and through the NGINX gateway (any_site)."""
+    site = any_site
     p = new_page()
     page = p.page
     sign_in(p, site, "ada")
     page.get_by_role("heading", name="Your courses").wait_for()
-    p.shot("instructor-1-courses")
+    p.shot(f"{site.tag}instructor-1-courses")
     page.get_by_label("New course title").fill("Browser-made course")
     page.get_by_role("button", name="Create course").click()
     page.get_by_role("heading", name="Browser-made course").wait_for()
@@ -167,34 +160,34 @@ def test_instructor_creates_publishes_uploads_and_watches(site: Site, new_page) 
     page.get_by_role("button", name="Upload", exact=True).click()
     row = page.locator(".lecture", has_text="Uploaded from the browser")
     row.wait_for(timeout=WAIT)
-    p.shot("instructor-2-uploaded-processing")
+    p.shot(f"{site.tag}instructor-2-uploaded-processing")
     # Processing is followed live until the lecture can be watched.
     row.get_by_role("link", name="Uploaded from the browser").wait_for(timeout=240_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.lecture')].some(li =>"
         " li.textContent.includes('Uploaded from the browser') && li.textContent.includes('Ready'))",
         timeout=240_000)
-    p.shot("instructor-3-ready")
+    p.shot(f"{site.tag}instructor-3-ready")
     row.get_by_role("link", name="Uploaded from the browser").click()
     page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 1", timeout=WAIT)
-    p.shot("instructor-4-watch")
+    p.shot(f"{site.tag}instructor-4-watch")
 
     # Phone width: the course page fits without sideways scrolling.
     phone = new_page(375, 740)
     sign_in(phone, site, "ada")
-    phone.shot("phone-1-courses")
+    phone.shot(f"{site.tag}phone-1-courses")
     assert too_wide(phone) == []
     phone.page.get_by_role("link", name="Browser-made course").click()
     phone.page.get_by_role("heading", name="Browser-made course").wait_for()
     phone.page.wait_for_function(
         "() => { const i = document.querySelector('.lecture img.poster');"
         " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
-    phone.shot("phone-2-course")
+    phone.shot(f"{site.tag}phone-2-course")
     assert too_wide(phone) == []
     phone.page.get_by_role("link", name="Uploaded from the browser").click()
     phone.page.wait_for_function("() => (document.querySelector('video') || {}).readyState > 0",
                                  timeout=WAIT)
-    phone.shot("phone-3-watch")
+    phone.shot(f"{site.tag}phone-3-watch")
     assert too_wide(phone) == []
     assert p.csp_violations() == [] and phone.csp_violations() == []
     assert p.errors == [] and phone.errors == []

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from livesupport import LiveServer
+from nginxsupport import Nginx
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -78,10 +79,16 @@ class Site:
     clip: Path
     course_id: str = ""
     video_id: str = ""
+    gateway: Nginx | None = None  # the nginx variant: every request goes through it
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.gateway.url if self.gateway else self.server.url
+
+    @property
+    def tag(self) -> str:
+        """A screenshot name prefix: empty for the direct site, "nginx-" through the gateway."""
+        return "nginx-" if self.gateway else ""
 
     def client(self, username: str) -> httpx.Client:
         client = httpx.Client(base_url=f"{self.url}/api/v1", timeout=30)
@@ -117,3 +124,93 @@ class Site:
                 assert video["status"] == "ready", video
                 return video  # type: ignore[no-any-return]
             time.sleep(0.5)
+
+
+def sign_in(p: Page, site: Site, username: str) -> None:
+    page = p.page
+    page.goto(site.url + "/")
+    page.get_by_label("Username").wait_for()
+    p.shot(f"{site.tag}signin-{username}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+
+
+# A page of another origin: hls.js (the very chunk the web app ships, from its build) plays the
+# playback URL given in the fragment, after calling the API with a bearer token; what happened is
+# written into data attributes of <body> (and shown, for the screenshots).
+OTHER_ORIGIN_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Another origin</title>
+<style>body{font:16px sans-serif;margin:1em} video{width:480px;background:#000}</style></head>
+<body><h1>A page on another origin</h1>
+<p id="origin"></p><p id="api">api: pending</p><p id="playback">playback: pending</p>
+<video muted playsinline></video>
+<script type="module" src="./play.js"></script></body></html>
+"""
+
+OTHER_ORIGIN_JS = """import Hls from "./hls.js";
+const params = new URLSearchParams(location.hash.slice(1));
+const say = (key, value) => {
+  document.body.dataset[key] = value;
+  document.getElementById(key).textContent = `${key}: ${value}`;
+};
+document.getElementById("origin").textContent = `origin: ${location.origin}`;
+try {
+  const r = await fetch(`${params.get("api")}/videos/${params.get("video")}`,
+    { headers: { Authorization: `Bearer ${params.get("token")}` } });
+  say("api", r.ok ? `ok ${(await r.json()).status}` : `status ${r.status}`);
+} catch (e) {
+  say("api", `refused (${e.name})`);
+}
+const video = document.querySelector("video");
+const hls = new Hls();
+hls.on(Hls.Events.ERROR, (_event, data) => { if (data.fatal) say("playback", `refused (${data.details})`); });
+video.addEventListener("playing", () => say("playback", "playing"), { once: true });
+hls.loadSource(params.get("playback"));
+hls.attachMedia(video);
+video.play().catch(() => {});
+"""
+
+
+def hls_chunk() -> Path:
+    from coursecrafter_server import web
+
+    return next((web.DIST / "assets").glob("hls.light-*.js"))
+
+
+@dataclass
+class StaticSite:
+    """A directory served over HTTP on a free loopback port (another origin than the server's)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        import functools
+        import threading
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(SimpleHTTPRequestHandler):
+            extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript"}
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+            Quiet, directory=str(self.root)))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def other_origin_page(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "index.html").write_text(OTHER_ORIGIN_HTML)
+    (root / "play.js").write_text(OTHER_ORIGIN_JS)
+    shutil.copyfile(hls_chunk(), root / "hls.js")
+    return root

@@ -4,7 +4,7 @@
 
 import { api, ApiError, restore, signIn, signOut, user } from "./api.js";
 import { announce, bytes, duration, h, link, replace, statusText, watchable } from "./dom.js";
-import { mountPlayer } from "./player.js";
+import { mountPlayer, warmPlayer } from "./player.js";
 import { uploadFile } from "./upload.js";
 
 const main = document.getElementById("main");
@@ -374,6 +374,7 @@ window.addEventListener("popstate", () => render());
 window.addEventListener("coursecrafter:signed-out", () => render());
 
 (async () => {
+  if (/^\/watch\//.test(location.pathname)) warmPlayer();
   try {
     await restore();
   } catch { /* offline or server down: show the sign-in form */ }

@@ -53,6 +53,12 @@ function nativeHls(videoEl) {
   return videoEl.canPlayType("application/vnd.apple.mpegurl") !== "";
 }
 
+// Where hls.js will be needed, start loading it at once (on arrival at a watch page, while the
+// session and the lecture are still being fetched): the player's own import then finds it ready.
+export function warmPlayer() {
+  if (!nativeHls(document.createElement("video"))) import("hls.js/light").catch(() => {});
+}
+
 export function mountPlayer(container, initialVideo) {
   let video = initialVideo;
   let hls = null;
@@ -61,6 +67,9 @@ export function mountPlayer(container, initialVideo) {
   let choice = "auto"; // "auto" or a height
   let reloads = 0;
   let lastSaved = 0;
+  // Whether the viewer wants it playing: a failed request can pause the element (the browser's
+  // own HLS does) before the page learns why, so the element's `paused` cannot tell.
+  let wantsToPlay = false;
 
   const el = h("video", {
     controls: true, playsinline: true, preload: "metadata", class: "player-video",
@@ -100,14 +109,24 @@ export function mountPlayer(container, initialVideo) {
   async function load(startAt, resume) {
     if (destroyed) return;
     if (useNative) {
-      try { rungs = await variants(video.playback_url); } catch { rungs = []; }
+      const start = (url) => {
+        el.src = url;
+        el.addEventListener("loadedmetadata", () => {
+          if (startAt > 0) el.currentTime = startAt;
+          if (resume) el.play().catch(() => {});
+        }, { once: true });
+      };
+      const menu = variants(video.playback_url).catch(() => []);
+      // Automatic quality needs only the master playlist: the browser starts on it at once and the
+      // menu fills in meanwhile (one round trip less to the first frame). A chosen rung needs the
+      // rung's own URL (with this token) first.
+      if (choice === "auto") start(video.playback_url);
+      rungs = await menu;
       fillMenu();
-      const rung = rungs.find((r) => String(r.height) === String(choice));
-      el.src = rung ? rung.url : video.playback_url;
-      el.addEventListener("loadedmetadata", () => {
-        if (startAt > 0) el.currentTime = startAt;
-        if (resume) el.play().catch(() => {});
-      }, { once: true });
+      if (choice !== "auto") {
+        const rung = rungs.find((r) => String(r.height) === String(choice));
+        start(rung ? rung.url : video.playback_url);
+      }
       return;
     }
     const { default: Hls } = await import("hls.js/light");
@@ -148,7 +167,7 @@ export function mountPlayer(container, initialVideo) {
     renewing = true;
     reloads += 1;
     const at = el.currentTime;
-    const wasPlaying = !el.paused;
+    const wasPlaying = wantsToPlay || !el.paused;
     try {
       video = await api("GET", `/videos/${encodeURIComponent(video.id)}`);
       if (video.poster_url) el.poster = video.poster_url;
@@ -178,6 +197,8 @@ export function mountPlayer(container, initialVideo) {
     announce(rung ? `Quality ${rung.height}p` : "Quality automatic");
   });
 
+  el.addEventListener("play", () => { wantsToPlay = true; });
+  el.addEventListener("pause", () => { if (!el.error && !renewing) wantsToPlay = false; });
   el.addEventListener("error", () => {
     if (useNative) renew(); // the browser's HLS does not say why; an expired URL is the likely cause
   });
