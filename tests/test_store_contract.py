@@ -1330,10 +1330,8 @@ def test_sqlite_migrates_a_version_2_file_in_place(
     video, upload = make_video(course_id=course.id), make_upload()
     # The file as the release with courses, videos and uploads (but no jobs) left it.
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
-    # ... and its video columns (the playable-early ones came with migration 5).
-    new_values = sqlite_module._video_values
+    # ... and its video columns (the playable-early ones came with migration 6).
     monkeypatch.setattr(sqlite_module, "_VIDEO_COLUMNS", sqlite_module._VIDEO_COLUMNS[:-2])
-    monkeypatch.setattr(sqlite_module, "_video_values", lambda v: new_values(v)[:-2])
     old = SQLiteStore(path)
     old.add_user(user)
     old.add_course(course)

@@ -17,6 +17,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from coursecrafter_server.store.codec import RowCodec
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -30,7 +31,6 @@ from coursecrafter_server.domain import (
     UploadStatus,
     User,
     Video,
-    VideoKind,
     VideoStatus,
 )
 
@@ -628,59 +628,17 @@ def _course(doc: Document) -> Course:
     )
 
 
+# Videos through their row codec (store/codec.py): every field but the id (the `_id`, which a
+# replace leaves alone); times as naive UTC datetimes, renditions as arrays.
+_VIDEO = RowCodec(Video, encode_time=_encode_time, decode_time=_decode_time)
+
+
 def _video_fields(video: Video) -> Document:
-    """Every field but the id (the `_id`, which a replace leaves alone)."""
-    return {
-        "owner_id": video.owner_id,
-        "course_id": video.course_id,
-        "kind": VideoKind(video.kind).value,
-        "title": video.title,
-        "filename": video.filename,
-        "content_type": video.content_type,
-        "size": video.size,
-        "sha256": video.sha256,
-        "status": VideoStatus(video.status).value,
-        "created_at": _encode_time(video.created_at),
-        "updated_at": _encode_time(video.updated_at),
-        "progress": video.progress,
-        "phase": video.phase,
-        "error_code": video.error_code,
-        "error_message": video.error_message,
-        "duration": video.duration,
-        "width": video.width,
-        "height": video.height,
-        "renditions": [dict(rung) for rung in video.renditions],
-        "playable": video.playable,
-        "early_expires_at": _encode_time(video.early_expires_at)
-        if video.early_expires_at is not None else None,
-    }
+    return _VIDEO.encode(video)
 
 
 def _video(doc: Document) -> Video:
-    return Video(
-        id=doc["_id"],
-        owner_id=doc["owner_id"],
-        course_id=doc.get("course_id"),
-        kind=VideoKind(doc["kind"]),
-        title=doc["title"],
-        filename=doc["filename"],
-        content_type=doc["content_type"],
-        size=doc["size"],
-        sha256=doc.get("sha256"),
-        status=VideoStatus(doc["status"]),
-        created_at=_required_time(doc["created_at"]),
-        updated_at=_required_time(doc["updated_at"]),
-        progress=doc.get("progress", 0),
-        phase=doc.get("phase"),
-        error_code=doc.get("error_code"),
-        error_message=doc.get("error_message"),
-        duration=doc.get("duration"),
-        width=doc.get("width"),
-        height=doc.get("height"),
-        renditions=tuple(dict(rung) for rung in doc.get("renditions") or ()),
-        playable=bool(doc.get("playable", False)),
-        early_expires_at=_decode_time(doc.get("early_expires_at")),
-    )
+    return _VIDEO.decode(doc, doc["_id"])
 
 
 def _upload(doc: Document) -> Upload:

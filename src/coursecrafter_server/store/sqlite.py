@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
+from coursecrafter_server.store.codec import RowCodec
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -36,7 +37,6 @@ from coursecrafter_server.domain import (
     UploadStatus,
     User,
     Video,
-    VideoKind,
     VideoStatus,
 )
 
@@ -207,31 +207,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-# Every column of a video but its id, in the order `_video_values` gives them.
-_VIDEO_COLUMNS = (
-    "owner_id",
-    "course_id",
-    "kind",
-    "title",
-    "filename",
-    "content_type",
-    "size",
-    "sha256",
-    "status",
-    "created_at",
-    "updated_at",
-    "progress",
-    "phase",
-    "error_code",
-    "error_message",
-    "duration",
-    "width",
-    "height",
-    "renditions",
-    "playable",
-    "early_expires_at",
-)
-
 # Every column of a job but its id, in the order `_job_values` gives them.
 _JOB_COLUMNS = ("video_id", "attempt", "status", "created_at", "updated_at", "heartbeat_at")
 
@@ -254,6 +229,14 @@ def _required_time(value: str) -> datetime:
     decoded = _decode_time(value)
     assert decoded is not None
     return decoded
+
+
+# Videos through their row codec (store/codec.py): columns in the dataclass's field order; the
+# renditions as JSON text (readable in the sqlite3 shell, queryable with json_each()).
+_VIDEO = RowCodec(Video, encode_time=_encode_time, decode_time=_decode_time,
+                  encode_nested=lambda items: json.dumps(items, separators=(",", ":")),
+                  decode_nested=json.loads)
+_VIDEO_COLUMNS = _VIDEO.fields
 
 
 def _create_private_file(path: Path) -> None:
@@ -889,57 +872,12 @@ def _course(row: sqlite3.Row) -> Course:
 
 def _video_values(video: Video) -> tuple[object, ...]:
     """The values of `_VIDEO_COLUMNS`, encoded for SQLite."""
-    return (
-        video.owner_id,
-        video.course_id,
-        VideoKind(video.kind).value,
-        video.title,
-        video.filename,
-        video.content_type,
-        video.size,
-        video.sha256,
-        VideoStatus(video.status).value,
-        _encode_time(video.created_at),
-        _encode_time(video.updated_at),
-        video.progress,
-        video.phase,
-        video.error_code,
-        video.error_message,
-        video.duration,
-        video.width,
-        video.height,
-        # JSON text: readable in the sqlite3 shell, and queryable with json_each() if needed.
-        json.dumps([dict(rung) for rung in video.renditions], separators=(",", ":")),
-        int(video.playable),
-        _encode_time(video.early_expires_at) if video.early_expires_at is not None else None,
-    )
+    encoded = _VIDEO.encode(video)
+    return tuple(encoded[column] for column in _VIDEO_COLUMNS)
 
 
 def _video(row: sqlite3.Row) -> Video:
-    return Video(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        course_id=row["course_id"],
-        kind=VideoKind(row["kind"]),
-        title=row["title"],
-        filename=row["filename"],
-        content_type=row["content_type"],
-        size=row["size"],
-        sha256=row["sha256"],
-        status=VideoStatus(row["status"]),
-        created_at=_required_time(row["created_at"]),
-        updated_at=_required_time(row["updated_at"]),
-        progress=row["progress"],
-        phase=row["phase"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        duration=row["duration"],
-        width=row["width"],
-        height=row["height"],
-        renditions=tuple(json.loads(row["renditions"])),
-        playable=bool(row["playable"]),
-        early_expires_at=_decode_time(row["early_expires_at"]),
-    )
+    return _VIDEO.decode(dict(row), row["id"])
 
 
 def _upload(row: sqlite3.Row) -> Upload:
