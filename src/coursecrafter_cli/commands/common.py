@@ -289,6 +289,24 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Exit(int(ExitCode.ERROR))
 
 
+def delete_confirmed(
+    what: str, object_id: str, *, yes: bool, api_url: str | None, json_output: bool,
+    fetch: Callable[[Client, str], dict[str, Any]], remove: Callable[[Client, str], object],
+) -> None:
+    """`courses delete` / `videos delete`: ask first (unless ``--yes``), naming the object, then
+    delete it and say so (``--json``: ``{"id", "deleted": true}``)."""
+    ensure_can_confirm(yes)
+    with make_client(api_url) as client:
+        if not yes:
+            found = fetch(client, object_id)  # a clear "not found" before asking
+            confirm(f"Delete {what} {object_id} ({found.get('title')})?", yes)
+        remove(client, object_id)
+    if json_output:
+        emit_json({"id": object_id, "deleted": True})
+    else:
+        emit(f"Deleted {what} {object_id}.")
+
+
 def ensure_can_confirm(yes: bool) -> None:
     """Without ``--yes`` there must be a terminal to ask on (usage error, exit 2, otherwise):
     checked before anything is sent, so a script without ``--yes`` fails fast."""

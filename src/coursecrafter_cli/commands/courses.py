@@ -28,12 +28,12 @@ from typing import Annotated, Any
 
 import typer
 
+from coursecrafter_cli.client import Client
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
     JsonOption,
     YesOption,
-    confirm,
-    ensure_can_confirm,
+    delete_confirmed,
     emit,
     emit_json,
     handle_errors,
@@ -178,13 +178,5 @@ def delete(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a course (its videos stay, without a course). Asks first unless --yes."""
-    ensure_can_confirm(yes)
-    with make_client(api_url) as client:
-        if not yes:
-            course = client.get_course(course_id)  # a clear "not found" before asking
-            confirm(f"Delete course {course_id} ({course.get('title')})?", yes)
-        client.delete_course(course_id)
-    if json_output:
-        emit_json({"id": course_id, "deleted": True})
-    else:
-        emit(f"Deleted course {course_id}.")
+    delete_confirmed("course", course_id, yes=yes, api_url=api_url, json_output=json_output,
+                     fetch=Client.get_course, remove=Client.delete_course)

@@ -25,14 +25,14 @@ from typing import Annotated
 import typer
 
 from coursecrafter_cli.commands import videos
+from coursecrafter_cli.client import Client
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
     JsonOption,
     YesOption,
-    confirm,
     emit,
     emit_json,
-    ensure_can_confirm,
+    delete_confirmed,
     handle_errors,
     info,
     make_client,
@@ -64,16 +64,8 @@ def delete(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a video or attachment and everything stored for it. Asks first unless --yes."""
-    ensure_can_confirm(yes)
-    with make_client(api_url) as client:
-        if not yes:
-            video = client.get_video(video_id)  # a clear "not found" before asking
-            confirm(f"Delete video {video_id} ({video.get('title')})?", yes)
-        client.delete_video(video_id)
-    if json_output:
-        emit_json({"id": video_id, "deleted": True})
-    else:
-        emit(f"Deleted video {video_id}.")
+    delete_confirmed("video", video_id, yes=yes, api_url=api_url, json_output=json_output,
+                     fetch=Client.get_video, remove=Client.delete_video)
 
 
 def has_display() -> bool:
