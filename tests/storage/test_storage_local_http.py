@@ -194,7 +194,7 @@ def test_path_traversal_is_rejected(
     status, body = raw_request(blob_server.url, "PUT", f"{target}?{query}", b"owned")
     assert status in (400, 403, 404), body
     get_query = urlencode(
-        {"expires": expires, "signature": storage._signature("GET", decoded_key, "", None, expires)}
+        {"expires": expires, "signature": storage.urls.signature("GET", decoded_key, "", None, expires)}
     )
     status, body = raw_request(blob_server.url, "GET", f"{target}?{get_query}")
     assert status in (400, 403, 404), body
