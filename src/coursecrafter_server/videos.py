@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from coursecrafter_server.domain import InvalidState, NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
-from coursecrafter_worker.storage.keys import output_prefix  # noqa: F401 - callers' name
 from coursecrafter_server import lifecycle
 from coursecrafter_server.store.base import Store
 from coursecrafter_server.uploads import purge_video_storage, source_key

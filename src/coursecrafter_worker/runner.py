@@ -74,8 +74,8 @@ def _stale_prefixes(early_in_use: bool) -> list[str]:
     """What to delete under the output prefix before the ladder uploads, as key prefixes.
     Without an early rendition: everything. With one: what the pipeline writes besides it (rung
     directories `hls/1080p/` ... `hls/audio/`, the poster), but not `hls/early/` nor
-    `hls/master.m3u8`, which players are on while the ladder uploads (the storage port cannot
-    list keys, so "everything but" is spelled out; the new master then replaces the early one
+    `hls/master.m3u8`, which players are on while the ladder uploads ("everything but" is
+    spelled out as the prefixes the pipeline writes; the new master then replaces the early one
     in one write)."""
     if not early_in_use:
         return [""]
