@@ -1331,7 +1331,8 @@ def test_sqlite_migrates_a_version_2_file_in_place(
     # The file as the release with courses, videos and uploads (but no jobs) left it.
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
     # ... and its video columns (the playable-early ones came with migration 6).
-    monkeypatch.setattr(sqlite_module, "_VIDEO_COLUMNS", sqlite_module._VIDEO_COLUMNS[:-2])
+    old_videos = sqlite_module._ROWS.videos
+    monkeypatch.setattr(old_videos, "fields", old_videos.fields[:-2])
     old = SQLiteStore(path)
     old.add_user(user)
     old.add_course(course)
