@@ -24,7 +24,7 @@ from coursecrafter_server.domain import (
 from coursecrafter_worker.storage import ObjectStorage, keys
 from coursecrafter_worker.storage.keys import output_prefix
 from coursecrafter_server import lifecycle
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import EventStore, JobStore, VideoStore
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
 
@@ -49,10 +49,14 @@ def _closed_by(job: Job, event: JobEvent) -> bool:
                                         (JobStatus.FAILED, "failed")}
 
 
+class TranscodingStore(JobStore, EventStore, VideoStore, Protocol):
+    """Jobs, the webhook events that move them, and the videos they transcode."""
+
+
 class JobService:
     def __init__(
         self,
-        store: Store,
+        store: TranscodingStore,
         storage: ObjectStorage,
         publisher: Publisher,
         *,

@@ -206,6 +206,10 @@ class ApiTokenStore(Protocol):
         written."""
 
 
+class CatalogStore(CourseStore, VideoStore, Protocol):
+    """Courses and their videos: what instructors manage and students watch."""
+
+
 class Store(
     UserStore, RefreshTokenStore, RevocationStore, ApiTokenStore, CourseStore, VideoStore,
     UploadStore, JobStore, EventStore, Protocol,
