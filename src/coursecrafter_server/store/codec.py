@@ -66,8 +66,6 @@ class RowCodec(Generic[T]):
                           or f.default_factory is not dataclasses.MISSING}
         #: Every stored field but the key, in declaration order.
         self.fields: tuple[str, ...] = tuple(f.name for f in fields)
-        #: What `encode` writes: the fields, then the derived values.
-        self.columns: tuple[str, ...] = (*self.fields, *self._derived)
         self._encode_time, self._decode_time = encode_time, decode_time
         self._encode_nested, self._decode_nested = encode_nested, decode_nested
 

@@ -207,6 +207,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
+
 def _encode_time(value: datetime) -> str:
     """UTC, fixed width; a naive datetime is taken to be UTC already."""
     if value.tzinfo is not None:
