@@ -219,10 +219,7 @@ class MongoStore:
 
     # Refresh tokens ------------------------------------------------------------------------
     def add_refresh_token(self, token: RefreshToken) -> None:
-        try:
-            self._tokens.insert_one(_doc(_DOCS.refresh_tokens, token))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("refresh token already exists") from exc
+        _add(self._tokens, _DOCS.refresh_tokens, token, clash="refresh token already exists")
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         return _first(_DOCS.refresh_tokens, self._tokens.find_one({"_id": token_hash}))
@@ -273,10 +270,7 @@ class MongoStore:
 
     # Courses -------------------------------------------------------------------------------
     def add_course(self, course: Course) -> None:
-        try:
-            self._courses.insert_one(_doc(_DOCS.courses, course))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("course already exists") from exc
+        _add(self._courses, _DOCS.courses, course, clash="course already exists")
 
     def get_course(self, course_id: str) -> Course | None:
         return _first(_DOCS.courses, self._courses.find_one({"_id": course_id}))
@@ -309,10 +303,7 @@ class MongoStore:
 
     # Videos --------------------------------------------------------------------------------
     def add_video(self, video: Video) -> None:
-        try:
-            self._videos.insert_one(_doc(_DOCS.videos, video))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("video already exists") from exc
+        _add(self._videos, _DOCS.videos, video, clash="video already exists")
 
     def get_video(self, video_id: str) -> Video | None:
         return _first(_DOCS.videos, self._videos.find_one({"_id": video_id}))
@@ -365,10 +356,7 @@ class MongoStore:
 
     # Uploads -------------------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
-        try:
-            self._uploads.insert_one(_doc(_DOCS.uploads, upload))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("upload already exists") from exc
+        _add(self._uploads, _DOCS.uploads, upload, clash="upload already exists")
 
     def get_upload(self, upload_id: str) -> Upload | None:
         return _first(_DOCS.uploads, self._uploads.find_one({"_id": upload_id}))
@@ -396,10 +384,7 @@ class MongoStore:
 
     # Jobs ----------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        try:
-            self._jobs.insert_one(_doc(_DOCS.jobs, job))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("job already exists") from exc
+        _add(self._jobs, _DOCS.jobs, job, clash="job already exists")
 
     def get_job(self, job_id: str) -> Job | None:
         return _first(_DOCS.jobs, self._jobs.find_one({"_id": job_id}))
@@ -476,10 +461,7 @@ class MongoStore:
 
     # Automation tokens ---------------------------------------------------------------------
     def add_api_token(self, token: ApiToken) -> None:
-        try:
-            self._api_tokens.insert_one(_doc(_DOCS.api_tokens, token))
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("token already exists") from exc
+        _add(self._api_tokens, _DOCS.api_tokens, token, clash="token already exists")
 
     def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
         return _first(_DOCS.api_tokens, self._api_tokens.find_one({"token_hash": token_hash}))
@@ -506,6 +488,16 @@ class MongoStore:
 def _doc(codec: RowCodec[T], record: T) -> Document:
     """The whole document of a record, its key as the `_id`."""
     return codec.encode(record, key_as="_id")
+
+
+def _add(collection: Collection[Document], codec: RowCodec[T], record: T, *,
+         clash: str) -> None:
+    """Insert a new record; raise `AlreadyExists(clash)` when its `_id` (or a unique field) is
+    taken."""
+    try:
+        collection.insert_one(_doc(codec, record))
+    except DuplicateKeyError as exc:
+        raise AlreadyExists(clash) from exc
 
 
 def _first(codec: RowCodec[T], doc: Mapping[str, Any] | None) -> T | None:

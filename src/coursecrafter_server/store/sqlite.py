@@ -343,10 +343,8 @@ class SQLiteStore:
 
     # Refresh tokens ------------------------------------------------------------------------
     def add_refresh_token(self, token: RefreshToken) -> None:
-        try:
-            _insert(self._conn(), "refresh_tokens", _ROWS.refresh_tokens, token)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("refresh token already exists") from exc
+        _add(self._conn(), "refresh_tokens", _ROWS.refresh_tokens, token,
+             clash="refresh token already exists")
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         return _first(_ROWS.refresh_tokens, self._conn().execute(
@@ -410,10 +408,7 @@ class SQLiteStore:
 
     # Courses -------------------------------------------------------------------------------
     def add_course(self, course: Course) -> None:
-        try:
-            _insert(self._conn(), "courses", _ROWS.courses, course)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("course already exists") from exc
+        _add(self._conn(), "courses", _ROWS.courses, course, clash="course already exists")
 
     def get_course(self, course_id: str) -> Course | None:
         return _first(_ROWS.courses, self._conn().execute(
@@ -439,10 +434,7 @@ class SQLiteStore:
 
     # Videos --------------------------------------------------------------------------------
     def add_video(self, video: Video) -> None:
-        try:
-            _insert(self._conn(), "videos", _ROWS.videos, video)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("video already exists") from exc
+        _add(self._conn(), "videos", _ROWS.videos, video, clash="video already exists")
 
     def get_video(self, video_id: str) -> Video | None:
         return _first(_ROWS.videos, self._conn().execute(
@@ -496,10 +488,7 @@ class SQLiteStore:
 
     # Uploads -------------------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
-        try:
-            _insert(self._conn(), "uploads", _ROWS.uploads, upload)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("upload already exists") from exc
+        _add(self._conn(), "uploads", _ROWS.uploads, upload, clash="upload already exists")
 
     def get_upload(self, upload_id: str) -> Upload | None:
         return _first(_ROWS.uploads, self._conn().execute(
@@ -524,10 +513,7 @@ class SQLiteStore:
 
     # Jobs ----------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        try:
-            _insert(self._conn(), "jobs", _ROWS.jobs, job)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("job already exists") from exc
+        _add(self._conn(), "jobs", _ROWS.jobs, job, clash="job already exists")
 
     def get_job(self, job_id: str) -> Job | None:
         return _first(_ROWS.jobs, self._conn().execute(
@@ -603,10 +589,8 @@ class SQLiteStore:
 
     # Automation tokens ---------------------------------------------------------------------
     def add_api_token(self, token: ApiToken) -> None:
-        try:
-            _insert(self._conn(), "api_tokens", _ROWS.api_tokens, token)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("token already exists") from exc
+        _add(self._conn(), "api_tokens", _ROWS.api_tokens, token,
+             clash="token already exists")
 
     def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
         return _first(_ROWS.api_tokens, self._conn().execute(
@@ -640,6 +624,16 @@ def _insert(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T,
     sql = (f"{verb} INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
            f" {upsert}")
     return conn.execute(sql, tuple(row.values())).rowcount
+
+
+def _add(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T, *,
+         clash: str) -> None:
+    """Insert a new record; raise `AlreadyExists(clash)` when its key (or a unique column) is
+    taken."""
+    try:
+        _insert(conn, table, codec, record)
+    except sqlite3.IntegrityError as exc:
+        raise AlreadyExists(clash) from exc
 
 
 def _update(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T, *,
