@@ -60,3 +60,10 @@ def test_an_enum_given_as_its_plain_value_is_stored_by_value() -> None:
     video = dataclasses.replace(_full_video(), status="queued")  # type: ignore[arg-type]
     assert codec.encode(video)["status"] == "queued"
     assert codec.decode(codec.encode(video), "v1").status is VideoStatus.QUEUED
+
+
+def test_values_follow_the_field_order() -> None:
+    codec = RowCodec(Video, encode_time=lambda t: t, decode_time=lambda t: t)
+    video = _full_video()
+    assert codec.values(video) == tuple(codec.encode(video)[name] for name in codec.fields)
+    assert codec.fields[:2] == ("owner_id", "course_id")

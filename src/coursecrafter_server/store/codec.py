@@ -98,6 +98,11 @@ class RowCodec(Generic[T]):
             out.update((name, derive(record)) for name, derive in self._derived.items())
         return out
 
+    def values(self, record: T) -> tuple[Any, ...]:
+        """`encode`'s values in `fields` order (SQLite parameters for a fixed column list)."""
+        encoded = self.encode(record)
+        return tuple(encoded[name] for name in self.fields)
+
     def decode(self, row: Mapping[str, Any], key: str) -> T:
         """The record of `key` from a stored row (a missing field takes its default)."""
         values: dict[str, Any] = {self.key: key}

@@ -621,8 +621,8 @@ def _insert(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T,
     """Insert the record's row (`verb` may say OR IGNORE; `upsert` an ON CONFLICT clause);
     return how many rows were written."""
     row = codec.encode(record, key_as=codec.key)
-    sql = (f"{verb} INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
-           f" {upsert}")
+    sql = (f"{verb} INTO {table} ({', '.join(map(_quoted, row))})"
+           f" VALUES ({', '.join('?' for _ in row)}) {upsert}")
     return conn.execute(sql, tuple(row.values())).rowcount
 
 
@@ -643,10 +643,15 @@ def _update(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T,
     still hold the `where` values (compare-and-set); return whether it was written."""
     row = codec.encode(record, only=only)
     match = {codec.key: getattr(record, codec.key), **(where or {})}
-    sql = (f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in row)}"
-           f" WHERE {' AND '.join(f'{c} = ?' for c in match)}")
+    sql = (f"UPDATE {table} SET {', '.join(f'{_quoted(c)} = ?' for c in row)}"
+           f" WHERE {' AND '.join(f'{_quoted(c)} = ?' for c in match)}")
     # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
     return conn.execute(sql, (*row.values(), *match.values())).rowcount == 1
+
+
+def _quoted(column: str) -> str:
+    """A column name as an SQL identifier, so a field may be named like a keyword ("index")."""
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _first(codec: RowCodec[T], rows: sqlite3.Cursor) -> T | None:
