@@ -82,18 +82,23 @@ def test_worker_host_cut_mid_job_is_redelivered_and_rejoins(lab, clips, network:
     assert not cut.reaches(network.gateway, site.forwarders["api"].port, timeout=1)
 
     # The broker notices the missed heartbeats and hands the job to the other host's worker.
+    def deliveries() -> list[str]:
+        return [m.group(4) for m in DELIVERY.finditer(survivor.log()) if m.group(3) == video_id]
+
+    wait_for(deliveries, 120, interval=0.2, what="the broker to redeliver the job")
+    redelivered_after = time.monotonic() - cut_at
     video = wait_ready(client, video_id, timeout=240, storage=server.storage)
     ready_after = time.monotonic() - cut_at
-    redelivered = [m for m in DELIVERY.finditer(survivor.log()) if m.group(3) == video_id]
-    assert [m.group(4) for m in redelivered] == ["2"], survivor.log()
+    assert deliveries() == ["2"], survivor.log()
     counts = assert_outputs_complete(server.storage, video)
     assert (video["width"], video["height"]) == (640, 360)
     wait_source_gone(server.storage, video_id)
 
     # The cut worker found out on its own (its heartbeats went unanswered) and dropped the job:
     # FFmpeg stopped, its job directory removed, nothing sent. Still cut off.
-    wait_for(lambda: "RabbitMQ connection lost" in lost.log(), 120, interval=0.5,
+    wait_for(lambda: "RabbitMQ connection lost" in lost.log(), 120, interval=0.2,
              what="the cut worker to notice")
+    noticed_after = time.monotonic() - cut_at  # an upper bound when it noticed before `ready`
     # (A storage call in flight when it noticed ends by its own timeouts and retries first: an
     # unreachable S3 endpoint fails a connect in seconds, a stalled transfer takes longer.)
     wait_for(lambda: not lost.ffmpeg_pids(), 60, interval=0.5, what="the cut FFmpeg to stop")
@@ -126,5 +131,7 @@ def test_worker_host_cut_mid_job_is_redelivered_and_rejoins(lab, clips, network:
     assert_no_job_dirs(lost.work_dir, survivor.work_dir)
     assert "re-queued" not in server.log()
     client.close()
-    print(f"\nhost cut mid-job: ready {ready_after:.1f}s after the cut (segments {counts}); "
-          f"rejoined {rejoined_after:.1f}s after the link came back")
+    print(f"\nhost cut mid-job (AMQP heartbeat 2 s): redelivered {redelivered_after:.1f}s "
+          f"after the cut, ready {ready_after:.1f}s (segments {counts}), the cut worker had "
+          f"noticed by {noticed_after:.1f}s; rejoined {rejoined_after:.1f}s after the link came "
+          f"back")
