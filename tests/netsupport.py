@@ -343,3 +343,22 @@ class ScaleOut:
         env = {**self.worker_env, "COURSECRAFTER_HOME": str(home), **kwargs.pop("env", {})}
         return self.lab.worker(self.server, name, env=env, command_prefix=host.command_prefix,
                                **kwargs)
+
+
+def holders(workers: dict[Host, Any]) -> list[tuple[Host, Any]]:
+    """The hosts whose worker (a faultkit.Worker) runs FFmpeg right now."""
+    return [(host, w) for host, w in workers.items() if w.ffmpeg_pids()]
+
+
+def cut_holder_mid_job(workers: dict[Host, Any], timeout: float = 120) -> tuple[Host, Any]:
+    """Wait until a worker is in FFmpeg (a whole job, or a chunk: one job message, one worker),
+    then cut its host's link; return that host and its worker (the first one, when several
+    workers hold chunks at once)."""
+    deadline = time.monotonic() + timeout
+    while not (found := holders(workers)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no worker was in FFmpeg within {timeout:g}s")
+        time.sleep(0.2)
+    host, worker = found[0]
+    host.cut()
+    return host, worker

@@ -8,9 +8,10 @@ the other worker, which takes the lecture to `ready`; the cut worker notices tha
 is gone and drops the job (the broker has handed it out again), so nothing is uploaded or
 reported twice. When the link comes back the worker reconnects by itself and takes the next job.
 
-`_cut_holder_mid_job` is written so that a chunk job (a chunk is one job message any worker may
-take) can go through the same steps: what the test waits for is "a worker on a host is running
-FFmpeg for a message", not anything about whole lectures.
+The steps are written so that a chunk job (a chunk is one job message any worker may take) can
+go through them too: `netsupport.cut_holder_mid_job` waits for "a worker on a host is running
+FFmpeg" and cuts that host, whatever the message was; a chunked variant sets
+COURSECRAFTER_CHUNK_SECONDS in `ScaleOut(server_env=...)` and waits for a chunk in FFmpeg.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 import pytest
 from faultkit import (
     QUEUE,
-    Worker,
     assert_jobs_done,
     assert_no_job_dirs,
     assert_outputs_complete,
@@ -34,7 +34,12 @@ from faultkit import (
     wait_ready,
     wait_source_gone,
 )
-from netsupport import Host, Network, ScaleOut, network  # noqa: F401 - `network` is a fixture
+from netsupport import (  # noqa: F401 - `network` is a fixture
+    Network,
+    ScaleOut,
+    cut_holder_mid_job,
+    network,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -44,21 +49,6 @@ DELIVERY = re.compile(r"job (\w+) attempt (\d+) for video (\w+): delivery (\d+) 
 
 def _consumers(vhost: Any) -> int:
     return vhost.consumers().count(QUEUE)
-
-
-def _holder(workers: dict[Host, Worker]) -> tuple[Host, Worker] | None:
-    """The host whose worker runs FFmpeg right now (None: nobody yet)."""
-    running = [(host, w) for host, w in workers.items() if w.ffmpeg_pids()]
-    assert len(running) <= 1, f"two workers transcode one job at once: {running}"
-    return running[0] if running else None
-
-
-def _cut_holder_mid_job(workers: dict[Host, Worker], timeout: float = 120) -> tuple[Host, Worker]:
-    """Wait until one worker is in FFmpeg, then cut its host's link; return that host."""
-    host, worker = wait_for(lambda: _holder(workers), timeout, interval=0.2,
-                            what="a worker to be in FFmpeg")
-    host.cut()
-    return host, worker
 
 
 def test_worker_host_cut_mid_job_is_redelivered_and_rejoins(lab, clips, network: Network):
@@ -75,7 +65,7 @@ def test_worker_host_cut_mid_job_is_redelivered_and_rejoins(lab, clips, network:
     poll_video(client, video_id,
                lambda v: v["status"] == "processing" and v["phase"] == "transcoding"
                and v["progress"] > 0, timeout=120, what="transcoding")
-    cut, lost = _cut_holder_mid_job(workers)
+    cut, lost = cut_holder_mid_job(workers)
     cut_at = time.monotonic()
     (other,) = [h for h in hosts if h is not cut]
     survivor = workers[other]
