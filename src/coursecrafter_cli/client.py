@@ -41,7 +41,6 @@ from coursecrafter_cli.core import (
     Steps,
     T,
 )
-from coursecrafter_cli.credentials import CredentialStore
 from coursecrafter_cli.errors import CourseCrafterError
 from coursecrafter_cli.models import Video
 
@@ -77,23 +76,8 @@ class Client(BaseClient):
     or call :meth:`close`.
     """
 
+    _http_class = httpx.Client
     _http: httpx.Client
-
-    def __init__(
-        self,
-        api_url: str | None = None,
-        *,
-        config_dir: str | os.PathLike[str] | None = None,
-        credential_store: CredentialStore | None = None,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
-        clock: Callable[[], float] = time.time,
-        token: str | None = None,
-    ) -> None:
-        super().__init__(api_url, config_dir=config_dir, credential_store=credential_store,
-                         refresh_margin=refresh_margin, clock=clock, token=token)
-        self._http = httpx.Client(transport=transport, **self._http_options(timeout))
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

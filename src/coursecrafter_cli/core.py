@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import threading
 import time
@@ -160,6 +161,11 @@ class operation(Generic[P, T]):  # noqa: N801 - used as a decorator, like proper
     def __init__(self, flow: Callable[..., Flow[T]]) -> None:
         self.flow = flow
         functools.update_wrapper(self, flow)
+        # help() and inspect show what the method returns (``Video``), not ``Flow[Video]``.
+        signature = inspect.signature(flow)
+        result = signature.return_annotation
+        if isinstance(result, str) and result.startswith("Flow[") and result.endswith("]"):
+            self.__signature__ = signature.replace(return_annotation=result[5:-1])
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> operation[P, T]: ...
@@ -205,8 +211,10 @@ def _user_agent() -> str:
 class BaseClient:
     """State, session rules and the API methods shared by :class:`Client` and
     :class:`AsyncClient` (see the module docs).  The arguments are documented on
-    :class:`Client`; subclasses add the ``httpx`` client and the driver (``_run``)."""
+    :class:`Client`; a subclass names its ``httpx`` client class (``_http_class``) and
+    brings the driver (``_run``)."""
 
+    _http_class: type[httpx.Client] | type[httpx.AsyncClient]
     _http: httpx.Client | httpx.AsyncClient
 
     def __init__(
@@ -215,6 +223,8 @@ class BaseClient:
         *,
         config_dir: str | os.PathLike[str] | None = None,
         credential_store: CredentialStore | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] = time.time,
         token: str | None = None,
@@ -245,13 +255,11 @@ class BaseClient:
         self._loaded = False
         self._token: str | None = (token or os.environ.get(config.ENV_TOKEN) or "").strip() or None
         self._token_user: str | None = None
-
-    def _http_options(self, timeout: float | httpx.Timeout | None) -> dict[str, Any]:
-        return {
-            "base_url": self.api_url + API_PREFIX,
-            "timeout": timeout,
-            "headers": {"User-Agent": _user_agent(), "Accept": "application/json"},
-        }
+        self._timeout = timeout
+        self._http = self._http_class(
+            base_url=self.api_url + API_PREFIX, transport=transport, timeout=timeout,  # type: ignore[arg-type]
+            headers={"User-Agent": _user_agent(), "Accept": "application/json"},
+        )
 
     def _run(self, flow: Flow[T]) -> Any:  # pragma: no cover - each client has its driver
         raise NotImplementedError
