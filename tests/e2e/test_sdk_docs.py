@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from coursecrafter_cli import Client, MemoryCredentialStore
-from coursecrafter_worker.pipeline import find_ffmpeg
+
+# The clip builder lives next to the pipeline tests (pytest puts tests/pipeline on sys.path only
+# once it collects them, which is after tests/e2e).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from pipeline_support import make_clip  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 PASSWORD = "lecture hall 42"
@@ -43,13 +47,7 @@ def test_the_sdk_examples_run_against_a_real_server(live_server, cli_env, tmp_pa
     for name, code in found.items():
         (tmp_path / name).write_text(code)
 
-    lecture = tmp_path / "lecture.mp4"
-    subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(lecture)],
-        check=True,
-    )
+    lecture = make_clip(tmp_path / "lecture.mp4", rate=25, duration=2, audio=False)
     done = run(tmp_path / "example.py", lecture, env)
     assert done.returncode == 0, done.stderr
     status, duration, url = done.stdout.split()
