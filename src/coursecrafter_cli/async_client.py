@@ -141,7 +141,12 @@ class AsyncClient(BaseClient):
     def _twin(self) -> Client:
         """The synchronous client :meth:`upload` runs on: same server, session store, token and
         config dir, so a refresh by either is seen by the other."""
-        if self._sync is None:
+        if self._sync is not None and self._sync.credential_store is not self._store:
+            self._sync.close()  # login(save=False) gave this client a store of its own since
+            self._sync = None
+        if self._sync is not None:
+            self._sync._forget_session()  # a login since its last upload: read the store again
+        else:
             self._sync = Client(
                 self.api_url, config_dir=self.config_dir, credential_store=self._store,
                 transport=self._sync_transport, timeout=self._timeout,

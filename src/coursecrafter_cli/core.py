@@ -669,6 +669,11 @@ class BaseClient:
             return None
         return creds
 
+    def _forget_session(self) -> None:
+        """Read the session from the store again at the next call."""
+        with self._lock:
+            self._creds, self._loaded = None, False
+
     def _session(self) -> Credentials | None:
         with self._lock:
             if not self._loaded:

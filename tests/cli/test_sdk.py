@@ -246,3 +246,19 @@ def test_async_errors_are_the_same_tree(api: FakeCourseCrafter, tmp_path: Path) 
                 await cc.wait_for_video(video.id, until="soon")
 
     asyncio.run(main())
+
+
+def test_async_upload_follows_the_clients_login(api: FakeCourseCrafter, tmp_path: Path) -> None:
+    transport = httpx.MockTransport(api.handle_request)
+    clip = make_file(tmp_path / "l.mp4", 100)
+
+    async def main() -> None:
+        for save in (True, False):
+            async with AsyncClient(URL, transport=transport,
+                                   credential_store=MemoryCredentialStore()) as cc:
+                with pytest.raises(NotLoggedIn):
+                    await cc.upload(clip, retry=FAST, resume=False)
+                await cc.login("alice", PASSWORD, save=save)
+                assert (await cc.upload(clip, retry=FAST, resume=False)).status == "uploaded"
+
+    asyncio.run(main())
