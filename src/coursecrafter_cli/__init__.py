@@ -16,6 +16,8 @@ package imports nothing server-side.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from coursecrafter_cli.client import Client
 from coursecrafter_cli.credentials import (
     CredentialStore,
@@ -41,6 +43,8 @@ from coursecrafter_cli.errors import (
     VideoFailed,
     WaitTimeout,
 )
+if TYPE_CHECKING:  # pragma: no cover - imported lazily, see __getattr__
+    from coursecrafter_cli.async_client import AsyncClient
 from coursecrafter_cli.models import Course, Login, NewToken, Rendition, Token, User, Video, VideoError
 
 __all__ = [

@@ -52,7 +52,7 @@ class _InThread(Generic[P, R]):
 
     def __init__(self, method: Callable[Concatenate[Client, P], R]) -> None:
         self.method = method
-        functools.update_wrapper(self, method)
+        functools.update_wrapper(self, method)  # type: ignore[arg-type]  # a callable object
 
     def __get__(self, obj: AsyncClient | None,
                 owner: type | None = None) -> Callable[P, Awaitable[R]]:

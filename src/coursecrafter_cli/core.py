@@ -41,7 +41,7 @@ import types
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
@@ -158,9 +158,9 @@ class operation(Generic[P, T]):  # noqa: N801 - used as a decorator, like proper
     ``Client.get_video(cc, video_id)`` (through the class) works as well.
     """
 
-    def __init__(self, flow: Callable[..., Flow[T]]) -> None:
+    def __init__(self, flow: Callable[Concatenate[Any, P], Flow[T]]) -> None:
         self.flow = flow
-        functools.update_wrapper(self, flow)
+        functools.update_wrapper(self, flow)  # type: ignore[arg-type]  # a callable object
         # help() and inspect show what the method returns (``Video``), not ``Flow[Video]``.
         signature = inspect.signature(flow)
         result = signature.return_annotation
