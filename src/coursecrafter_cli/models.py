@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -41,13 +41,15 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound="Record")
+Convert = Callable[[Any], Any]
 
 
 class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting dict breaks pickling on 3.10
     """Base of the typed results: a ``dict`` (the JSON object as received) whose dataclass
     fields are the typed view of it.  Build one with :meth:`from_dict`."""
 
-    _hints: ClassVar[dict[str, Any]]
+    #: (name, converter, default, default factory) of each field, made once per class.
+    _spec: ClassVar[tuple[tuple[str, Convert, Any, Any], ...]]
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -57,11 +59,22 @@ class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting 
             raise CourseCrafterError(
                 f"the server sent {type(data).__name__} where {cls.__name__} was expected"
             )
-        values = {f.name: _convert(cls, f.name, data[f.name])
-                  for f in dataclasses.fields(cls) if f.name in data}  # type: ignore[arg-type]
-        record = cls(**values)
-        dict.clear(record)
+        # Not through __init__: that would build the dict form from the fields (see
+        # __post_init__), only for it to be replaced by ``data``.
+        record = cls.__new__(cls)
         dict.update(record, data)
+        for name, convert, default, factory in cls._spec:
+            if name in data:
+                try:
+                    value = convert(data[name])
+                except (TypeError, ValueError):
+                    raise CourseCrafterError(
+                        f"the server sent an unexpected {cls.__name__}.{name}: "
+                        f"{type(data[name]).__name__}"
+                    ) from None
+            else:
+                value = default if factory is dataclasses.MISSING else factory()
+            object.__setattr__(record, name, value)
         return record
 
     @classmethod
@@ -90,7 +103,9 @@ class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting 
 def _record(cls: type[R]) -> type[R]:
     """Make ``cls`` a frozen, keyword-only dataclass that keeps ``dict`` equality."""
     made = dataclasses.dataclass(frozen=True, eq=False, kw_only=True)(cls)
-    made._hints = typing.get_type_hints(made)
+    hints = typing.get_type_hints(made)
+    made._spec = tuple((f.name, _converter(hints[f.name]), f.default, f.default_factory)
+                       for f in dataclasses.fields(made))  # type: ignore[arg-type]
     return made
 
 
@@ -104,54 +119,59 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _parse_time(value: str) -> datetime:
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("not a time")
     # 3.10's fromisoformat does not take the "Z" the server writes.
     return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
 
 
-def _convert(cls: type[Record], name: str, value: Any) -> Any:
-    hint = cls._hints[name]
-    try:
-        return _as(hint, value)
-    except (TypeError, ValueError):
-        raise CourseCrafterError(
-            f"the server sent an unexpected {cls.__name__}.{name}: {type(value).__name__}"
-        ) from None
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("not a number")
+    return float(value)
 
 
-def _as(hint: Any, value: Any) -> Any:
+def _exactly(kind: type) -> Convert:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise TypeError(f"not a {kind.__name__}")
+        return value
+
+    return check
+
+
+def _converter(hint: Any) -> Convert:
+    """The function that checks / converts a JSON value to ``hint`` (raising TypeError or
+    ValueError), made once per field."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise TypeError("null")
-        return _as(next(t for t in options if t is not type(None)), value)
+        options = [t for t in typing.get_args(hint) if t is not type(None)]
+        inner = _converter(options[0])
+        return lambda value: None if value is None else inner(value)
     if origin is list:
-        if not isinstance(value, list):
-            raise TypeError("not a list")
-        (item,) = typing.get_args(hint)
-        return [_as(item, v) for v in value]
+        item = _converter(typing.get_args(hint)[0])
+
+        def items(value: Any) -> list[Any]:
+            if not isinstance(value, list):
+                raise TypeError("not a list")
+            return [item(v) for v in value]
+
+        return items
     if hint is Any:
-        return value
+        return lambda value: value
     if isinstance(hint, type) and issubclass(hint, Record):
-        if not isinstance(value, Mapping):
-            raise TypeError("not an object")
-        return hint.from_dict(value)
+        record: type[Record] = hint
+        return lambda value: record.from_dict(value) if isinstance(value, Mapping) else _no(value)
     if hint is datetime:
-        if not isinstance(value, str):
-            raise TypeError("not a time")
-        return _parse_time(value)
+        return _parse_time
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError("not a number")
-        return float(value)
-    if hint is int and isinstance(value, bool):
-        raise TypeError("not an integer")
-    if not isinstance(value, hint):
-        raise TypeError(f"not a {hint.__name__}")
-    return value
+        return _number
+    return _exactly(hint)
+
+
+def _no(value: Any) -> Any:
+    raise TypeError("not an object")
 
 
 # --------------------------------------------------------------------------- the records

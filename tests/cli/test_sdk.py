@@ -75,6 +75,8 @@ def test_a_record_of_the_wrong_shape_is_a_coursecrafter_error(api: FakeCourseCra
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/courses"):
             return httpx.Response(200, json={"not": "a list"})
+        if request.url.path.endswith("/videos/v1"):
+            return httpx.Response(200, json={"id": "v1", "size": "big"})
         return api.handle_request(request)
 
     with Client(URL, transport=httpx.MockTransport(handler),
@@ -82,6 +84,8 @@ def test_a_record_of_the_wrong_shape_is_a_coursecrafter_error(api: FakeCourseCra
         cc.login("alice", PASSWORD)
         with pytest.raises(CourseCrafterError, match="list of Course"):
             cc.list_courses()
+        with pytest.raises(CourseCrafterError, match=r"unexpected Video\.size: str"):
+            cc.get_video("v1")
 
 
 # --------------------------------------------------------------------------- the error tree
