@@ -71,6 +71,8 @@ class Client(BaseClient):
             ``$COURSECRAFTER_TOKEN``.  When set, it is sent instead of the stored session (which
             is neither read nor refreshed), and a 401 raises :class:`AuthenticationError`
             saying the token is expired or revoked.
+        profile: which saved login the default :class:`LocalCredentialStore` uses (default
+            ``$COURSECRAFTER_PROFILE``, else ``default``); ignored with ``credential_store``.
 
     Raises :class:`InvalidArgument` for a malformed ``api_url``.  Use as a context manager,
     or call :meth:`close`.
