@@ -45,7 +45,19 @@ from coursecrafter_cli.errors import (
 )
 if TYPE_CHECKING:  # pragma: no cover - imported lazily, see __getattr__
     from coursecrafter_cli.async_client import AsyncClient
-from coursecrafter_cli.models import Course, Login, NewToken, Rendition, Token, User, Video, VideoError
+    from coursecrafter_cli.models import (
+        Course,
+        Login,
+        NewToken,
+        Rendition,
+        Token,
+        User,
+        Video,
+        VideoError,
+    )
+
+_MODELS = frozenset({"Course", "Login", "NewToken", "Rendition", "Token", "User", "Video",
+                     "VideoError"})
 
 __all__ = [
     "__version__",
@@ -83,12 +95,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Looked up lazily: the CLI needs neither, and each costs start-up time (asyncio's
-    # import; scanning installed distributions).
+    # Looked up lazily: the CLI's start-up needs none, and each costs time (asyncio's import,
+    # making the records' dataclasses, scanning installed distributions).
     if name == "AsyncClient":
         from coursecrafter_cli.async_client import AsyncClient
 
         return AsyncClient
+    if name in _MODELS:
+        from coursecrafter_cli import models
+
+        return getattr(models, name)
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

@@ -40,11 +40,12 @@ from coursecrafter_cli.core import (
     Sleep,
     Steps,
     T,
+    models,
 )
 from coursecrafter_cli.errors import CourseCrafterError
-from coursecrafter_cli.models import Video
 
 if TYPE_CHECKING:  # pragma: no cover
+    from coursecrafter_cli.models import Video
     from coursecrafter_cli.uploads import RetryPolicy, UploadEvent
 
 __all__ = ["Client", "API_PREFIX", "DEFAULT_TIMEOUT", "DEFAULT_REFRESH_MARGIN",
@@ -172,7 +173,7 @@ class Client(BaseClient):
         from coursecrafter_cli.uploads import Uploader
 
         self._check_upload(kind, concurrency)
-        return Video.from_dict(Uploader(self, retry=retry).upload(
+        return models.Video.from_dict(Uploader(self, retry=retry).upload(
             path, course_id=course_id, title=title, kind=kind, content_type=content_type,
             concurrency=concurrency, progress=progress, on_event=on_event, checksum=checksum,
             resume=resume, max_bandwidth=max_bandwidth,

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import inspect
 import os
+import sys
 import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import quote
@@ -68,11 +69,30 @@ from coursecrafter_cli.errors import (
     WaitTimeout,
     error_from_response,
 )
-from coursecrafter_cli.models import Course, Login, NewToken, Token, User, Video
+
+if TYPE_CHECKING:  # pragma: no cover
+    from coursecrafter_cli import models
+    from coursecrafter_cli.models import Course, Login, NewToken, Token, User, Video
 
 if TYPE_CHECKING:  # pragma: no cover
     from coursecrafter_cli.async_client import AsyncClient
     from coursecrafter_cli.client import Client
+else:
+    def _lazy_module(name: str) -> types.ModuleType:
+        """``name``, loaded on its first attribute access (the stdlib's LazyLoader recipe)."""
+        spec = importlib.util.find_spec(name)
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        parent, _, child = name.rpartition(".")
+        setattr(sys.modules[parent], child, module)
+        loader.exec_module(module)
+        return module
+
+    # The typed records are made (nine dataclasses) when a first result is parsed: the CLI's
+    # start-up, --help and shell completion need none.
+    models = _lazy_module("coursecrafter_cli.models")
 
 __all__ = [
     "API_PREFIX",
@@ -106,20 +126,24 @@ P = ParamSpec("P")
 Flow = Generator[Any, Any, T]
 
 
-@dataclass(frozen=True)
 class Sleep:
     """Action: wait ``seconds`` with ``sleep`` (the caller's function) or the driver's own."""
 
-    seconds: float
-    sleep: Callable[[float], Any] | None = None
+    __slots__ = ("seconds", "sleep")
+
+    def __init__(self, seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
+        self.seconds = seconds
+        self.sleep = sleep
 
 
-@dataclass(frozen=True)
 class Locked:
     """Action: run ``flow`` holding the session locks; its result is sent back.  ``flow``
     itself must not yield :class:`Locked` (the async lock is not re-entrant)."""
 
-    flow: Flow[Any]
+    __slots__ = ("flow",)
+
+    def __init__(self, flow: Flow[Any]) -> None:
+        self.flow = flow
 
 
 class Steps(Generic[T]):
@@ -161,11 +185,16 @@ class operation(Generic[P, T]):  # noqa: N801 - used as a decorator, like proper
     def __init__(self, flow: Callable[Concatenate[Any, P], Flow[T]]) -> None:
         self.flow = flow
         functools.update_wrapper(self, flow)  # type: ignore[arg-type]  # a callable object
-        # help() and inspect show what the method returns (``Video``), not ``Flow[Video]``.
-        signature = inspect.signature(flow)
+
+    @functools.cached_property
+    def __signature__(self) -> inspect.Signature:
+        """For help() and inspect: the flow's parameters, and what the method returns
+        (``Video``, not ``Flow[Video]``).  Made when asked, not at import."""
+        signature = inspect.signature(self.flow)
         result = signature.return_annotation
         if isinstance(result, str) and result.startswith("Flow[") and result.endswith("]"):
-            self.__signature__ = signature.replace(return_annotation=result[5:-1])
+            signature = signature.replace(return_annotation=result[5:-1])
+        return signature
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> operation[P, T]: ...
@@ -305,7 +334,7 @@ class BaseClient:
         Does not log in.
         """
         body = {"username": username, "email": email, "password": password}
-        return User.from_dict((yield from self._json("POST", "/auth/register", json=body,
+        return models.User.from_dict((yield from self._json("POST", "/auth/register", json=body,
                                                      authenticated=False)))
 
     @operation
@@ -343,7 +372,7 @@ class BaseClient:
             else:
                 self._store = MemoryCredentialStore(creds)
             self._creds, self._loaded = creds, True
-        return Login(username=username, api_url=self.api_url)
+        return models.Login(username=username, api_url=self.api_url)
 
     @operation
     def logout(self) -> Flow[bool]:
@@ -394,7 +423,7 @@ class BaseClient:
 
         Raises :class:`NotLoggedIn` when there is no (longer a) session.
         """
-        user = User.from_dict((yield from self._json("GET", "/auth/me")))
+        user = models.User.from_dict((yield from self._json("GET", "/auth/me")))
         if self._token is not None:
             self._token_user = user.username
         return user
@@ -404,23 +433,23 @@ class BaseClient:
     def create_course(self, title: str, description: str = "") -> Flow[Course]:
         """Create a course; return it."""
         body = {"title": title, "description": description}
-        return Course.from_dict((yield from self._json("POST", "/courses", json=body)))
+        return models.Course.from_dict((yield from self._json("POST", "/courses", json=body)))
 
     @operation
     def list_courses(self) -> Flow[list[Course]]:
         """The logged-in instructor's courses (each with ``published``, ``lecture_count`` and
         ``attachment_count``)."""
-        return Course.list_from((yield from self._json("GET", "/courses")))
+        return models.Course.list_from((yield from self._json("GET", "/courses")))
 
     @operation
     def get_course(self, course_id: str) -> Flow[Course]:
         """One course (``GET /courses/{id}``); :class:`NotFound` when it is not yours."""
-        return Course.from_dict((yield from self._json("GET", _path("courses", course_id))))
+        return models.Course.from_dict((yield from self._json("GET", _path("courses", course_id))))
 
     @operation
     def update_course(self, course_id: str, **changes: Any) -> Flow[Course]:
         """``PATCH /courses/{id}`` with ``title``, ``description`` and/or ``published``."""
-        return Course.from_dict(
+        return models.Course.from_dict(
             (yield from self._json("PATCH", _path("courses", course_id), json=changes)))
 
     @operation
@@ -451,13 +480,13 @@ class BaseClient:
         secret: the server never shows it again.  ``expires_in``: seconds, ``None`` for never."""
         body = {"name": name, "scope": scope,
                 "expires_in": None if expires_in is None else int(expires_in)}
-        return NewToken.from_dict((yield from self._json("POST", "/tokens", json=body)))
+        return models.NewToken.from_dict((yield from self._json("POST", "/tokens", json=body)))
 
     @operation
     def list_tokens(self) -> Flow[list[Token]]:
         """Your automation tokens (``id, name, scope, created_at, expires_at, last_used_at``;
         never the secrets)."""
-        return Token.list_from((yield from self._json("GET", "/tokens")))
+        return models.Token.list_from((yield from self._json("GET", "/tokens")))
 
     @operation
     def revoke_token(self, token_id: str) -> Flow[None]:
@@ -470,17 +499,17 @@ class BaseClient:
         """The logged-in instructor's videos (and attachments), optionally of one course
         (:class:`NotFound` "course not found" for a course that is not yours)."""
         params = {"course_id": course_id} if course_id else None
-        return Video.list_from((yield from self._json("GET", "/videos", params=params)))
+        return models.Video.list_from((yield from self._json("GET", "/videos", params=params)))
 
     @operation
     def get_video(self, video_id: str) -> Flow[Video]:
         """One video record (``GET /videos/{id}``): status, progress, phase, error, results."""
-        return Video.from_dict((yield from self._json("GET", _path("videos", video_id))))
+        return models.Video.from_dict((yield from self._json("GET", _path("videos", video_id))))
 
     @operation
     def rename_video(self, video_id: str, title: str) -> Flow[Video]:
         """Change a video's (or attachment's) title (``PATCH /videos/{id}``); return it."""
-        return Video.from_dict(
+        return models.Video.from_dict(
             (yield from self._json("PATCH", _path("videos", video_id), json={"title": title})))
 
     @operation
@@ -493,7 +522,7 @@ class BaseClient:
         """Send a ``failed`` video back to the transcoding queue; return its record."""
         record = yield from self._json("POST", _path("videos", video_id, "retry"))
         if isinstance(record, dict):
-            return Video.from_dict(record)
+            return models.Video.from_dict(record)
         return (yield from BaseClient.get_video.flow(self, video_id))
 
     @operation

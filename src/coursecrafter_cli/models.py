@@ -48,8 +48,19 @@ class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting 
     """Base of the typed results: a ``dict`` (the JSON object as received) whose dataclass
     fields are the typed view of it.  Build one with :meth:`from_dict`."""
 
-    #: (name, converter, default, default factory) of each field, made once per class.
+    #: (name, converter, default, default factory) of each field: made on the class's first
+    #: from_dict (not at import: the CLI's start-up, help and completion need none).
     _spec: ClassVar[tuple[tuple[str, Convert, Any, Any], ...]]
+
+    @classmethod
+    def _fields_spec(cls) -> tuple[tuple[str, Convert, Any, Any], ...]:
+        spec = cls.__dict__.get("_spec")
+        if spec is None:
+            hints = typing.get_type_hints(cls)
+            spec = tuple((f.name, _converter(hints[f.name]), f.default, f.default_factory)
+                         for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._spec = spec
+        return spec
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -63,7 +74,7 @@ class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting 
         # __post_init__), only for it to be replaced by ``data``.
         record = cls.__new__(cls)
         dict.update(record, data)
-        for name, convert, default, factory in cls._spec:
+        for name, convert, default, factory in cls._fields_spec():
             if name in data:
                 try:
                     value = convert(data[name])
@@ -102,11 +113,7 @@ class Record(dict):  # type: ignore[type-arg]  # a dict[str, Any]; subscripting 
 
 def _record(cls: type[R]) -> type[R]:
     """Make ``cls`` a frozen, keyword-only dataclass that keeps ``dict`` equality."""
-    made = dataclasses.dataclass(frozen=True, eq=False, kw_only=True)(cls)
-    hints = typing.get_type_hints(made)
-    made._spec = tuple((f.name, _converter(hints[f.name]), f.default, f.default_factory)
-                       for f in dataclasses.fields(made))  # type: ignore[arg-type]
-    return made
+    return dataclasses.dataclass(frozen=True, eq=False, kw_only=True)(cls)
 
 
 def _jsonable(value: Any) -> Any:
