@@ -9,8 +9,9 @@ errors).  A flow never does I/O itself; it yields one of three actions and a cli
 * an ``httpx.Request``: send it, give back the ``httpx.Response`` (an unreachable server
   is thrown back into the flow as :class:`TransportError`);
 * :class:`Sleep`: wait that long (``time.sleep`` or ``asyncio.sleep``);
-* :class:`Locked`: run a sub-flow while holding the session locks (the client's lock and the
-  credential store's lock: a refresh presents the refresh token exactly once).
+* :class:`Locked`: run a sub-flow while holding the session locks (the client's own: a
+  thread lock, or an ``asyncio`` lock; then the credential store's, which other processes
+  share): a refresh presents the refresh token exactly once.
 
 So the two clients differ only in their driver (``Client._run`` blocks, ``AsyncClient._run``
 awaits) and their ``httpx`` client.  :class:`operation` turns a flow into a method of both:
@@ -72,11 +73,9 @@ from coursecrafter_cli.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from coursecrafter_cli import models
-    from coursecrafter_cli.models import Course, Login, NewToken, Token, User, Video
-
-if TYPE_CHECKING:  # pragma: no cover
     from coursecrafter_cli.async_client import AsyncClient
     from coursecrafter_cli.client import Client
+    from coursecrafter_cli.models import Course, Login, NewToken, Token, User, Video
 else:
     def _lazy_module(name: str) -> types.ModuleType:
         """``name``, loaded on its first attribute access (the stdlib's LazyLoader recipe)."""
