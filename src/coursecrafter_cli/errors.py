@@ -2,13 +2,19 @@
 
 Every exception the SDK raises on purpose derives from :class:`CourseCrafterError`,
 so ``except CourseCrafterError`` is enough for a caller that only wants to report a
-failure.  The tree::
+failure (a server answer that is not what the API promises, e.g. not JSON, raises
+:class:`CourseCrafterError` itself).  The tree::
 
     CourseCrafterError
+    ├── InvalidArgument           a bad argument (also a ValueError): unknown ``until``, a
+    │                             malformed api url, ``concurrency=0``...
     ├── TransportError            the server could not be reached (DNS, refused, timeout, TLS)
     ├── CredentialStoreError      the local credential store (keyring / files) failed
     ├── UploadError               an upload could not finish (file unreadable or changed, a
     │                             part refused by storage, retries exhausted...)
+    ├── WaitTimeout               ``wait_for_video(timeout=...)`` ran out (also a TimeoutError)
+    ├── VideoFailed               the video ended ``failed`` (``wait_for_video(...,
+    │                             raise_on_failure=True)``): ``.code``, ``.reason``, ``.video``
     └── APIError                  the server answered with an error status
         ├── AuthenticationError   401: bad credentials, bad / expired / revoked token
         │   └── NotLoggedIn       no usable session: log in again (`coursecrafter login`)
@@ -34,9 +40,12 @@ import httpx
 
 __all__ = [
     "CourseCrafterError",
+    "InvalidArgument",
     "TransportError",
     "CredentialStoreError",
     "UploadError",
+    "WaitTimeout",
+    "VideoFailed",
     "APIError",
     "AuthenticationError",
     "NotLoggedIn",
@@ -64,6 +73,11 @@ class CourseCrafterError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
 
+class InvalidArgument(CourseCrafterError, ValueError):
+    """A bad argument to the SDK (a ``ValueError`` too, so older ``except ValueError`` code
+    keeps working)."""
+
+
 class TransportError(CourseCrafterError):
     """The server could not be reached, or the connection failed mid-request.
 
@@ -89,6 +103,41 @@ class UploadError(CourseCrafterError):
     def __init__(self, message: str, *, resumable: bool = False) -> None:
         super().__init__(message)
         self.resumable = resumable
+
+
+class WaitTimeout(CourseCrafterError, TimeoutError):
+    """``wait_for_video`` gave up after ``timeout`` seconds (a ``TimeoutError`` too).
+
+    ``video_id``; ``status``: the last status seen (``"unknown"`` if no poll succeeded);
+    ``timeout``: the seconds waited; ``video``: the last record polled, or ``None``.
+    """
+
+    def __init__(self, message: str, *, video_id: str, status: str, timeout: float,
+                 video: Any = None) -> None:
+        super().__init__(message)
+        self.video_id = video_id
+        self.status = status
+        self.timeout = timeout
+        self.video = video
+
+
+class VideoFailed(CourseCrafterError):
+    """The video ended ``failed`` (raised by ``wait_for_video(..., raise_on_failure=True)``).
+
+    ``video``: the failed record (a :class:`~coursecrafter_cli.models.Video`); ``code``: the
+    machine-readable reason (``not_media``, ``truncated``, ``too_large``...; ``"unknown"`` if
+    the server gave none); ``reason``: the readable one.  ``str()`` reads
+    ``video <id> failed: <reason> (<code>)``.
+    """
+
+    def __init__(self, video: Any) -> None:
+        error = video.get("error") if isinstance(video, dict) else None
+        error = error if isinstance(error, dict) else {}
+        self.video = video
+        self.video_id = str(video.get("id", "")) if isinstance(video, dict) else ""
+        self.code = str(error.get("code") or "unknown")
+        self.reason = str(error.get("message") or "no reason given")
+        super().__init__(f"video {self.video_id} failed: {self.reason} ({self.code})")
 
 
 class APIError(CourseCrafterError):

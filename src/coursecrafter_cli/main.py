@@ -23,7 +23,8 @@ from typing import Annotated
 import typer
 
 import coursecrafter_cli
-from coursecrafter_cli.commands import auth, courses, manage, tokens, upload, videos
+from coursecrafter_cli import log
+from coursecrafter_cli.commands import auth, common, courses, manage, tokens, upload, videos
 
 app = typer.Typer(
     name="coursecrafter",
@@ -43,12 +44,15 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """CourseCrafter command-line client."""
+    # The SDK logs its warnings; the command shows them as `warning:` lines on stderr.
+    ctx.with_resource(log.forward_warnings(common.warn))
 
 
 auth.add_to(app)

@@ -40,7 +40,7 @@ def no_keyring(request: pytest.FixtureRequest) -> None:
 @pytest.mark.usefixtures("no_keyring")
 def test_file_fallback_warns_once_and_is_private(
     fake: FakeAuthAPI, transport: httpx.MockTransport, config_dir: Path,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake.expires_in = 0  # every call refreshes: the file is rewritten each time
     with Client(transport=transport) as cc:
@@ -49,11 +49,14 @@ def test_file_fallback_warns_once_and_is_private(
         cc.whoami()
     assert fake.refresh_count == 2 and fake.reuse_detected == 0
 
+    # The SDK logs the warning (once), never prints it; the CLI shows it as a `warning:` line.
     out, err = capsys.readouterr()
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(WARNING)
-    assert str(config_dir / REFRESH_TOKENS_FILE) in lines[0] and "(mode 0600)" in lines[0]
+    assert out == "" and err == ""
+    warnings = [r for r in caplog.records if r.name == "coursecrafter_cli"]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    line = "warning: " + warnings[0].getMessage()
+    assert line.startswith(WARNING)
+    assert str(config_dir / REFRESH_TOKENS_FILE) in line and "(mode 0600)" in line
 
     tokens_file = config_dir / REFRESH_TOKENS_FILE
     assert mode(tokens_file) == 0o600
