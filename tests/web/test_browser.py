@@ -62,6 +62,8 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
 
     page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 5", timeout=WAIT)
     p.shot(f"{site.tag}student-{engine}-3-playing")
+    if used == "hlsjs":  # transmuxing in hls.js's own worker file, allowed by the page's CSP
+        assert [w.url for w in page.workers if "/assets/hls.worker-" in w.url], page.workers
 
     quality = page.get_by_label("Quality")
     options = quality.locator("option").all_text_contents()

@@ -2,7 +2,7 @@
 // instructors course management and uploads. Plain modules, no framework; every piece of user
 // text goes into the page as text.
 
-import { api, ApiError, restore, signIn, signOut, user } from "./api.js";
+import { api, ApiError, restore, signIn, signOut, takeVideo, user } from "./api.js";
 import { announce, bytes, duration, h, link, replace, statusText, watchable } from "./dom.js";
 import { mountPlayer, warmPlayer } from "./player.js";
 import { uploadFile } from "./upload.js";
@@ -285,9 +285,9 @@ async function coursePage(courseId) {
 
 async function watchPage(videoId) {
   replace(main, h("p", { class: "muted" }, "Loading lecture…"));
-  let video;
+  let video = takeVideo(videoId);
   try {
-    video = await api("GET", `/videos/${encodeURIComponent(videoId)}`);
+    video ??= await api("GET", `/videos/${encodeURIComponent(videoId)}`);
   } catch (e) {
     setTitle("Lecture not found");
     replace(main, heading("Lecture not found"), h("p", {}, message(e)), link("/", "Back to courses"));
@@ -374,9 +374,10 @@ window.addEventListener("popstate", () => render());
 window.addEventListener("coursecrafter:signed-out", () => render());
 
 (async () => {
-  if (/^\/watch\//.test(location.pathname)) warmPlayer();
+  const watching = /^\/watch\/([^/]+)$/.exec(location.pathname);
+  if (watching) warmPlayer();
   try {
-    await restore();
+    await restore(watching ? decodeURIComponent(watching[1]) : undefined);
   } catch { /* offline or server down: show the sign-in form */ }
   render();
 })();

@@ -53,6 +53,13 @@ function nativeHls(videoEl) {
   return videoEl.canPlayType("application/vnd.apple.mpegurl") !== "";
 }
 
+// hls.js's worker (its transmuxer off the page's thread), built beside the app; `?worker=off`
+// runs it on the page's thread instead (bench/first_frame.py compares the two).
+function workerUrl() {
+  if (new URLSearchParams(location.search).get("worker") === "off") return null;
+  return typeof HLS_WORKER_URL === "string" ? HLS_WORKER_URL : null;
+}
+
 // Where hls.js will be needed, start loading it at once (on arrival at a watch page, while the
 // session and the lecture are still being fetched): the player's own import then finds it ready.
 export function warmPlayer() {
@@ -116,12 +123,19 @@ export function mountPlayer(container, initialVideo) {
           if (resume) el.play().catch(() => {});
         }, { once: true });
       };
-      const menu = variants(video.playback_url).catch(() => []);
       // Automatic quality needs only the master playlist: the browser starts on it at once and the
-      // menu fills in meanwhile (one round trip less to the first frame). A chosen rung needs the
-      // rung's own URL (with this token) first.
-      if (choice === "auto") start(video.playback_url);
-      rungs = await menu;
+      // menu is filled once the first frame is in (its fetch of the master playlist would
+      // otherwise compete with the first frame's requests). A chosen rung needs the rung's own
+      // URL (with this token) first.
+      if (choice === "auto") {
+        start(video.playback_url);
+        await new Promise((resolve) => {
+          el.addEventListener("loadeddata", resolve, { once: true });
+          el.addEventListener("error", resolve, { once: true });
+        });
+      }
+      rungs = await variants(video.playback_url).catch(() => []);
+      if (destroyed) return;
       fillMenu();
       if (choice !== "auto") {
         const rung = rungs.find((r) => String(r.height) === String(choice));
@@ -136,7 +150,12 @@ export function mountPlayer(container, initialVideo) {
       return;
     }
     if (hls) hls.destroy();
-    hls = new Hls({ startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false });
+    hls = new Hls({
+      startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false,
+      // Transmuxing in hls.js's own worker file (shipped beside the app, under the page's
+      // `worker-src 'self'`) keeps the page responsive while segments are repackaged.
+      ...(workerUrl() ? { workerPath: workerUrl() } : { enableWorker: false }),
+    });
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
       rungs = data.levels.map((level, index) => ({ height: level.height, bandwidth: level.bitrate, index }))
         .sort((a, b) => b.height - a.height);
