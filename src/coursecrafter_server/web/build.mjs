@@ -1,26 +1,14 @@
 // Builds the browser app into dist/ (served by coursecrafter-server; never committed):
-// dist/index.html plus content-hashed scripts and styles (and hls.js's worker) in dist/assets/.
-// hls.js is split into its own chunk, loaded only on the watch page and only where the browser has
-// no HLS of its own.
+// dist/index.html plus content-hashed scripts and styles in dist/assets/. hls.js is split into its
+// own chunk, loaded only on the watch page and only where the browser has no HLS of its own.
 import { build } from "esbuild";
-import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const dist = path.join(here, "dist");
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, "assets"), { recursive: true });
-
-// hls.js's worker (its transmuxer) as the package builds it, content-hashed like the rest; the
-// app learns its URL at build time (HLS_WORKER_URL). The ES module build hls.js/light has no
-// worker of its own inside: without this file it transmuxes on the page's thread.
-const require = createRequire(import.meta.url);
-const workerSource = await readFile(require.resolve("hls.js/dist/hls.worker.js"));
-const workerHash = createHash("sha256").update(workerSource).digest("base64url").slice(0, 8);
-const workerName = `hls.worker-${workerHash}.js`;
-await writeFile(path.join(dist, "assets", workerName), workerSource);
 
 const result = await build({
   entryPoints: [path.join(here, "src/app.js"), path.join(here, "src/style.css")],
@@ -36,7 +24,6 @@ const result = await build({
   chunkNames: "[name]-[hash]",
   metafile: true,
   logLevel: "warning",
-  define: { HLS_WORKER_URL: JSON.stringify(`/assets/${workerName}`) },
 });
 
 const outputs = Object.entries(result.metafile.outputs);
@@ -52,4 +39,3 @@ await writeFile(path.join(dist, "index.html"), html);
 for (const [file, o] of outputs) {
   console.log(`${path.relative(here, file)}  ${(o.bytes / 1024).toFixed(1)} KiB`);
 }
-console.log(`dist/assets/${workerName}  ${(workerSource.length / 1024).toFixed(1)} KiB`);

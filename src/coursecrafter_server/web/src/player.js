@@ -53,13 +53,6 @@ function nativeHls(videoEl) {
   return videoEl.canPlayType("application/vnd.apple.mpegurl") !== "";
 }
 
-// hls.js's worker (its transmuxer off the page's thread), built beside the app; `?worker=off`
-// runs it on the page's thread instead (bench/first_frame.py compares the two).
-function workerUrl() {
-  if (new URLSearchParams(location.search).get("worker") === "off") return null;
-  return typeof HLS_WORKER_URL === "string" ? HLS_WORKER_URL : null;
-}
-
 // Where hls.js will be needed, start loading it at once (on arrival at a watch page, while the
 // session and the lecture are still being fetched): the player's own import then finds it ready.
 export function warmPlayer() {
@@ -79,7 +72,8 @@ export function mountPlayer(container, initialVideo) {
   let wantsToPlay = false;
 
   const el = h("video", {
-    controls: true, playsinline: true, preload: "metadata", class: "player-video",
+    // "auto": the page starts playing at once, so the browser should not stop after metadata.
+    controls: true, playsinline: true, preload: "auto", class: "player-video",
     poster: video.poster_url || undefined, "aria-label": `Lecture video: ${video.title}`,
     "aria-describedby": "player-keys",
   });
@@ -118,10 +112,14 @@ export function mountPlayer(container, initialVideo) {
     if (useNative) {
       const start = (url) => {
         el.src = url;
-        el.addEventListener("loadedmetadata", () => {
-          if (startAt > 0) el.currentTime = startAt;
-          if (resume) el.play().catch(() => {});
-        }, { once: true });
+        if (startAt > 0) {
+          el.addEventListener("loadedmetadata", () => {
+            el.currentTime = startAt;
+            if (resume) el.play().catch(() => {});
+          }, { once: true });
+        } else if (resume) {
+          el.play().catch(() => {}); // at once: waiting for the metadata first costs a round trip
+        }
       };
       // Automatic quality needs only the master playlist: the browser starts on it at once and the
       // menu is filled once the first frame is in (its fetch of the master playlist would
@@ -152,9 +150,9 @@ export function mountPlayer(container, initialVideo) {
     if (hls) hls.destroy();
     hls = new Hls({
       startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false,
-      // Transmuxing in hls.js's own worker file (shipped beside the app, under the page's
-      // `worker-src 'self'`) keeps the page responsive while segments are repackaged.
-      ...(workerUrl() ? { workerPath: workerUrl() } : { enableWorker: false }),
+      // hls.js/light (an ES module) has no worker inside; its worker file, shipped beside the app
+      // and started on demand, made the first frame 1.4x later (docs/benchmarks.md): transmux here.
+      enableWorker: false,
     });
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
       rungs = data.levels.map((level, index) => ({ height: level.height, bandwidth: level.bitrate, index }))
@@ -176,6 +174,7 @@ export function mountPlayer(container, initialVideo) {
     });
     hls.loadSource(video.playback_url);
     hls.attachMedia(el);
+    if (resume && !(startAt > 0)) el.play().catch(() => {});
   }
 
   // The playback URL expired (or storage refused a segment): fetch the video again for fresh
