@@ -4,13 +4,12 @@ Every page visited is saved as a screenshot in tests/web/screenshots/ (git-ignor
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 
 import pytest
 
-from websupport import HOSTILE, PASSWORD, SCREENSHOTS, Page, Site, sign_in
+from websupport import HOSTILE, PASSWORD, Page, Site, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -102,43 +101,8 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     assert page.evaluate("() => document.cookie") == ""
 
 
-def test_first_frame_time_and_javascript_bytes(site: Site, new_page) -> None:
-    """Measured (and recorded in screenshots/metrics.json): navigation to the first video frame on
-    the watch page, and the gzip size of the JavaScript it loads, beside hls.js alone."""
-    results = {}
-    for engine in ("default", "hlsjs"):
-        p = new_page()
-        sign_in(p, site, "sam")
-        scripts: dict[str, bytes] = {}
-
-        def keep(response, scripts=scripts) -> None:
-            if response.request.resource_type == "script" and response.ok:
-                scripts[response.url] = response.body()
-
-        p.page.on("response", keep)
-        suffix = "?player=hlsjs" if engine == "hlsjs" else ""
-        p.page.goto(f"{site.url}/watch/{site.video_id}{suffix}")
-        p.page.wait_for_function(
-            "() => performance.getEntriesByName('coursecrafter:first-frame').length > 0",
-            timeout=WAIT)
-        first_frame = p.page.evaluate(
-            "() => performance.getEntriesByName('coursecrafter:first-frame')[0].startTime")
-        p.shot(f"metrics-{engine}-watch")
-        gz = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 9)) for url, body in scripts.items()}
-        results[engine] = {
-            "first_frame_ms": round(first_frame),
-            "engine": p.page.locator("#player-engine").get_attribute("data-engine"),
-            "js_gzip_bytes": gz,
-            "js_gzip_total": sum(gz.values()),
-            "hlsjs_gzip_bytes": sum(v for k, v in gz.items() if k.startswith("hls")),
-        }
-        assert first_frame > 0
-        assert p.csp_violations() == [] and p.errors == []
-    (SCREENSHOTS / "metrics.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-
-
-def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page) -> None:
+def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page,
+                                                        short_clip) -> None:
     """Directly and through the NGINX gateway (any_site)."""
     site = any_site
     p = new_page()
@@ -155,7 +119,7 @@ def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_pa
         "() => document.querySelector('#publish-state').textContent.startsWith('Published')")
     assert page.get_by_role("button", name="Unpublish").is_visible()
 
-    page.get_by_label("Recording (video or audio file)").set_input_files(str(site.clip))
+    page.get_by_label("Recording (video or audio file)").set_input_files(str(short_clip))
     page.get_by_label("Title (optional)", exact=True).fill("Uploaded from the browser")
     page.get_by_role("button", name="Upload", exact=True).click()
     row = page.locator(".lecture", has_text="Uploaded from the browser")
