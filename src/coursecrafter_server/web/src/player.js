@@ -72,8 +72,7 @@ export function mountPlayer(container, initialVideo) {
   let wantsToPlay = false;
 
   const el = h("video", {
-    // "auto": the page starts playing at once, so the browser should not stop after metadata.
-    controls: true, playsinline: true, preload: "auto", class: "player-video",
+    controls: true, playsinline: true, preload: "metadata", class: "player-video",
     poster: video.poster_url || undefined, "aria-label": `Lecture video: ${video.title}`,
     "aria-describedby": "player-keys",
   });
