@@ -71,6 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--gateway-cache", action="store_true",
+                        help="an experiment, not the example config: the gateway caches /assets/"
+                             " and /api/v1/play/ answers (as their Cache-Control allows; warm"
+                             " after round 0)")
     parser.add_argument("--timeline", action="store_true",
                         help="print each page's resource timings (start, end ms) of round 1")
     args = parser.parse_args()
@@ -128,9 +132,16 @@ server {{
     location /hls/ {{ alias {hls_dir}/; types {{ application/vnd.apple.mpegurl m3u8;
         video/mp2t ts; }} }}
 }}"""
-        nginx = start_nginx(tmp / "nginx", render_gateway(upstream, "127.0.0.1",
-                                                          f"127.0.0.1:{gateway_port}")
-                            + bare_server, gateway_port)
+        gateway_conf = render_gateway(upstream, "127.0.0.1", f"127.0.0.1:{gateway_port}")
+        if args.gateway_cache:
+            # Playlists say `no-cache` (NGINX then stores nothing): they still reach the server.
+            cached = "proxy_pass http://coursecrafter; proxy_cache cc; proxy_cache_revalidate on;"
+            gateway_conf = (f"proxy_cache_path {tmp}/nginx-cache keys_zone=cc:1m;\n"
+                            + gateway_conf.replace("    location / {", f"""
+    location /assets/ {{ {cached} }}
+    location /api/v1/play/ {{ {cached} }}
+    location / {{""", 1))
+        nginx = start_nginx(tmp / "nginx", gateway_conf + bare_server, gateway_port)
         gateway, bare = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{bare_port}"
         # Self-registration made ada an instructor: she may watch her own (unpublished) lecture.
         urls = {
