@@ -13,11 +13,15 @@ Variants, each with its browser's own HLS ("native", Chromium 141+) and with hls
 - `watch-nginx` /watch/{id} through the gateway (the server's public URL: a page served from the
   backend's own address would be another origin than the URLs the server hands out);
 - `bare-nginx` the static page playing `.../hls/master.m3u8` from NGINX.
+With hls.js, the page's main-thread busy time (CDP `Performance.getMetrics` TaskDuration) from
+navigation until the video has played 3 s is recorded too.
 Every measurement is a fresh browser context (cold HTTP cache), rounds interleave the variants.
 The watch page's user is already signed in (the session cookie is set in the context through
 `POST /api/v1/session` before the navigation), so its time includes the page, its script, the
-session refresh, `GET /videos/{id}` and the playlists. Time = `performance.mark` at the first
-presented frame (requestVideoFrameCallback), from the navigation's start.
+session refresh (which brings the video's record and playback URL) and the playlists.
+Time = `performance.mark` at the first presented frame (requestVideoFrameCallback), from the
+navigation's start; beside it, the medians of when the script, the session answer and the first
+segment ended and when the first playlist request started (`phases_ms_median`).
 JavaScript: every script response of the page, gzip -9 each, summed; beside it the hls.js chunk
 alone."""
 
@@ -67,6 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--gateway-cache", action="store_true",
+                        help="an experiment, not the example config: the gateway caches /assets/"
+                             " and /api/v1/play/ answers (as their Cache-Control allows; warm"
+                             " after round 0)")
     parser.add_argument("--timeline", action="store_true",
                         help="print each page's resource timings (start, end ms) of round 1")
     args = parser.parse_args()
@@ -124,9 +132,16 @@ server {{
     location /hls/ {{ alias {hls_dir}/; types {{ application/vnd.apple.mpegurl m3u8;
         video/mp2t ts; }} }}
 }}"""
-        nginx = start_nginx(tmp / "nginx", render_gateway(upstream, "127.0.0.1",
-                                                          f"127.0.0.1:{gateway_port}")
-                            + bare_server, gateway_port)
+        gateway_conf = render_gateway(upstream, "127.0.0.1", f"127.0.0.1:{gateway_port}")
+        if args.gateway_cache:
+            # Playlists say `no-cache` (NGINX then stores nothing): they still reach the server.
+            cached = "proxy_pass http://coursecrafter; proxy_cache cc; proxy_cache_revalidate on;"
+            gateway_conf = (f"proxy_cache_path {tmp}/nginx-cache keys_zone=cc:1m;\n"
+                            + gateway_conf.replace("    location / {", f"""
+    location /assets/ {{ {cached} }}
+    location /api/v1/play/ {{ {cached} }}
+    location / {{""", 1))
+        nginx = start_nginx(tmp / "nginx", gateway_conf + bare_server, gateway_port)
         gateway, bare = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{bare_port}"
         # Self-registration made ada an instructor: she may watch her own (unpublished) lecture.
         urls = {
@@ -134,56 +149,85 @@ server {{
             "bare-nginx": f"{bare}/?src={bare}/hls/master.m3u8",
         }
         results: dict[str, list[float]] = {}
+        busy: dict[str, list[float]] = {}  # main-thread task time until 3 s played (hls.js)
+        phases: dict[str, dict[str, list[float]]] = {}
         scripts: dict[str, dict[str, int]] = {}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=chromium_path(),
                 args=["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
+            variants = [("watch-nginx", "native"), ("bare-nginx", "native"),
+                        ("watch-nginx", "hlsjs"), ("bare-nginx", "hlsjs")]
             for round_ in range(args.rounds + 1):  # round 0 warms up the machine, not counted
-                for engine in ("native", "hlsjs"):
-                    for name, url in urls.items():
-                        key = f"{name} {engine}"
-                        context = browser.new_context(viewport={"width": 1280, "height": 800})
-                        if name.startswith("watch"):
-                            origin = url.split("/watch/")[0]
-                            signed = context.request.post(
-                                f"{origin}/api/v1/session", headers={"X-CourseCrafter-CSRF": "1",
-                                                                     "Origin": origin},
-                                data={"username": "ada", "password": PASSWORD})
-                            assert signed.ok, signed.text()
-                            # What the app keeps after a sign-in: "a session cookie exists".
-                            context.add_init_script(
-                                "localStorage.setItem('coursecrafter.session', '1')")
-                        page = context.new_page()
-                        bodies: dict[str, int] = {}
-                        page.on("response", lambda r, b=bodies: b.__setitem__(
-                            r.url.rsplit("/", 1)[-1], len(gzip.compress(r.body(), 9)))
-                            if r.request.resource_type == "script" and r.ok else None)
-                        sep = "&" if "?" in url else "?"
-                        page.goto(url + (f"{sep}player=hlsjs" if engine == "hlsjs"
-                                         else f"{sep}player=native"))
-                        try:
-                            page.wait_for_function(
-                                "() => performance.getEntriesByName('coursecrafter:first-frame')"
-                                ".length > 0", timeout=120_000)
-                        except Exception:
-                            page.screenshot(path=str(tmp / "stuck.png"))
-                            print(f"{key}: no first frame; screenshot {tmp / 'stuck.png'}",
-                                  file=sys.stderr)
-                            raise
-                        ms = page.evaluate("() => performance.getEntriesByName("
-                                           "'coursecrafter:first-frame')[0].startTime")
-                        print(f"round {round_} {key}: {ms:.0f} ms", file=sys.stderr)
-                        if args.timeline and round_ == 1:
-                            for entry in page.evaluate(
-                                    "() => performance.getEntriesByType('resource').map(e =>"
-                                    " [e.name.split('/').slice(-2).join('/').slice(0, 40),"
-                                    " Math.round(e.startTime), Math.round(e.responseEnd)])"):
-                                print(f"    {entry[1]:>6} {entry[2]:>6} {entry[0]}", file=sys.stderr)
+                for name, engine in variants:
+                    url = urls[name]
+                    key = f"{name} {engine}"
+                    context = browser.new_context(viewport={"width": 1280, "height": 800})
+                    if name.startswith("watch"):
+                        origin = url.split("/watch/")[0]
+                        signed = context.request.post(
+                            f"{origin}/api/v1/session", headers={"X-CourseCrafter-CSRF": "1",
+                                                                 "Origin": origin},
+                            data={"username": "ada", "password": PASSWORD})
+                        assert signed.ok, signed.text()
+                        # What the app keeps after a sign-in: "a session cookie exists".
+                        context.add_init_script(
+                            "localStorage.setItem('coursecrafter.session', '1')")
+                    page = context.new_page()
+                    bodies: dict[str, int] = {}
+                    page.on("response", lambda r, b=bodies: b.__setitem__(
+                        r.url.rsplit("/", 1)[-1], len(gzip.compress(r.body(), 9)))
+                        if r.request.resource_type == "script" and r.ok else None)
+                    sep = "&" if "?" in url else "?"
+                    cdp = context.new_cdp_session(page)
+                    cdp.send("Performance.enable")
+                    page.goto(url + f"{sep}player={engine}")
+                    try:
+                        page.wait_for_function(
+                            "() => performance.getEntriesByName('coursecrafter:first-frame')"
+                            ".length > 0", timeout=120_000)
+                    except Exception:
+                        page.screenshot(path=str(tmp / "stuck.png"))
+                        print(f"{key}: no first frame; screenshot {tmp / 'stuck.png'}",
+                              file=sys.stderr)
+                        raise
+                    ms = page.evaluate("() => performance.getEntriesByName("
+                                       "'coursecrafter:first-frame')[0].startTime")
+                    print(f"round {round_} {key}: {ms:.0f} ms", file=sys.stderr)
+                    if args.timeline and round_ == 1:
+                        for entry in page.evaluate(
+                                "() => performance.getEntriesByType('resource').map(e =>"
+                                " [e.name.split('/').slice(-2).join('/').slice(0, 40),"
+                                " Math.round(e.startTime), Math.round(e.responseEnd)])"):
+                            print(f"    {entry[1]:>6} {entry[2]:>6} {entry[0]}", file=sys.stderr)
+                    # Where the time went: when the app's script, the session answer, the first
+                    # playlist request and the first segment ended (ms from navigation).
+                    marks = page.evaluate("""() => {
+                        const r = performance.getEntriesByType('resource');
+                        const end = (re) => { const e = r.find(x => re.test(x.name));
+                                              return e ? Math.round(e.responseEnd) : null; };
+                        const start = (re) => { const e = r.find(x => re.test(x.name));
+                                                return e ? Math.round(e.startTime) : null; };
+                        return {script: end(/(app-[^/]*|bare)\\.js$/),
+                                session: end(/session\\/refresh$/),
+                                master_start: start(/master\\.m3u8$/),
+                                first_segment: end(/\\.ts$/)}; }""")
+                    if round_:
+                        for mark, value in marks.items():
+                            if value is not None:
+                                phases.setdefault(key, {}).setdefault(mark, []).append(value)
+                    if engine != "native":
+                        page.wait_for_function(
+                            "() => document.querySelector('video').currentTime >= 3",
+                            timeout=120_000)
+                        metrics = {m["name"]: m["value"] for m in
+                                   cdp.send("Performance.getMetrics")["metrics"]}
                         if round_:
-                            results.setdefault(key, []).append(ms)
-                        scripts[key] = dict(bodies)
-                        context.close()
+                            busy.setdefault(key, []).append(metrics["TaskDuration"] * 1000)
+                    if round_:
+                        results.setdefault(key, []).append(ms)
+                    scripts[key] = dict(bodies)
+                    context.close()
             browser.close()
         hls_gz = len(gzip.compress(hls_chunk().read_bytes(), 9))
         app_gz = {p.name: len(gzip.compress(p.read_bytes(), 9))
@@ -192,6 +236,11 @@ server {{
             "rounds": args.rounds,
             "first_frame_ms": {k: {"median": round(statistics.median(v)), "min": round(min(v)),
                                    "max": round(max(v))} for k, v in results.items()},
+            "phases_ms_median": {k: {m: round(statistics.median(v)) for m, v in marks.items()}
+                                 for k, marks in phases.items()},
+            "main_thread_ms_until_3s_played": {k: {"median": round(statistics.median(v)),
+                                                   "min": round(min(v)), "max": round(max(v))}
+                                               for k, v in busy.items()},
             "js_gzip": {k: {"files": v, "total": sum(v.values())} for k, v in scripts.items()},
             "hlsjs_alone_gzip": hls_gz,
             "app_js_gzip": app_gz,
@@ -199,9 +248,9 @@ server {{
             "chromium": subprocess.run([chromium_path(), "--version"], capture_output=True,
                                        text=True, check=False).stdout.strip(),
         }
-        for engine in ("native", "hlsjs"):
-            bare_ms = report["first_frame_ms"][f"bare-nginx {engine}"]["median"]
-            for name in ("watch-nginx",):
+        for name, engine in variants:
+            if name != "bare-nginx":
+                bare_ms = report["first_frame_ms"][f"bare-nginx {engine}"]["median"]
                 report["first_frame_ms"][f"{name} {engine}"]["ratio_to_bare"] = round(
                     report["first_frame_ms"][f"{name} {engine}"]["median"] / bare_ms, 2)
         print(json.dumps(report, indent=2))

@@ -14,6 +14,14 @@ from coursecrafter_server.uploads import purge_video_storage, source_key
 log = logging.getLogger(__name__)
 
 
+def shown_to_students(video: Video) -> bool:
+    """What a student may read in a published course: a watchable lecture (ready, or playable
+    early) or a ready attachment (what a course's `attachment_count` counts for them)."""
+    if video.kind is VideoKind.ATTACHMENT:
+        return video.status is VideoStatus.READY
+    return video.watchable
+
+
 class VideoService:
     def __init__(
         self, store: CatalogStore, storage: ObjectStorage, *, url_ttl: int,
@@ -32,12 +40,12 @@ class VideoService:
         return video
 
     def get_readable(self, user: User, video_id: str) -> Video:
-        """As `get_owned`, and for students a watchable video (ready, or playable early) of a
-        published course."""
+        """As `get_owned`, and for students a watchable video (ready, or playable early) or a
+        ready attachment of a published course."""
         if user.role is not Role.STUDENT:
             return self.get_owned(user, video_id)
         video = self.store.get_video(video_id)
-        if video is None or not video.watchable or not self._published(
+        if video is None or not shown_to_students(video) or not self._published(
             video.course_id
         ):
             raise NotFound("video not found")
@@ -45,8 +53,8 @@ class VideoService:
 
     def list(self, user: User, course_id: str | None = None) -> list[Video]:
         """Instructors and admins: their own videos. Students: the watchable videos (ready, or
-        playable early) of published courses (of `course_id` when given; an unpublished or
-        unknown course is not found)."""
+        playable early) and ready attachments of published courses (of `course_id` when given; an
+        unpublished or unknown course is not found)."""
         if user.role is not Role.STUDENT:
             if course_id is not None:
                 # Another owner's course (or none) is not found, rather than an empty list.
@@ -61,7 +69,7 @@ class VideoService:
         else:
             courses = [c.id for c in self.store.list_published_courses()]
         return [v for c in courses for v in self.store.list_course_videos(c)
-                if v.watchable]
+                if shown_to_students(v)]
 
     def _published(self, course_id: str | None) -> bool:
         course = self.store.get_course(course_id) if course_id else None

@@ -122,3 +122,31 @@ def test_a_student_watches_a_lecture_as_soon_as_it_is_playable(api, school):
     listed = api.get("/api/v1/videos", headers=student,
                      params={"course_id": school["published"]}).json()
     assert {v["id"] for v in listed} == {school["ready"], video.id}
+
+
+def test_a_student_lists_and_downloads_the_ready_attachments_of_published_courses(api, school):
+    """The course page shows its attachments to students too (as its attachment_count says)."""
+    teacher, student = school["teacher"], school["student"]
+
+    def attachment(course_id: str, status: VideoStatus) -> str:
+        started = api.post("/api/v1/uploads", headers=teacher, json={
+            "filename": "slides.pdf", "size": 1000, "content_type": "application/pdf",
+            "course_id": course_id, "kind": "attachment"}).json()
+        store = api.app.state.container.store
+        video = store.get_video(started["video_id"])
+        assert store.update_video(dataclasses.replace(video, status=status))
+        return started["video_id"]
+
+    ready = attachment(school["published"], VideoStatus.READY)
+    waiting = attachment(school["published"], VideoStatus.AWAITING_UPLOAD)
+    in_draft = attachment(school["draft"], VideoStatus.READY)
+    listed = api.get("/api/v1/videos", headers=student,
+                     params={"course_id": school["published"]}).json()
+    assert sorted(v["id"] for v in listed) == sorted([school["ready"], ready])
+    one = api.get(f"/api/v1/videos/{ready}", headers=student)
+    assert one.status_code == 200 and one.json()["kind"] == "attachment"
+    assert one.json()["download_url"] and one.json()["playback_url"] is None
+    for hidden in (waiting, in_draft):
+        assert api.get(f"/api/v1/videos/{hidden}", headers=student).status_code == 404
+    course = api.get(f"/api/v1/courses/{school['published']}", headers=student).json()
+    assert course["attachment_count"] == 1

@@ -98,7 +98,9 @@ def populate(root, server, gateway=None, clip_seconds: int = 10, size: str = "85
     return site
 
 
-@pytest.fixture(scope="module")
+# The sites are made once per session and shared by every module: each costs a server and a
+# transcoded lecture (tens of seconds on a busy 2-core CI machine); tests add their own courses.
+@pytest.fixture(scope="session")
 def other_origins(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[dict[str, StaticSite]]:
     """The same little player page on two other origins: "allowed" (in the servers'
     COURSECRAFTER_CORS_ORIGINS) and "refused" (not)."""
@@ -109,7 +111,7 @@ def other_origins(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator
         static.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, browser, other_origins) -> Iterator[Site]:
     """A live server reached directly (its public URL is its own address), populated as above."""
     root = tmp_path_factory.mktemp("web")
@@ -121,7 +123,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser, other_origins) -> It
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nginx_site(tmp_path_factory: pytest.TempPathFactory, browser, other_origins) -> Iterator[Site]:
     """The same behind the example NGINX gateway (deploy/nginx/) on loopback: the server's public
     URL is the gateway's, and it believes forwarded headers from 127.0.0.1 only."""
@@ -151,11 +153,19 @@ def any_site(request: pytest.FixtureRequest) -> Site:
     return request.getfixturevalue("site" if request.param == "direct" else "nginx_site")
 
 
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory: pytest.TempPathFactory):
+    """What the instructor tests upload through the page: 4 s at 640x360, quick to transcode
+    (the shared sites' lecture is 10 s at 854x480, for the quality menu)."""
+    return make_clip(tmp_path_factory.mktemp("short-clip") / "recording.mp4", seconds=4,
+                     size="640x360")
+
+
 EXPIRING_TTL = 5  # s: COURSECRAFTER_PLAYBACK_URL_TTL's minimum; a token lives 5-6 s
 EXPIRING_CLIP = 30  # s: at twice the speed, 15 s of playback: longer than a token lives
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def expiring_site(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[Site]:
     """A server whose playback tokens live 5-6 s, with a 30 s lecture (480p and 360p): playing
     it outlasts the token."""

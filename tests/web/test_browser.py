@@ -4,13 +4,12 @@ Every page visited is saved as a screenshot in tests/web/screenshots/ (git-ignor
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 
 import pytest
 
-from websupport import HOSTILE, PASSWORD, SCREENSHOTS, Page, Site, sign_in
+from websupport import HOSTILE, PASSWORD, Page, Site, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -102,43 +101,8 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     assert page.evaluate("() => document.cookie") == ""
 
 
-def test_first_frame_time_and_javascript_bytes(site: Site, new_page) -> None:
-    """Measured (and recorded in screenshots/metrics.json): navigation to the first video frame on
-    the watch page, and the gzip size of the JavaScript it loads, beside hls.js alone."""
-    results = {}
-    for engine in ("default", "hlsjs"):
-        p = new_page()
-        sign_in(p, site, "sam")
-        scripts: dict[str, bytes] = {}
-
-        def keep(response, scripts=scripts) -> None:
-            if response.request.resource_type == "script" and response.ok:
-                scripts[response.url] = response.body()
-
-        p.page.on("response", keep)
-        suffix = "?player=hlsjs" if engine == "hlsjs" else ""
-        p.page.goto(f"{site.url}/watch/{site.video_id}{suffix}")
-        p.page.wait_for_function(
-            "() => performance.getEntriesByName('coursecrafter:first-frame').length > 0",
-            timeout=WAIT)
-        first_frame = p.page.evaluate(
-            "() => performance.getEntriesByName('coursecrafter:first-frame')[0].startTime")
-        p.shot(f"metrics-{engine}-watch")
-        gz = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 9)) for url, body in scripts.items()}
-        results[engine] = {
-            "first_frame_ms": round(first_frame),
-            "engine": p.page.locator("#player-engine").get_attribute("data-engine"),
-            "js_gzip_bytes": gz,
-            "js_gzip_total": sum(gz.values()),
-            "hlsjs_gzip_bytes": sum(v for k, v in gz.items() if k.startswith("hls")),
-        }
-        assert first_frame > 0
-        assert p.csp_violations() == [] and p.errors == []
-    (SCREENSHOTS / "metrics.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-
-
-def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page) -> None:
+def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page,
+                                                        short_clip) -> None:
     """Directly and through the NGINX gateway (any_site)."""
     site = any_site
     p = new_page()
@@ -155,8 +119,8 @@ def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_pa
         "() => document.querySelector('#publish-state').textContent.startsWith('Published')")
     assert page.get_by_role("button", name="Unpublish").is_visible()
 
-    page.get_by_label("Recording (video or audio file)").set_input_files(str(site.clip))
-    page.get_by_label("Title (optional)").fill("Uploaded from the browser")
+    page.get_by_label("Recording (video or audio file)").set_input_files(str(short_clip))
+    page.get_by_label("Title (optional)", exact=True).fill("Uploaded from the browser")
     page.get_by_role("button", name="Upload", exact=True).click()
     row = page.locator(".lecture", has_text="Uploaded from the browser")
     row.wait_for(timeout=WAIT)
@@ -246,7 +210,7 @@ def test_interrupted_upload_resumes_after_reload_and_a_failed_video_can_be_retri
         status=400, content_type="application/json",
         body='{"error": {"code": "injected", "message": "injected refusal"}}'))
     page.get_by_label("Recording (video or audio file)").set_input_files(str(source))
-    page.get_by_label("Title (optional)").fill("Resumed upload")
+    page.get_by_label("Title (optional)", exact=True).fill("Resumed upload")
     page.get_by_role("button", name="Upload", exact=True).click()
     page.get_by_role("alert").filter(has_text="Upload stopped").wait_for(timeout=WAIT)
     p.shot("resume-1-interrupted")
@@ -331,3 +295,53 @@ def test_api_docs_render_offline_under_their_csp(site: Site, new_page) -> None:
     assert page.locator(".opblock").count() > 20  # every operation listed
     p.shot("docs")
     assert external == [] and p.errors == [] and p.csp_violations() == []
+
+
+def test_instructor_adds_an_attachment_and_a_student_downloads_it(site: Site, new_page, tmp_path) -> None:
+    """Slides go up from the course page with the uploads API the CLI uses (kind=attachment)."""
+    slides = tmp_path / "week-1 slides.pdf"
+    slides.write_bytes(b"%PDF-1.4\n% CourseCrafter test slides\n" + bytes(range(256)) * 40)
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "ada")
+    page.goto(f"{site.url}/courses/{site.course_id}")
+    page.get_by_role("heading", name="Signals and Systems", level=1).wait_for()
+    assert page.get_by_text("No attachments yet.").is_visible()
+    page.get_by_label("Attachment (PDF, slides, notes, spreadsheet, archive or image)").set_input_files(
+        str(slides))
+    page.get_by_label("Attachment title (optional)").fill("Week 1 slides")
+    page.get_by_role("button", name="Add attachment").click()
+    page.get_by_text("Added week-1 slides.pdf.").wait_for(timeout=WAIT)
+    attachments = page.get_by_role("list", name="Attachments")
+    attachments.get_by_role("link", name="Week 1 slides").wait_for()
+    assert "(10 KB)" in attachments.inner_text()  # 10,277 bytes
+    assert not page.get_by_text("No attachments yet.").is_visible()
+    p.shot("attachment-1-added")
+    ada = site.client("ada")
+    stored = [v for v in ada.get("/videos", params={"course_id": site.course_id}).json()
+              if v["kind"] == "attachment"]
+    assert [(v["title"], v["content_type"], v["status"]) for v in stored] == [
+        ("Week 1 slides", "application/pdf", "ready")]
+
+    # The student sees it on the (published) course page and downloads the very bytes.
+    student = new_page()
+    sign_in(student, site, "sam")
+    student.page.goto(f"{site.url}/courses/{site.course_id}")
+    link = student.page.get_by_role("list", name="Attachments").get_by_role("link", name="Week 1 slides")
+    link.wait_for()
+    assert student.page.get_by_role("button", name="Add attachment").count() == 0
+    student.shot("attachment-2-student")
+    with student.page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "week-1 slides.pdf"
+    assert open(download.value.path(), "rb").read() == slides.read_bytes()
+
+    # The instructor deletes it: gone from the page and from the API.
+    page.evaluate("() => { window.confirm = () => true; }")
+    page.get_by_role("button", name="Delete Week 1 slides").click()
+    attachments.get_by_role("link", name="Week 1 slides").wait_for(state="detached")
+    page.get_by_text("No attachments yet.").wait_for()
+    assert [v for v in ada.get("/videos", params={"course_id": site.course_id}).json()
+            if v["kind"] == "attachment"] == []
+    assert p.csp_violations() == [] and student.csp_violations() == []
+    assert p.errors == [] and student.errors == [] and p.dialogs == []

@@ -105,7 +105,9 @@ def test_playback_carries_on_across_a_token_expiry(expiring_site: Site, new_page
     engine_used = page.locator("#player-engine").get_attribute("data-engine")
 
     assert expired, f"no playback request met an expired token ({engine_used}); tokens: {tokens}"
-    assert len(video_fetches) >= 2 and set(video_fetches) == {200}, video_fetches  # renewed
+    # Renewed: the page's first record came with the session (POST /session/refresh naming the
+    # video), each renewal is a GET /videos/{id}.
+    assert len(video_fetches) >= 1 and set(video_fetches) == {200}, video_fetches
     assert len(tokens) >= 2, tokens
     assert page.evaluate("() => document.querySelector('video').videoHeight") == 360
     # Carried on from the same place: the position never went back by more than a second.

@@ -149,3 +149,51 @@ def test_a_strangers_guesses_do_not_lock_the_browser_out(app_factory) -> None:
     assert _sign_in(api).status_code == 200
     api.cookies.clear()  # a browser that never signed in here is held back
     assert _sign_in(api).status_code == 429
+
+
+def test_a_refresh_naming_a_video_answers_with_the_video_only_when_it_is_readable(api, tmp_path) -> None:
+    """The watch page's first request: the session and the video's record (playback URL
+    included) in one answer; the owner check is GET /videos/{id}'s."""
+    import dataclasses
+
+    from coursecrafter_server.domain import VideoStatus
+
+    _user(api)
+    _user(api, "sam", Role.STUDENT)
+    _user(api, "eve", Role.INSTRUCTOR)
+    ada = {"Authorization": f"Bearer {_sign_in(api).json()['access_token']}"}
+    course = api.post("/api/v1/courses", headers=ada, json={"title": "Draft course"}).json()
+    started = api.post("/api/v1/uploads", headers=ada, json={
+        "filename": "l.mp4", "size": 10, "content_type": "video/mp4", "course_id": course["id"]})
+    video_id = started.json()["video_id"]
+    store = api.app.state.container.store
+    assert store.update_video(dataclasses.replace(
+        store.get_video(video_id), status=VideoStatus.READY, progress=100, duration=4.0))
+
+    def refresh(name: str, body: dict | None):
+        api.cookies.clear()
+        _sign_in(api, name)
+        answer = api.post("/api/v1/session/refresh", headers=CSRF, json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    mine = refresh("ada", {"video_id": video_id})
+    assert mine["user"]["username"] == "ada" and mine["access_token"]
+    assert mine["video"]["id"] == video_id
+    assert mine["video"]["playback_url"] == api.get(
+        f"/api/v1/videos/{video_id}", headers={"Authorization": f"Bearer {mine['access_token']}"}
+    ).json()["playback_url"]
+    assert "/api/v1/play/" in mine["video"]["playback_url"]
+    assert refresh("ada", None)["video"] is None  # no body: a plain refresh, as before
+    # Another instructor's video, a student and an unpublished course, an unknown id: no video.
+    assert refresh("eve", {"video_id": video_id})["video"] is None
+    assert refresh("sam", {"video_id": video_id})["video"] is None
+    assert refresh("ada", {"video_id": "0" * 32})["video"] is None
+    api.patch(f"/api/v1/courses/{course['id']}", headers=ada, json={"published": True})
+    assert refresh("sam", {"video_id": video_id})["video"]["id"] == video_id
+    # A bad body is refused before the cookie is rotated; without the cookie it is a 401.
+    assert api.post("/api/v1/session/refresh", headers=CSRF,
+                    json={"video_id": video_id, "extra": 1}).status_code == 422
+    api.cookies.clear()
+    assert api.post("/api/v1/session/refresh", headers=CSRF,
+                    json={"video_id": video_id}).status_code == 401

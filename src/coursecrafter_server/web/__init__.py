@@ -3,7 +3,7 @@ index.html, `/assets/…` with its built scripts and styles. The app is built fr
 sources by `make web` (`npm ci && npm run build`) into `dist/` (package data, never committed);
 no Node.js runs at serving time. Without a build, the pages say how to make one.
 
-Every HTML answer carries its own Content-Security-Policy (no inline script; media, workers and
+Every HTML answer carries its own Content-Security-Policy (no inline script, no workers; media and
 connections as hls.js and the direct-to-storage upload need): middlewares that add a default CSP to
 API answers must leave an existing one alone."""
 
@@ -54,7 +54,8 @@ def content_security_policy(settings: Settings) -> str:
         f"img-src 'self' data: blob: {extra}",
         f"media-src 'self' blob: {extra}",
         f"connect-src 'self' {extra}",
-        "worker-src 'self' blob:",  # hls.js runs its transmuxer in a blob: worker
+        # hls.js transmuxes on the page's thread (player.js says why): no worker of any kind.
+        "worker-src 'none'",
         "manifest-src 'self'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -6,7 +6,11 @@ the page's memory. Rotation, reuse detection and rate limits are the auth servic
 A cookie is sent by the browser on its own, so these routes need CSRF protection: the cookie is
 `SameSite=Strict`, every call must carry `X-CourseCrafter-CSRF: 1` (a custom header forces a CORS
 preflight on any cross-site request, which this API never grants for /session), and a request
-whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site is refused."""
+whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site is refused.
+
+A refresh may name a video (`{"video_id"}`): the answer then carries that video's record too, so
+a watch page opened afresh learns its playback URL in the same round trip as its access token
+(the first frame waits on nothing else from the API)."""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from coursecrafter_server.api.deps import AuthDep, ClientAddress, ContainerDep
+from coursecrafter_server.api.routes.videos import VideoOut, video_out
 from coursecrafter_server.api.schemas import ErrorResponse, LoginRequest, UserOut
 from coursecrafter_server.auth import devices
 from coursecrafter_server.auth.service import TokenPair
-from coursecrafter_server.domain import Forbidden, InvalidToken
+from coursecrafter_server.domain import DomainError, Forbidden, InvalidToken, User
 
 PATH = "/api/v1/session"
 COOKIE = "coursecrafter_refresh"
@@ -67,20 +72,36 @@ class SessionOut(BaseModel):
     user: UserOut
 
 
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    video_id: str | None = Field(default=None, max_length=64)
+
+
+class RefreshedOut(SessionOut):
+    # The video the refresh named; null when none was named or this user cannot read it (a GET
+    # /videos/{id} then says why).
+    video: VideoOut | None = None
+
+
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or \
         request.app.state.container.settings.public_url.startswith("https:")
 
 
 def _answer(pair: TokenPair, auth: AuthDep, request: Request, response: Response) -> SessionOut:
+    user = _set_cookie(pair, auth, request, response)
+    return SessionOut(access_token=pair.access_token, expires_in=pair.expires_in,
+                      user=UserOut.of(user))
+
+
+def _set_cookie(pair: TokenPair, auth: AuthDep, request: Request, response: Response) -> User:
     user = auth.authenticate(pair.access_token)[0]
     response.set_cookie(
         COOKIE, pair.refresh_token, max_age=request.app.state.container.settings.refresh_token_ttl,
         path=PATH, secure=_secure(request), httponly=True, samesite="strict",
     )
     response.headers["Cache-Control"] = "no-store"
-    return SessionOut(access_token=pair.access_token, expires_in=pair.expires_in,
-                      user=UserOut.of(user))
+    return user
 
 
 def _forget(response: Response, request: Request) -> None:
@@ -105,17 +126,28 @@ def sign_in(body: LoginRequest, auth: AuthDep, address: ClientAddress, request: 
 
 
 @router.post("/refresh", responses=_errors, openapi_extra=_no_bearer)
-def refresh(auth: AuthDep, address: ClientAddress, request: Request,
-            response: Response) -> SessionOut:
-    """A fresh access token for the cookie's session; the cookie is rotated."""
+def refresh(auth: AuthDep, address: ClientAddress, request: Request, response: Response,
+            container: ContainerDep, body: RefreshIn | None = None) -> RefreshedOut:
+    """A fresh access token for the cookie's session; the cookie is rotated. With
+    `{"video_id"}`, the answer also carries that video's record (`video`, null when this user
+    cannot read it), as `GET /videos/{video_id}` would return it."""
     token = request.cookies.get(COOKIE)
     try:
         if not token or len(token) > 512:
             raise InvalidToken("no browser session; sign in")
-        return _answer(auth.refresh(token, address), auth, request, response)
+        pair = auth.refresh(token, address)
     except InvalidToken as exc:  # a 401 names its scheme (RFC 9110); the cookie is a bearer's
         exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
         raise
+    user = _set_cookie(pair, auth, request, response)
+    answer = RefreshedOut(access_token=pair.access_token, expires_in=pair.expires_in,
+                          user=UserOut.of(user))
+    if body is not None and body.video_id is not None:
+        try:
+            answer.video = video_out(container.videos.get_readable(user, body.video_id), container)
+        except DomainError:  # not found, not published...: the page's GET tells the user why
+            answer.video = None
+    return answer
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=_errors,

@@ -39,9 +39,20 @@ async function sessionCall(method, suffix, body) {
   return parse(response);
 }
 
+// A video record that came with a refresh (a watch page's first one): the page takes it instead
+// of asking GET /videos/{id} one round trip later.
+let prefetched = null;
+
+export function takeVideo(id) {
+  const video = prefetched && prefetched.id === id ? prefetched : null;
+  prefetched = null;
+  return video;
+}
+
 function adopt(session) {
   access = session.access_token;
   currentUser = session.user;
+  if (session.video) prefetched = session.video;
   try { localStorage.setItem(HINT, "1"); } catch { /* private mode: fine */ }
   clearTimeout(refreshTimer);
   // Refresh a minute before the access token expires (at least 10 s from now).
@@ -67,9 +78,10 @@ function withLock(task) {
   return task();
 }
 
-export function refresh() {
+export function refresh(videoId) {
   if (!refreshing) {
-    refreshing = withLock(() => sessionCall("POST", "/refresh"))
+    const body = videoId ? { video_id: videoId } : undefined;
+    refreshing = withLock(() => sessionCall("POST", "/refresh", body))
       .then(adopt)
       .finally(() => { refreshing = null; });
   }
@@ -80,12 +92,14 @@ export function user() {
   return currentUser;
 }
 
-export async function restore() {
+// On arrival: the session from its cookie, if there is one; with `videoId` (a watch page) the
+// video's record comes in the same answer (see takeVideo).
+export async function restore(videoId) {
   let hinted = false;
   try { hinted = localStorage.getItem(HINT) === "1"; } catch { /* fine */ }
   if (!hinted) return null;
   try {
-    return await refresh();
+    return await refresh(videoId);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       signedOut();

@@ -2,10 +2,10 @@
 // instructors course management and uploads. Plain modules, no framework; every piece of user
 // text goes into the page as text.
 
-import { api, ApiError, restore, signIn, signOut, user } from "./api.js";
+import { api, ApiError, restore, signIn, signOut, takeVideo, user } from "./api.js";
 import { announce, bytes, duration, h, link, replace, statusText, watchable } from "./dom.js";
 import { mountPlayer, warmPlayer } from "./player.js";
-import { uploadFile } from "./upload.js";
+import { ATTACHMENT_TYPES, uploadFile } from "./upload.js";
 
 const main = document.getElementById("main");
 const account = document.getElementById("account");
@@ -165,25 +165,52 @@ function lectureRow(video, { instructor, onChange }) {
   return li;
 }
 
-function attachmentRow(file) {
+function attachmentRow(file, { instructor }) {
   const name = file.title || file.filename;
-  return h("li", { class: "attachment" },
+  const li = h("li", { class: "attachment", "data-video-id": file.id },
     file.download_url ? h("a", { href: file.download_url, download: file.filename, rel: "noopener" }, name) : name,
     h("span", { class: "muted" }, ` (${bytes(file.size)})`));
+  if (instructor) {
+    li.append(" ", h("button", { type: "button", class: "link-button danger", "aria-label": `Delete ${name}`,
+      onclick: async () => {
+        if (!window.confirm(`Delete “${name}”? This cannot be undone.`)) return;
+        try { await api("DELETE", `/videos/${encodeURIComponent(file.id)}`); li.remove(); announce(`Deleted ${name}`); }
+        catch (e) { announce(message(e)); }
+      } }, "Delete"));
+  }
+  return li;
 }
 
-function uploadForm(course, lectures) {
-  const fileInput = h("input", { id: "upload-file", type: "file", accept: "video/*,audio/*", required: true });
-  const title = h("input", { id: "upload-title", maxlength: "200" });
-  const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
+// The two upload forms of a course page: a recording (transcoded into a lecture) and an attachment
+// (slides, notes: stored as they are). Same multipart upload, progress and resume.
+const UPLOADS = {
+  video: {
+    id: "upload", heading: "Upload a recording", file: "Recording (video or audio file)",
+    accept: "video/*,audio/*", title: "Title (optional)", button: "Upload",
+    progress: "Upload progress",
+  },
+  attachment: {
+    id: "attach", heading: "Add an attachment",
+    file: "Attachment (PDF, slides, notes, spreadsheet, archive or image)",
+    accept: Object.keys(ATTACHMENT_TYPES).map((ext) => `.${ext}`).join(","),
+    title: "Attachment title (optional)", button: "Add attachment",
+    progress: "Attachment upload progress",
+  },
+};
+
+function uploadForm(course, kind, onUploaded) {
+  const text = UPLOADS[kind];
+  const fileInput = h("input", { id: `${text.id}-file`, type: "file", accept: text.accept, required: true });
+  const title = h("input", { id: `${text.id}-title`, maxlength: "200" });
+  const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": text.progress });
   const stats = h("p", { class: "upload-stats" });
   const note = h("p", { class: "upload-note" });
   const error = errorBox();
-  const button = h("button", { type: "submit" }, "Upload");
-  const form = h("form", { class: "card upload", "aria-labelledby": "upload-heading" },
-    h("h2", { id: "upload-heading" }, "Upload a recording"),
-    h("label", { for: "upload-file" }, "Recording (video or audio file)"), fileInput,
-    h("label", { for: "upload-title" }, "Title (optional)"), title,
+  const button = h("button", { type: "submit" }, text.button);
+  const form = h("form", { class: "card upload", "aria-labelledby": `${text.id}-heading` },
+    h("h2", { id: `${text.id}-heading` }, text.heading),
+    h("label", { for: `${text.id}-file` }, text.file), fileInput,
+    h("label", { for: `${text.id}-title` }, text.title), title,
     h("p", { class: "muted small" }, "If an upload is interrupted, choose the same file again to resume it."),
     button, progress, note, stats, error);
   const controller = new AbortController();
@@ -199,7 +226,7 @@ function uploadForm(course, lectures) {
     let lastAnnounced = -1;
     try {
       const video = await uploadFile({
-        file, courseId: course.id, title: title.value.trim() || undefined, signal: controller.signal,
+        file, courseId: course.id, title: title.value.trim() || undefined, kind, signal: controller.signal,
         onStart: ({ resumed, partsDone }) => {
           if (!resumed) return;
           const text = `Resuming the upload: ${partsDone} ${partsDone === 1 ? "part was" : "parts were"} already stored.`;
@@ -216,10 +243,10 @@ function uploadForm(course, lectures) {
         },
       });
       note.textContent = "";
-      stats.textContent = `Uploaded ${file.name}; processing starts now.`;
+      stats.textContent = kind === "video" ? `Uploaded ${file.name}; processing starts now.`
+        : `Added ${file.name}.`;
       announce(`Uploaded ${video.title}`);
-      lectures.querySelector(`[data-video-id="${CSS.escape(video.id)}"]`)?.remove(); // its "waiting" row
-      lectures.prepend(lectureRow(video, { instructor: true }));
+      onUploaded(video);
       form.reset();
       progress.hidden = true;
     } catch (e) {
@@ -251,7 +278,7 @@ async function coursePage(courseId) {
   const attachments = h("ul", { class: "attachments", "aria-label": "Attachments" });
   for (const v of videos) {
     if (v.kind === "video") lectures.append(lectureRow(v, { instructor }));
-    else attachments.append(attachmentRow(v));
+    else attachments.append(attachmentRow(v, { instructor }));
   }
   const parts = [
     h("p", { class: "crumbs" }, link("/", "← All courses")),
@@ -278,16 +305,31 @@ async function coursePage(courseId) {
   }
   // The note shows only while the list is empty (CSS), so it stays right as lectures come and go.
   parts.push(h("h2", {}, "Lectures"), lectures, h("p", { class: "muted no-lectures" }, "No lectures yet."));
-  if (instructor) parts.push(uploadForm(course, lectures));
-  if (attachments.childElementCount) parts.push(h("h2", {}, "Attachments"), attachments);
+  if (instructor) {
+    parts.push(uploadForm(course, "video", (video) => {
+      lectures.querySelector(`[data-video-id="${CSS.escape(video.id)}"]`)?.remove(); // its "waiting" row
+      lectures.prepend(lectureRow(video, { instructor: true }));
+    }));
+  }
+  // Students see the section only when there is something in it; instructors always (to add).
+  if (instructor || attachments.childElementCount) {
+    parts.push(h("h2", { id: "attachments-heading" }, "Attachments"), attachments);
+    if (instructor) {
+      parts.push(h("p", { class: "muted no-attachments" }, "No attachments yet."));
+      parts.push(uploadForm(course, "attachment", (file) => {
+        attachments.querySelector(`[data-video-id="${CSS.escape(file.id)}"]`)?.remove();
+        attachments.append(attachmentRow(file, { instructor: true }));
+      }));
+    }
+  }
   replace(main, parts);
 }
 
 async function watchPage(videoId) {
   replace(main, h("p", { class: "muted" }, "Loading lecture…"));
-  let video;
+  let video = takeVideo(videoId);
   try {
-    video = await api("GET", `/videos/${encodeURIComponent(videoId)}`);
+    video ??= await api("GET", `/videos/${encodeURIComponent(videoId)}`);
   } catch (e) {
     setTitle("Lecture not found");
     replace(main, heading("Lecture not found"), h("p", {}, message(e)), link("/", "Back to courses"));
@@ -374,9 +416,10 @@ window.addEventListener("popstate", () => render());
 window.addEventListener("coursecrafter:signed-out", () => render());
 
 (async () => {
-  if (/^\/watch\//.test(location.pathname)) warmPlayer();
+  const watching = /^\/watch\/([^/]+)$/.exec(location.pathname);
+  if (watching) warmPlayer();
   try {
-    await restore();
+    await restore(watching ? decodeURIComponent(watching[1]) : undefined);
   } catch { /* offline or server down: show the sign-in form */ }
   render();
 })();

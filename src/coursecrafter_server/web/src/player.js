@@ -111,17 +111,28 @@ export function mountPlayer(container, initialVideo) {
     if (useNative) {
       const start = (url) => {
         el.src = url;
-        el.addEventListener("loadedmetadata", () => {
-          if (startAt > 0) el.currentTime = startAt;
-          if (resume) el.play().catch(() => {});
-        }, { once: true });
+        if (startAt > 0) {
+          el.addEventListener("loadedmetadata", () => {
+            el.currentTime = startAt;
+            if (resume) el.play().catch(() => {});
+          }, { once: true });
+        } else if (resume) {
+          el.play().catch(() => {}); // at once: waiting for the metadata first costs a round trip
+        }
       };
-      const menu = variants(video.playback_url).catch(() => []);
       // Automatic quality needs only the master playlist: the browser starts on it at once and the
-      // menu fills in meanwhile (one round trip less to the first frame). A chosen rung needs the
-      // rung's own URL (with this token) first.
-      if (choice === "auto") start(video.playback_url);
-      rungs = await menu;
+      // menu is filled once the first frame is in (its fetch of the master playlist would
+      // otherwise compete with the first frame's requests). A chosen rung needs the rung's own
+      // URL (with this token) first.
+      if (choice === "auto") {
+        start(video.playback_url);
+        await new Promise((resolve) => {
+          el.addEventListener("loadeddata", resolve, { once: true });
+          el.addEventListener("error", resolve, { once: true });
+        });
+      }
+      rungs = await variants(video.playback_url).catch(() => []);
+      if (destroyed) return;
       fillMenu();
       if (choice !== "auto") {
         const rung = rungs.find((r) => String(r.height) === String(choice));
@@ -136,7 +147,12 @@ export function mountPlayer(container, initialVideo) {
       return;
     }
     if (hls) hls.destroy();
-    hls = new Hls({ startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false });
+    hls = new Hls({
+      startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false,
+      // hls.js/light (an ES module) has no worker inside; its worker file, shipped beside the app
+      // and started on demand, made the first frame 1.4x later (docs/benchmarks.md): transmux here.
+      enableWorker: false,
+    });
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
       rungs = data.levels.map((level, index) => ({ height: level.height, bandwidth: level.bitrate, index }))
         .sort((a, b) => b.height - a.height);
@@ -157,6 +173,7 @@ export function mountPlayer(container, initialVideo) {
     });
     hls.loadSource(video.playback_url);
     hls.attachMedia(el);
+    if (resume && !(startAt > 0)) el.play().catch(() => {});
   }
 
   // The playback URL expired (or storage refused a segment): fetch the video again for fresh

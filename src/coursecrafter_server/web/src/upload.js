@@ -14,14 +14,26 @@ const TYPES = {
   ts: "video/mp2t", mp3: "audio/mpeg", m4a: "audio/mp4", wav: "audio/wav", ogg: "audio/ogg",
 };
 
-function contentType(file) {
-  if (file.type) return file.type;
-  const ext = file.name.split(".").pop().toLowerCase();
-  return TYPES[ext] || "application/octet-stream";
+// The attachment types the server takes (its ATTACHMENT_TYPES), by extension: browsers name some
+// of them differently or not at all (.md is "" or text/x-markdown), so the extension decides.
+export const ATTACHMENT_TYPES = {
+  pdf: "application/pdf", txt: "text/plain", md: "text/markdown", csv: "text/csv",
+  zip: "application/zip", ppt: "application/vnd.ms-powerpoint",
+  pptx: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  doc: "application/msword",
+  docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  odp: "application/vnd.oasis.opendocument.presentation",
+  png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg",
+};
+
+function contentType(file, kind) {
+  const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  if (kind === "attachment") return ATTACHMENT_TYPES[ext] || file.type || "application/octet-stream";
+  return file.type || TYPES[ext] || "application/octet-stream";
 }
 
-function resumeKey(file, courseId) {
-  return `coursecrafter.upload.${courseId}.${file.size}.${file.lastModified}.${file.name}`;
+function resumeKey(file, courseId, kind) {
+  return `coursecrafter.upload.${kind}.${courseId}.${file.size}.${file.lastModified}.${file.name}`;
 }
 
 function load(key) {
@@ -84,8 +96,9 @@ class Meter {
   }
 }
 
-export async function uploadFile({ file, courseId, title, onStart, onProgress, signal }) {
-  const key = resumeKey(file, courseId);
+// `kind`: "video" (transcoded) or "attachment" (slides, notes: stored as they are).
+export async function uploadFile({ file, courseId, title, kind = "video", onStart, onProgress, signal }) {
+  const key = resumeKey(file, courseId, kind);
   const etags = new Map();
   let upload = null;
   const saved = load(key);
@@ -108,8 +121,8 @@ export async function uploadFile({ file, courseId, title, onStart, onProgress, s
   const resumed = Boolean(upload);
   if (!upload) {
     upload = await api("POST", "/uploads", {
-      filename: file.name, size: file.size, content_type: contentType(file),
-      course_id: courseId, ...(title ? { title } : {}),
+      filename: file.name, size: file.size, content_type: contentType(file, kind),
+      course_id: courseId, kind, ...(title ? { title } : {}),
     });
     save(key, { upload_id: upload.upload_id, video_id: upload.video_id });
   }
