@@ -18,6 +18,7 @@ lambda: httpx.MockTransport(handler))``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -32,6 +33,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from coursecrafter_cli import config
 from coursecrafter_cli.client import Client
 from coursecrafter_cli.errors import (
     APIError,
@@ -48,6 +50,9 @@ __all__ = [
     "transport_factory",
     "make_client",
     "ApiUrlOption",
+    "ProfileOption",
+    "profile_name",
+    "select_profile",
     "JsonOption",
     "PasswordStdinOption",
     "handle_errors",
@@ -60,6 +65,7 @@ __all__ = [
     "stderr_console",
     "error",
     "ask",
+    "stdin_is_tty",
     "read_password",
     "confirm",
     "ensure_can_confirm",
@@ -81,11 +87,29 @@ class ExitCode(IntEnum):
 #: Returns the httpx transport for new clients (``None``: a real network transport).
 transport_factory: Callable[[], httpx.BaseTransport | None] = lambda: None
 
+#: ``--profile`` of this run (given before or after the command name); ``None``: the
+#: environment's or ``default`` (see :func:`coursecrafter_cli.config.resolve_profile`).
+_profile: str | None = None
+
+
+def select_profile(name: str | None) -> None:
+    """Record ``--profile`` (``None`` resets it: the root callback does so on every run)."""
+    global _profile
+    _profile = name
+
+
+def profile_name() -> str:
+    """The profile this run uses (a usage error for an invalid name)."""
+    try:
+        return config.resolve_profile(_profile)
+    except ValueError as exc:
+        usage_error(str(exc))
+
 
 def make_client(api_url: str | None) -> Client:
-    """A :class:`Client` for ``--api-url`` (or the env / saved / default url)."""
+    """A :class:`Client` for ``--api-url`` (or the env / saved / default url) and the profile."""
     try:
-        return Client(api_url, transport=transport_factory())
+        return Client(api_url, transport=transport_factory(), profile=profile_name())
     except ValueError as exc:
         usage_error(str(exc))
 
@@ -100,6 +124,23 @@ ApiUrlOption = Annotated[
         help="CourseCrafter server (default: $COURSECRAFTER_API_URL, else the one you logged "
         "in to, else http://127.0.0.1:8000).",
         show_default=False,
+    ),
+]
+def _profile_callback(value: str | None) -> None:
+    if value is not None:
+        select_profile(value)
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        help="Use this saved login (a server and an account); default: $COURSECRAFTER_PROFILE, "
+        "else 'default'.",
+        show_default=False,
+        callback=_profile_callback,
+        expose_value=False,
     ),
 ]
 JsonOption = Annotated[
@@ -203,6 +244,10 @@ def report(exc: CourseCrafterError) -> ExitCode:
     """Print ``exc`` on stderr the way the CLI does and return the exit code for it."""
     if isinstance(exc, NotLoggedIn):
         error(exc.message)
+        with contextlib.suppress(ValueError):
+            name = config.resolve_profile(_profile)
+            if name != config.DEFAULT_PROFILE:
+                info(f"this is profile '{name}': `coursecrafter login --profile {name}` logs it in")
         return ExitCode.AUTH
     if isinstance(exc, AuthenticationError):
         error(f"authentication failed: {exc.message}")
@@ -244,6 +289,11 @@ def handle_errors(fn: F) -> F:
 
 
 # ---------------------------------------------------------------- input
+
+
+def stdin_is_tty() -> bool:
+    """Whether there is a terminal to prompt on."""
+    return _stdin_is_tty()
 
 
 def _stdin_is_tty() -> bool:
