@@ -74,7 +74,8 @@ def course_line(course: dict[str, Any]) -> str:
 @app.command("create")
 @handle_errors
 def create(
-    title: Annotated[str, typer.Argument(help="The course title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The course title.",
+                                         show_default=False)],
     description: Annotated[
         str, typer.Option("--description", "-d", help="A longer description.")
     ] = "",
@@ -166,7 +167,8 @@ def unpublish(course_id: CourseIdArgument, api_url: ApiUrlOption = None,
 @handle_errors
 def rename(
     course_id: CourseIdArgument,
-    title: Annotated[str, typer.Argument(help="The new title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.",
+                                         show_default=False)],
     api_url: ApiUrlOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,

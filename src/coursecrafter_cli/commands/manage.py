@@ -44,7 +44,8 @@ from coursecrafter_cli.commands.videos import VideoIdArgument
 @handle_errors
 def rename(
     video_id: VideoIdArgument,
-    title: Annotated[str, typer.Argument(help="The new title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.",
+                                         show_default=False)],
     api_url: ApiUrlOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
