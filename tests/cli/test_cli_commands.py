@@ -233,3 +233,21 @@ def test_version_and_help(cli: Invoke) -> None:
 def test_whoami_when_not_logged_in_creates_nothing(cli: Invoke, config_dir: Path) -> None:
     assert cli("whoami").exit_code == 4
     assert not config_dir.exists()
+
+
+def test_every_command_has_examples_and_plain_help() -> None:
+    import re
+
+    import typer
+
+    from coursecrafter_cli.commands import help as cli_help
+    from coursecrafter_cli.main import app
+
+    root = typer.main.get_command(app)
+    paths = [path for path, _ in cli_help.walk(root)]
+    assert "profiles" in paths and "courses publish" in paths
+    assert sorted(set(paths) - set(cli_help.EXAMPLES)) == []
+    for path, command in cli_help.walk(root):
+        text = command.get_help(command.context_class(command, info_name=path or "coursecrafter"))
+        assert "Examples:\n" in text, path
+        assert not re.search(r"<[a-z][a-z |]*>|\{[A-Z_]+\}", text.replace("<cct_", "")), text
