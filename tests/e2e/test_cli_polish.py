@@ -150,6 +150,12 @@ def test_shell_completion_in_bash(offline_env, tmp_path):
 
 
 def test_upload_prints_the_next_step_and_a_bad_file_is_not_sent_to_retry(cli_env, tmp_path):
+    # A validation message in words, not the server's regex.
+    bad = run_cli(cli_env, "register", "-u", "a b", "--email", "ab@example.edu",
+                  "--password-stdin", stdin=PASSWORD + "\n")
+    assert bad.returncode == 1
+    assert bad.stderr == "error: username: use 2 to 64 letters, digits, dots, underscores or " \
+                         "hyphens, starting with a letter or digit\n"
     account(cli_env)
     junk = tmp_path / "lecture.mp4"
     junk.write_bytes(os.urandom(64 * 1024))  # not media, whatever the name says

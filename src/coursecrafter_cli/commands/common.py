@@ -23,6 +23,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from enum import IntEnum
@@ -221,6 +222,24 @@ def usage_error(message: str) -> NoReturn:
     raise typer.Exit(int(ExitCode.USAGE))
 
 
+#: What a field's pattern means, for the server's "String should match pattern '<regex>'".
+FIELD_RULES = {
+    "username": "use 2 to 64 letters, digits, dots, underscores or hyphens, starting with a "
+                "letter or digit",
+    "sha256": "must be 64 hexadecimal digits",
+}
+_PATTERN_MESSAGE = re.compile(r"(?:(?P<field>[\w.]+): )?String should match pattern '[^']*'")
+
+
+def in_words(message: str) -> str:
+    """A validation message with any regex replaced by what it asks for, in words."""
+    def words(match: re.Match[str]) -> str:
+        field = match.group("field")
+        rule = FIELD_RULES.get((field or "").rsplit(".", 1)[-1], "is not in the accepted form")
+        return f"{field}: {rule}" if field else rule
+    return _PATTERN_MESSAGE.sub(words, message)
+
+
 def _field_lines(fields: Any) -> list[str]:
     lines: list[str] = []
     if isinstance(fields, dict):
@@ -260,8 +279,10 @@ def report(exc: CourseCrafterError) -> ExitCode:
             error(f"{exc.message} (rate limited); retry later")
         return ExitCode.ERROR
     if isinstance(exc, ValidationError):
-        error(exc.message)
-        lines = [ln for ln in _field_lines(exc.fields) if ln.strip() not in exc.message]
+        message = in_words(exc.message)
+        error(message)
+        lines = [in_words(ln) for ln in _field_lines(exc.fields)
+                 if ln.strip() not in exc.message]
         if lines:
             info("\n".join(lines))
         return ExitCode.ERROR
