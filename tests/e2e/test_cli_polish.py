@@ -190,14 +190,14 @@ def test_early_ctrl_c_keeps_the_parts_in_flight(cli_env, tmp_path):
     proc = subprocess.Popen([*args, "--limit-rate", "4M"], env=cli_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        # Once the upload exists and 2 MiB of the file were read, two parts are on their way
+        # Once the upload exists and 3 MiB of the file were read, two parts are on their way
         # and neither is finished (8 MiB each at 2 MiB/s): Ctrl-C now.
         deadline = time.monotonic() + 60
         while not list((config / "uploads").glob("*.json")):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         start = _read_bytes(proc.pid)
-        while _read_bytes(proc.pid) - start < 2 * MIB:
+        while _read_bytes(proc.pid) - start < 3 * MIB:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
