@@ -210,7 +210,7 @@ def whoami(
 
 
 @handle_errors
-def profiles(json_output: JsonOption = False) -> None:
+def profiles(profile: ProfileOption = None, json_output: JsonOption = False) -> None:
     """List the saved logins (profiles): name, account and server; '*' marks the one in use."""
     current = profile_name()
     logins = list_profiles()

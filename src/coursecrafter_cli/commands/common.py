@@ -127,6 +127,8 @@ ApiUrlOption = Annotated[
         show_default=False,
     ),
 ]
+
+
 def _profile_callback(value: str | None) -> None:
     if value is not None:
         select_profile(value)
