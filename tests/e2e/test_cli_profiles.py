@@ -103,7 +103,7 @@ def test_two_servers_and_accounts_in_two_profiles(cli_env, live_server, second_s
     assert "`coursecrafter login --profile school`" in gone.stderr
 
     # The same account in two profiles holds two sessions: ending one leaves the other.
-    assert login(env, "-u", "carol", "--profile", "laptop").returncode == 0
+    assert login(env, "-u", "carol", "--profile", "laptop", "--api-url", a).returncode == 0
     assert run_cli(env, "logout", "--profile", "laptop").returncode == 0
     assert run_cli(env, "whoami").stdout.startswith("carol ")
 
