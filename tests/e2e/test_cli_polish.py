@@ -136,6 +136,10 @@ def test_help_has_examples_exit_codes_and_no_raw_placeholders(offline_env):
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_shell_completion_in_bash(offline_env, tmp_path):
+    school = Path(offline_env["COURSECRAFTER_CONFIG_DIR"]) / "profiles" / "school"
+    school.mkdir(parents=True)
+    (school / "credentials.json").write_text('{"api_url": "http://cc.school.edu", '
+                                             '"username": "bob"}')
     with Tmux(tmp_path, offline_env) as tmux:
         tmux.type('eval "$(coursecrafter --show-completion bash)"', enter=True)
         tmux.type("coursecrafter cour")
@@ -147,6 +151,9 @@ def test_shell_completion_in_bash(offline_env, tmp_path):
         tmux.type("--pro")
         tmux.tab()
         tmux.wait_for("coursecrafter courses publish --profile ")
+        tmux.type("sch")
+        tmux.tab()
+        tmux.wait_for("coursecrafter courses publish --profile school ")
 
 
 def test_upload_prints_the_next_step_and_a_bad_file_is_not_sent_to_retry(cli_env, tmp_path):

@@ -36,6 +36,7 @@ from rich.text import Text
 
 from coursecrafter_cli import config
 from coursecrafter_cli.client import Client
+from coursecrafter_cli.credentials import list_profiles
 from coursecrafter_cli.errors import (
     APIError,
     AuthenticationError,
@@ -134,6 +135,12 @@ def _profile_callback(value: str | None) -> None:
         select_profile(value)
 
 
+def _complete_profile(incomplete: str) -> list[str]:
+    """Shell completion of ``--profile``: the saved profiles (and ``default``)."""
+    names = {config.DEFAULT_PROFILE, *(p.profile for p in list_profiles())}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
 ProfileOption = Annotated[
     str | None,
     typer.Option(
@@ -143,6 +150,7 @@ ProfileOption = Annotated[
         "else 'default'.",
         show_default=False,
         callback=_profile_callback,
+        autocompletion=_complete_profile,
         expose_value=False,
     ),
 ]
