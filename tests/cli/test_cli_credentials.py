@@ -178,3 +178,19 @@ def test_profiles_keep_separate_sessions_of_the_same_account(
     assert LocalCredentialStore().profile == "laptop"
     with pytest.raises(ValueError, match="invalid profile name"):
         LocalCredentialStore(profile="../x")
+
+
+def test_the_sdk_client_takes_a_profile(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursecrafter_cli import Client
+
+    store = LocalCredentialStore(profile="school", backend="file", warn=lambda _: None)
+    store.save(Credentials("http://cc.school.edu", "bob", "acc", "ref", 1.0))
+    with Client(profile="school") as cc:
+        assert cc.api_url == "http://cc.school.edu"  # the url that profile logged in to
+        assert cc.credential_store.profile == "school"
+    monkeypatch.setenv("COURSECRAFTER_PROFILE", "school")
+    with Client() as cc:
+        assert cc.api_url == "http://cc.school.edu"
+    monkeypatch.delenv("COURSECRAFTER_PROFILE")
+    with Client() as cc:
+        assert cc.api_url == "http://127.0.0.1:8000"  # the default profile holds no login
