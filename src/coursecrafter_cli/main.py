@@ -33,7 +33,8 @@ import typer
 from typer.core import TyperGroup
 
 import coursecrafter_cli
-from coursecrafter_cli.commands import auth, courses, help, manage, tokens, upload, videos
+from coursecrafter_cli.commands import auth, courses, manage, tokens, upload, videos
+from coursecrafter_cli.commands import help as cli_help
 from coursecrafter_cli.commands.common import ExitCode, ProfileOption, error, select_profile
 
 
@@ -47,7 +48,7 @@ class _Group(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        help.finish(self)
+        cli_help.finish(self)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
