@@ -144,8 +144,6 @@ class Client:
             ``$COURSECRAFTER_TOKEN``.  When set, it is sent instead of the stored session (which
             is neither read nor refreshed), and a 401 raises :class:`AuthenticationError`
             saying the token is expired or revoked.
-        profile: which saved login the default :class:`LocalCredentialStore` uses (default
-            ``$COURSECRAFTER_PROFILE``, else ``default``); ignored with ``credential_store``.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -161,11 +159,9 @@ class Client:
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] = time.time,
         token: str | None = None,
-        profile: str | None = None,
     ) -> None:
         self._store: CredentialStore = (
-            credential_store if credential_store is not None
-            else LocalCredentialStore(config_dir, profile=profile)
+            credential_store if credential_store is not None else LocalCredentialStore(config_dir)
         )
         #: Where resume state lives (``<config_dir>/uploads``): the explicit ``config_dir``,
         #: else the credential store's, else ``$COURSECRAFTER_CONFIG_DIR`` / the user dir.

@@ -20,64 +20,22 @@ command is run again).
 
 A bad command line (unknown option, missing argument, a file that is missing, a directory or
 unreadable) is one ``error: <message> (see 'coursecrafter <command> --help')`` line on stderr
-and exit 2, like every other error: :class:`_Group` handles click's exceptions itself instead
-of typer's boxed rendering.  ``--help`` is plain text with examples (:mod:`.commands.help`);
+and exit 2, like every other error (:mod:`.commands.root` handles click's exceptions itself
+instead of typer's boxed rendering).  ``--help`` is plain text with examples (:mod:`.commands.help`);
 ``--install-completion`` / ``--show-completion [SHELL]`` are typer's shell completion.
 """
 
-import sys
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 import coursecrafter_cli
 from coursecrafter_cli.commands import auth, courses, manage, tokens, upload, videos
-from coursecrafter_cli.commands import help as cli_help
-from coursecrafter_cli.commands.common import ExitCode, ProfileOption, error, select_profile
-
-
-# typer >= 0.25 carries its own copy of click: its exception classes, through public names.
-_UsageError: Any = typer.BadParameter.__mro__[1]
-_ClickException: Any = _UsageError.__mro__[1]
-
-
-class _Group(TyperGroup):
-    """The root command: plain help with examples, and usage errors as one ``error:`` line."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        cli_help.finish(self)
-
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
-        select_profile(None)  # a fresh run (tests invoke the app many times in one process)
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except _UsageError as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `coursecrafter`, `... courses`
-                typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-            else:
-                where = exc.ctx.command_path if exc.ctx else "coursecrafter"
-                error(f"{exc.format_message()} (see '{where} --help')")
-            code = int(ExitCode.USAGE)
-        except _ClickException as exc:
-            error(exc.format_message())
-            code = exc.exit_code
-        except typer.Abort:  # Ctrl-C or end of input at a prompt
-            error("aborted")
-            code = int(ExitCode.INTERRUPTED)
-        code = code if isinstance(code, int) else 0
-        if not standalone_mode:
-            return code
-        sys.exit(code)
-
+from coursecrafter_cli.commands.root import ProfileOption, RootGroup
 
 app = typer.Typer(
     name="coursecrafter",
-    cls=_Group,
+    cls=RootGroup,
     help="Turn lecture recordings into streamable course videos.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, pwsh)

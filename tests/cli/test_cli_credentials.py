@@ -185,12 +185,12 @@ def test_the_sdk_client_takes_a_profile(config_dir: Path, monkeypatch: pytest.Mo
 
     store = LocalCredentialStore(profile="school", backend="file", warn=lambda _: None)
     store.save(Credentials("http://cc.school.edu", "bob", "acc", "ref", 1.0))
-    with Client(profile="school") as cc:
+    with Client(credential_store=LocalCredentialStore(profile="school")) as cc:
         assert cc.api_url == "http://cc.school.edu"  # the url that profile logged in to
-        assert cc.credential_store.profile == "school"
     monkeypatch.setenv("COURSECRAFTER_PROFILE", "school")
     with Client() as cc:
         assert cc.api_url == "http://cc.school.edu"
+        assert cc.credential_store.profile == "school"  # type: ignore[attr-defined]
     monkeypatch.delenv("COURSECRAFTER_PROFILE")
     with Client() as cc:
         assert cc.api_url == "http://127.0.0.1:8000"  # the default profile holds no login

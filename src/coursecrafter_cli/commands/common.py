@@ -36,7 +36,7 @@ from rich.text import Text
 
 from coursecrafter_cli import config
 from coursecrafter_cli.client import Client
-from coursecrafter_cli.credentials import list_profiles
+from coursecrafter_cli.credentials import LocalCredentialStore, list_profiles
 from coursecrafter_cli.errors import (
     APIError,
     AuthenticationError,
@@ -111,7 +111,8 @@ def profile_name() -> str:
 def make_client(api_url: str | None) -> Client:
     """A :class:`Client` for ``--api-url`` (or the env / saved / default url) and the profile."""
     try:
-        return Client(api_url, transport=transport_factory(), profile=profile_name())
+        store = LocalCredentialStore(profile=profile_name())
+        return Client(api_url, transport=transport_factory(), credential_store=store)
     except ValueError as exc:
         usage_error(str(exc))
 
