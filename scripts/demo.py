@@ -48,10 +48,11 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 30) -> Non
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True,
-        capture: bool = False) -> subprocess.CompletedProcess:
+        capture: bool = False, capture_stderr: bool = False) -> subprocess.CompletedProcess:
     print(f"$ coursecrafter {' '.join(args)}", flush=True)
     done = subprocess.run([str(BIN / "coursecrafter"), *args], input=stdin, text=True, env=env,
-                          stdout=subprocess.PIPE if capture else None)
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture_stderr else None)
     if check and done.returncode != 0:
         raise SystemExit(f"demo: `coursecrafter {args[0]}` exited with {done.returncode}")
     return done
@@ -99,9 +100,13 @@ def main() -> None:
         wait_healthy(url, server)
         registered = cli(
             env, "register", "--username", "demo", "--email", "demo@example.edu",
-            "--password-stdin", stdin=PASSWORD + "\n", check=False,
+            "--password-stdin", stdin=PASSWORD + "\n", check=False, capture_stderr=True,
         )
-        if registered.returncode not in (0, 1):
+        if registered.returncode == 1 and "HTTP 409" in registered.stderr:
+            # A second run: .demo/ keeps the account. Not an error, so no "error:" line.
+            print("demo: the demo account exists from an earlier run; logging in", flush=True)
+        elif registered.returncode != 0:
+            sys.stderr.write(registered.stderr)
             raise SystemExit(f"demo: register exited with {registered.returncode}")
         cli(env, "login", "--username", "demo", "--password-stdin", stdin=PASSWORD + "\n")
         cli(env, "whoami")

@@ -4,17 +4,26 @@
   ``coursecrafter`` (``~/.config/coursecrafter`` on Linux).  Created with mode 0700.
 * API url: the explicit argument (``--api-url``), else ``$COURSECRAFTER_API_URL``, else the
   url saved at login, else :data:`DEFAULT_API_URL`.  Trailing slashes are dropped.
+* Profile (which saved login: a server and an account): the explicit argument (``--profile``),
+  else ``$COURSECRAFTER_PROFILE``, else ``default``.  A name is 1 to 64 letters, digits, ``.``,
+  ``_`` or ``-``, starting with a letter or digit (it names a directory).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
 
 __all__ = [
     "DEFAULT_API_URL",
+    "DEFAULT_PROFILE",
+    "ENV_PROFILE",
+    "check_profile_name",
+    "is_profile_name",
+    "resolve_profile",
     "ENV_API_URL",
     "ENV_CONFIG_DIR",
     "ENV_CREDENTIAL_STORE",
@@ -31,6 +40,11 @@ ENV_CONFIG_DIR = "COURSECRAFTER_CONFIG_DIR"
 ENV_CREDENTIAL_STORE = "COURSECRAFTER_CREDENTIAL_STORE"
 #: An automation token (``cct_...``): used instead of the stored session when set.
 ENV_TOKEN = "COURSECRAFTER_TOKEN"
+#: Which saved login (server + account) to use.
+ENV_PROFILE = "COURSECRAFTER_PROFILE"
+DEFAULT_PROFILE = "default"
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 APP_NAME = "coursecrafter"
 
@@ -69,3 +83,26 @@ def resolve_api_url(explicit: str | None = None, saved: str | None = None) -> st
         if candidate:
             return normalize_api_url(candidate)
     return DEFAULT_API_URL
+
+
+def is_profile_name(name: str) -> bool:
+    """Whether ``name`` can name a profile (it becomes a directory name)."""
+    return bool(_PROFILE_NAME.fullmatch(name))
+
+
+def check_profile_name(name: str) -> str:
+    """``name`` if it can name a profile, else :class:`ValueError` saying what a name may be."""
+    if not is_profile_name(name):
+        raise ValueError(
+            f"invalid profile name {name!r}: use 1 to 64 letters, digits, dots, underscores or "
+            "hyphens, starting with a letter or digit"
+        )
+    return name
+
+
+def resolve_profile(explicit: str | None = None) -> str:
+    """The profile in use: ``explicit``, else ``$COURSECRAFTER_PROFILE``, else ``default``."""
+    for candidate in (explicit, os.environ.get(ENV_PROFILE)):
+        if candidate and candidate.strip():
+            return check_profile_name(candidate.strip())
+    return DEFAULT_PROFILE

@@ -259,14 +259,9 @@ class BaseClient:
         profile: str | None = None,
     ) -> None:
         # The store's one-time "no keyring" notice is logged, never printed (see `log`).
-        # ``profile`` is passed only when given: the store takes it once the cli-profiles
-        # branch (which adds profiles to LocalCredentialStore) is merged.
-        options: dict[str, Any] = {"warn": log.warn}
-        if profile is not None:
-            options["profile"] = profile
         self._store: CredentialStore = (
             credential_store if credential_store is not None
-            else LocalCredentialStore(config_dir, **options)
+            else LocalCredentialStore(config_dir, warn=log.warn, profile=profile)
         )
         #: Where resume state lives (``<config_dir>/uploads``): the explicit ``config_dir``,
         #: else the credential store's, else ``$COURSECRAFTER_CONFIG_DIR`` / the user dir.

@@ -18,6 +18,14 @@ session and offers a ``lock()`` that serialises token refreshes across threads a
 * api url, username, access token and its expiry go to ``credentials.json`` (mode 0600).
 * refreshes are serialised with a :class:`filelock.FileLock` on ``credentials.lock``.
 
+**Profiles.**  Each store keeps the session of one *profile* (a server and an account), so one
+machine can stay logged in to several servers or accounts at once.  The profile is the
+``profile`` argument, else ``$COURSECRAFTER_PROFILE``, else ``default``.  The ``default``
+profile's files are the config dir's own (as before profiles existed, so an existing login
+keeps working); profile ``NAME`` keeps the same three files in ``<config dir>/profiles/NAME/``,
+and its keyring entry is ``"<username>@<api_url> [profile NAME]"`` (two profiles logged in to
+the same account hold two separate sessions).  :func:`list_profiles` lists them.
+
 Files are always created with ``os.open(..., 0o600)`` and atomically renamed into place,
 never chmod-ed after the fact.  :class:`MemoryCredentialStore` keeps the session in memory
 only (for SDK users who want no persistence, and for tests).
@@ -54,12 +62,17 @@ __all__ = [
     "CREDENTIALS_FILE",
     "REFRESH_TOKENS_FILE",
     "LOCK_FILE",
+    "PROFILES_DIR",
+    "SavedLogin",
+    "list_profiles",
+    "profile_dir",
 ]
 
 KEYRING_SERVICE = "coursecrafter"
 CREDENTIALS_FILE = "credentials.json"
 REFRESH_TOKENS_FILE = "refresh_tokens.json"
 LOCK_FILE = "credentials.lock"
+PROFILES_DIR = "profiles"
 
 _FORMAT_VERSION = 1
 
@@ -122,6 +135,45 @@ class MemoryCredentialStore:
     def __repr__(self) -> str:
         state = "empty" if self._credentials is None else repr(self._credentials)
         return f"MemoryCredentialStore({state})"
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class SavedLogin:
+    """What a profile is logged in to (read from its ``credentials.json``; no token)."""
+
+    profile: str
+    api_url: str
+    username: str
+
+
+def profile_dir(config_dir: Path, profile: str) -> Path:
+    """Where the files of ``profile`` live: the config dir itself for ``default``, else
+    ``<config dir>/profiles/<profile>``.  ``profile`` must be a valid name."""
+    name = config.check_profile_name(profile)
+    return config_dir if name == config.DEFAULT_PROFILE else config_dir / PROFILES_DIR / name
+
+
+def _saved_login(profile: str, directory: Path) -> SavedLogin | None:
+    data = _read_json(directory / CREDENTIALS_FILE)
+    url = data.get("api_url") if data else None
+    user = data.get("username") if data else None
+    if isinstance(url, str) and url and isinstance(user, str) and user:
+        return SavedLogin(profile, url, user)
+    return None
+
+
+def list_profiles(config_dir: str | os.PathLike[str] | None = None) -> list[SavedLogin]:
+    """Every profile that holds a login, ``default`` first, then by name."""
+    root = config.config_dir(config_dir)
+    found = [_saved_login(config.DEFAULT_PROFILE, root)]
+    with contextlib.suppress(OSError):
+        for entry in sorted((root / PROFILES_DIR).iterdir()):
+            if entry.is_dir() and config.is_profile_name(entry.name):
+                found.append(_saved_login(entry.name, entry))
+    return [login for login in found if login is not None]
 
 
 # --------------------------------------------------------------------------- files
@@ -247,6 +299,8 @@ class LocalCredentialStore:
         warn: called with the one-line warning when ``auto`` falls back to the file
             (default: print it on stderr).
         lock_timeout: seconds to wait for another process's refresh before giving up.
+        profile: which saved login (see the module docs); default ``$COURSECRAFTER_PROFILE``,
+            else ``default``.  An invalid name raises :class:`ValueError`.
     """
 
     def __init__(
@@ -256,8 +310,12 @@ class LocalCredentialStore:
         backend: str | None = None,
         warn: Callable[[str], None] | None = None,
         lock_timeout: float = 60.0,
+        profile: str | None = None,
     ) -> None:
         self.config_dir = config.config_dir(config_dir)
+        self.profile = config.resolve_profile(profile)
+        #: The profile's own files (credentials, refresh tokens, lock).
+        self.profile_dir = profile_dir(self.config_dir, self.profile)
         chosen = (backend or os.environ.get(config.ENV_CREDENTIAL_STORE) or "auto").strip().lower()
         if chosen not in ("auto", "keyring", "file"):
             raise CredentialStoreError(
@@ -268,12 +326,12 @@ class LocalCredentialStore:
         self._lock_timeout = lock_timeout
         self._filelock: filelock.BaseFileLock | None = None
         self._keyring = _KeyringVault()
-        self._file = _FileVault(self.config_dir / REFRESH_TOKENS_FILE)
+        self._file = _FileVault(self.profile_dir / REFRESH_TOKENS_FILE)
 
     # -- paths
     @property
     def credentials_path(self) -> Path:
-        return self.config_dir / CREDENTIALS_FILE
+        return self.profile_dir / CREDENTIALS_FILE
 
     @property
     def refresh_tokens_path(self) -> Path:
@@ -281,10 +339,15 @@ class LocalCredentialStore:
 
     @property
     def lock_path(self) -> Path:
-        return self.config_dir / LOCK_FILE
+        return self.profile_dir / LOCK_FILE
 
     def __repr__(self) -> str:
-        return f"LocalCredentialStore(config_dir={str(self.config_dir)!r}, backend={self.backend!r})"
+        return (f"LocalCredentialStore(config_dir={str(self.config_dir)!r}, "
+                f"profile={self.profile!r}, backend={self.backend!r})")
+
+    def _ensure_dirs(self) -> None:
+        config.ensure_config_dir(self.config_dir)
+        config.ensure_config_dir(self.profile_dir)
 
     # -- locking
     def lock(self) -> contextlib.AbstractContextManager[Any]:
@@ -293,7 +356,7 @@ class LocalCredentialStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         if self._filelock is None:
-            config.ensure_config_dir(self.config_dir)
+            self._ensure_dirs()
             self._filelock = filelock.FileLock(
                 str(self.lock_path), timeout=self._lock_timeout, mode=0o600
             )
@@ -313,9 +376,10 @@ class LocalCredentialStore:
     def _vault(self, name: str) -> _KeyringVault | _FileVault:
         return self._keyring if name == "keyring" else self._file
 
-    @staticmethod
-    def _entry_key(api_url: str, username: str) -> str:
-        return f"{username}@{api_url}"
+    def _entry_key(self, api_url: str, username: str) -> str:
+        key = f"{username}@{api_url}"
+        # The default profile keeps the key it had before profiles existed.
+        return key if self.profile == config.DEFAULT_PROFILE else f"{key} [profile {self.profile}]"
 
     def _store_refresh_token(self, key: str, token: str) -> str:
         """Put ``token`` in the keyring or the file; return which one was used."""
@@ -333,7 +397,7 @@ class LocalCredentialStore:
                     f"no usable OS keyring{detail}, but {config.ENV_CREDENTIAL_STORE}=keyring; "
                     f"unset it or set it to 'file'"
                 )
-        config.ensure_config_dir(self.config_dir)
+        self._ensure_dirs()
         try:
             created = self._file.set(key, token)
         except OSError as exc:
@@ -353,6 +417,10 @@ class LocalCredentialStore:
         data = _read_json(self.credentials_path)
         url = data.get("api_url") if data else None
         return url if isinstance(url, str) and url else None
+
+    def saved_login(self) -> SavedLogin | None:
+        """Which server and account this profile is logged in to (no token is read)."""
+        return _saved_login(self.profile, self.profile_dir)
 
     def load(self) -> Credentials | None:
         data = _read_json(self.credentials_path)
@@ -388,7 +456,7 @@ class LocalCredentialStore:
         )
 
     def save(self, credentials: Credentials) -> None:
-        config.ensure_config_dir(self.config_dir)
+        self._ensure_dirs()
         previous = _read_json(self.credentials_path)
         key = self._entry_key(credentials.api_url, credentials.username)
         # Refresh token first: if we die between the two writes, the stored refresh

@@ -8,6 +8,7 @@ exposes ``add_to(app)`` (plain commands) or a ``typer.Typer`` sub-app added here
   command name); with ``--json`` stdout carries exactly one JSON document;
 * writes messages, warnings and errors (``error: <message>``) on stderr; honours ``NO_COLOR``;
 * never takes a password in argv (``--password-stdin`` or a hidden prompt);
+* takes ``--profile NAME`` (also before the command name; or ``$COURSECRAFTER_PROFILE``);
 * exits 0 ok, 1 error (including an unreachable server: ``error: cannot reach the
   CourseCrafter server at <url>: <reason>`` and rate limiting: ``error: <message> (rate
   limited); retry after <n> s``), 2 usage, 4 not logged in / auth failed, 5 video failed.
@@ -16,6 +17,12 @@ See :mod:`coursecrafter_cli.commands.auth`, :mod:`~coursecrafter_cli.commands.co
 :mod:`~coursecrafter_cli.commands.upload` and :mod:`~coursecrafter_cli.commands.videos` for the
 exact output of each command.  Ctrl-C exits 130 (an interrupted upload resumes when the same
 command is run again).
+
+A bad command line (unknown option, missing argument, a file that is missing, a directory or
+unreadable) is one ``error: <message> (see 'coursecrafter <command> --help')`` line on stderr
+and exit 2, like every other error (:mod:`.commands.root` handles click's exceptions itself
+instead of typer's boxed rendering).  ``--help`` is plain text with examples (:mod:`.commands.help`);
+``--install-completion`` / ``--show-completion [SHELL]`` are typer's shell completion.
 """
 
 from typing import Annotated
@@ -25,12 +32,15 @@ import typer
 import coursecrafter_cli
 from coursecrafter_cli import log
 from coursecrafter_cli.commands import auth, common, courses, manage, tokens, upload, videos
+from coursecrafter_cli.commands.root import ProfileOption, RootGroup
 
 app = typer.Typer(
     name="coursecrafter",
+    cls=RootGroup,
     help="Turn lecture recordings into streamable course videos.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, pwsh)
+    rich_markup_mode=None,  # plain help: no boxes, no raw type tags
     pretty_exceptions_enable=False,  # tracebacks with locals could show a password
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -49,6 +59,7 @@ def _main(
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """CourseCrafter command-line client."""
     # The SDK logs its warnings; the command shows them as `warning:` lines on stderr.

@@ -86,19 +86,20 @@ def test_login_whoami_logout(cli: Invoke, fake: FakeAuthAPI, config_dir: Path) -
     result = cli("login", "--username", "alice", "--password-stdin", "--json",
                  input=PASSWORD + "\n")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"username": "alice", "api_url": URL}
+    assert json.loads(result.stdout) == {"username": "alice", "api_url": URL, "profile": "default"}
     assert (config_dir / CREDENTIALS_FILE).exists()
 
     who = cli("whoami", "--json")
     assert who.exit_code == 0
     assert json.loads(who.stdout) == {"id": "u-1", "username": "alice",
-                                      "email": "alice@example.com", "role": "instructor"}
+                                      "email": "alice@example.com", "role": "instructor",
+                                      "api_url": URL, "profile": "default"}
     who_human = cli("whoami")
-    assert who_human.stdout == f"alice <alice@example.com> (instructor) on {URL}\n"
+    assert who_human.stdout == f"alice <alice@example.com> (instructor) on {URL} (profile default)\n"
 
     out = cli("logout", "--json")
     assert out.exit_code == 0
-    assert json.loads(out.stdout) == {"api_url": URL, "username": "alice",
+    assert json.loads(out.stdout) == {"api_url": URL, "username": "alice", "profile": "default",
                                       "logged_out": True, "revoked": True}
     assert not (config_dir / CREDENTIALS_FILE).exists()
     again = cli("logout")
@@ -181,7 +182,7 @@ def test_api_url_option_is_used(cli: Invoke, fake: FakeAuthAPI) -> None:
     assert json.loads(result.stdout)["api_url"] == "https://cc.example"
     assert seen == ["https://cc.example/api/v1/auth/login"]
     # later commands default to the url saved at login
-    assert cli("whoami").stdout.endswith("on https://cc.example\n")
+    assert cli("whoami").stdout.endswith("on https://cc.example (profile default)\n")
 
 
 @pytest.mark.parametrize(
@@ -232,3 +233,21 @@ def test_version_and_help(cli: Invoke) -> None:
 def test_whoami_when_not_logged_in_creates_nothing(cli: Invoke, config_dir: Path) -> None:
     assert cli("whoami").exit_code == 4
     assert not config_dir.exists()
+
+
+def test_every_command_has_examples_and_plain_help() -> None:
+    import re
+
+    import typer
+
+    from coursecrafter_cli.commands import help as cli_help
+    from coursecrafter_cli.main import app
+
+    root = typer.main.get_command(app)
+    paths = [path for path, _ in cli_help.walk(root)]
+    assert "profiles" in paths and "courses publish" in paths
+    assert sorted(set(paths) - set(cli_help.EXAMPLES)) == []
+    for path, command in cli_help.walk(root):
+        text = command.get_help(command.context_class(command, info_name=path or "coursecrafter"))
+        assert "Examples:\n" in text, path
+        assert not re.search(r"<[a-z][a-z |]*>|\{[A-Z_]+\}", text.replace("<cct_", "")), text

@@ -159,3 +159,41 @@ def test_env_api_url_beats_saved_session(
     with Client(transport=transport) as cc:
         assert cc.api_url == "http://env.example"
         assert cc.username is None
+
+
+def test_profiles_keep_separate_sessions_of_the_same_account(
+    memory_keyring: MemoryKeyring, config_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = LocalCredentialStore()
+    laptop = LocalCredentialStore(profile="laptop")
+    default.save(Credentials("http://h", "alice", "a1", "r1", 1.0))
+    laptop.save(Credentials("http://h", "alice", "a2", "r2", 1.0))
+    # Two keyring entries (the default profile keeps its pre-profile key), two files.
+    assert memory_keyring.entries == {
+        ("coursecrafter", "alice@http://h"): "r1",
+        ("coursecrafter", "alice@http://h [profile laptop]"): "r2",
+    }
+    assert laptop.credentials_path == config_dir / "profiles" / "laptop" / CREDENTIALS_FILE
+    laptop.clear()
+    assert laptop.load() is None
+    assert default.load() == Credentials("http://h", "alice", "a1", "r1", 1.0)
+    monkeypatch.setenv("COURSECRAFTER_PROFILE", "laptop")
+    assert LocalCredentialStore().profile == "laptop"
+    with pytest.raises(ValueError, match="invalid profile name"):
+        LocalCredentialStore(profile="../x")
+
+
+def test_the_sdk_client_takes_a_profile(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursecrafter_cli import Client
+
+    store = LocalCredentialStore(profile="school", backend="file", warn=lambda _: None)
+    store.save(Credentials("http://cc.school.edu", "bob", "acc", "ref", 1.0))
+    with Client(credential_store=LocalCredentialStore(profile="school")) as cc:
+        assert cc.api_url == "http://cc.school.edu"  # the url that profile logged in to
+    monkeypatch.setenv("COURSECRAFTER_PROFILE", "school")
+    with Client() as cc:
+        assert cc.api_url == "http://cc.school.edu"
+        assert cc.credential_store.profile == "school"  # type: ignore[attr-defined]
+    monkeypatch.delenv("COURSECRAFTER_PROFILE")
+    with Client() as cc:
+        assert cc.api_url == "http://127.0.0.1:8000"  # the default profile holds no login

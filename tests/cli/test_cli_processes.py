@@ -77,10 +77,11 @@ def test_login_then_whoami(fake: FakeAuthAPI, served: str, env: dict[str, str]) 
         input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=30,
     )
     assert login.returncode == 0, login.stderr
-    assert json.loads(login.stdout) == {"username": "alice", "api_url": served}
+    assert json.loads(login.stdout) == {"username": "alice", "api_url": served,
+                                        "profile": "default"}
     who = subprocess.run([*command(), "whoami"], env=env, capture_output=True, text=True,
                          timeout=30)
-    assert (who.returncode, who.stdout) == (0, f"alice <alice@example.com> (instructor) on {served}\n")
+    assert (who.returncode, who.stdout) == (0, f"alice <alice@example.com> (instructor) on {served} (profile default)\n")
     for secret in [PASSWORD, *fake.issued]:
         assert secret not in login.stdout + login.stderr + who.stdout + who.stderr
 

@@ -18,10 +18,12 @@ lambda: httpx.MockTransport(handler))``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from enum import IntEnum
@@ -32,7 +34,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from coursecrafter_cli import config
 from coursecrafter_cli.client import Client
+from coursecrafter_cli.credentials import LocalCredentialStore, list_profiles
 from coursecrafter_cli.errors import (
     APIError,
     AuthenticationError,
@@ -48,6 +52,9 @@ __all__ = [
     "transport_factory",
     "make_client",
     "ApiUrlOption",
+    "ProfileOption",
+    "profile_name",
+    "select_profile",
     "JsonOption",
     "PasswordStdinOption",
     "handle_errors",
@@ -60,6 +67,7 @@ __all__ = [
     "stderr_console",
     "error",
     "ask",
+    "stdin_is_tty",
     "read_password",
     "confirm",
     "ensure_can_confirm",
@@ -81,11 +89,30 @@ class ExitCode(IntEnum):
 #: Returns the httpx transport for new clients (``None``: a real network transport).
 transport_factory: Callable[[], httpx.BaseTransport | None] = lambda: None
 
+#: ``--profile`` of this run (given before or after the command name); ``None``: the
+#: environment's or ``default`` (see :func:`coursecrafter_cli.config.resolve_profile`).
+_profile: str | None = None
+
+
+def select_profile(name: str | None) -> None:
+    """Record ``--profile`` (``None`` resets it: the root callback does so on every run)."""
+    global _profile
+    _profile = name
+
+
+def profile_name() -> str:
+    """The profile this run uses (a usage error for an invalid name)."""
+    try:
+        return config.resolve_profile(_profile)
+    except ValueError as exc:
+        usage_error(str(exc))
+
 
 def make_client(api_url: str | None) -> Client:
-    """A :class:`Client` for ``--api-url`` (or the env / saved / default url)."""
+    """A :class:`Client` for ``--api-url`` (or the env / saved / default url) and the profile."""
     try:
-        return Client(api_url, transport=transport_factory())
+        store = LocalCredentialStore(profile=profile_name())
+        return Client(api_url, transport=transport_factory(), credential_store=store)
     except ValueError as exc:
         usage_error(str(exc))
 
@@ -100,6 +127,32 @@ ApiUrlOption = Annotated[
         help="CourseCrafter server (default: $COURSECRAFTER_API_URL, else the one you logged "
         "in to, else http://127.0.0.1:8000).",
         show_default=False,
+    ),
+]
+
+
+def _profile_callback(value: str | None) -> None:
+    if value is not None:
+        select_profile(value)
+
+
+def _complete_profile(incomplete: str) -> list[str]:
+    """Shell completion of ``--profile``: the saved profiles (and ``default``)."""
+    names = {config.DEFAULT_PROFILE, *(p.profile for p in list_profiles())}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        help="Use this saved login (a server and an account); default: $COURSECRAFTER_PROFILE, "
+        "else 'default'.",
+        show_default=False,
+        callback=_profile_callback,
+        autocompletion=_complete_profile,
+        expose_value=False,
     ),
 ]
 JsonOption = Annotated[
@@ -180,6 +233,24 @@ def usage_error(message: str) -> NoReturn:
     raise typer.Exit(int(ExitCode.USAGE))
 
 
+#: What a field's pattern means, for the server's "String should match pattern '<regex>'".
+FIELD_RULES = {
+    "username": "use 2 to 64 letters, digits, dots, underscores or hyphens, starting with a "
+                "letter or digit",
+    "sha256": "must be 64 hexadecimal digits",
+}
+_PATTERN_MESSAGE = re.compile(r"(?:(?P<field>[\w.]+): )?String should match pattern '[^']*'")
+
+
+def in_words(message: str) -> str:
+    """A validation message with any regex replaced by what it asks for, in words."""
+    def words(match: re.Match[str]) -> str:
+        field = match.group("field")
+        rule = FIELD_RULES.get((field or "").rsplit(".", 1)[-1], "is not in the accepted form")
+        return f"{field}: {rule}" if field else rule
+    return _PATTERN_MESSAGE.sub(words, message)
+
+
 def _field_lines(fields: Any) -> list[str]:
     lines: list[str] = []
     if isinstance(fields, dict):
@@ -203,6 +274,10 @@ def report(exc: CourseCrafterError) -> ExitCode:
     """Print ``exc`` on stderr the way the CLI does and return the exit code for it."""
     if isinstance(exc, NotLoggedIn):
         error(exc.message)
+        with contextlib.suppress(ValueError):
+            name = config.resolve_profile(_profile)
+            if name != config.DEFAULT_PROFILE:
+                info(f"this is profile '{name}': `coursecrafter login --profile {name}` logs it in")
         return ExitCode.AUTH
     if isinstance(exc, AuthenticationError):
         error(f"authentication failed: {exc.message}")
@@ -215,8 +290,10 @@ def report(exc: CourseCrafterError) -> ExitCode:
             error(f"{exc.message} (rate limited); retry later")
         return ExitCode.ERROR
     if isinstance(exc, ValidationError):
-        error(exc.message)
-        lines = [ln for ln in _field_lines(exc.fields) if ln.strip() not in exc.message]
+        message = in_words(exc.message)
+        error(message)
+        lines = [in_words(ln) for ln in _field_lines(exc.fields)
+                 if ln.strip() not in exc.message]
         if lines:
             info("\n".join(lines))
         return ExitCode.ERROR
@@ -244,6 +321,11 @@ def handle_errors(fn: F) -> F:
 
 
 # ---------------------------------------------------------------- input
+
+
+def stdin_is_tty() -> bool:
+    """Whether there is a terminal to prompt on."""
+    return _stdin_is_tty()
 
 
 def _stdin_is_tty() -> bool:

@@ -31,6 +31,7 @@ import typer
 from coursecrafter_cli.client import Client
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
+    ProfileOption,
     JsonOption,
     YesOption,
     delete_confirmed,
@@ -46,6 +47,7 @@ app = typer.Typer(
     help="Create, list, publish, rename and delete your courses.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -72,11 +74,13 @@ def course_line(course: dict[str, Any]) -> str:
 @app.command("create")
 @handle_errors
 def create(
-    title: Annotated[str, typer.Argument(help="The course title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The course title.",
+                                         show_default=False)],
     description: Annotated[
         str, typer.Option("--description", "-d", help="A longer description.")
     ] = "",
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a course (prints its id: pass it to `upload --course`)."""
@@ -92,6 +96,7 @@ def create(
 @handle_errors
 def list_courses(
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """List your courses: draft or published, and how many lectures each has."""
@@ -111,6 +116,7 @@ def list_courses(
 def show(
     course_id: CourseIdArgument,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show a course with its lectures and attachments."""
@@ -144,7 +150,7 @@ def _change(course_id: str, api_url: str | None, json_output: bool, verb: str,
 @app.command("publish")
 @handle_errors
 def publish(course_id: CourseIdArgument, api_url: ApiUrlOption = None,
-            json_output: JsonOption = False) -> None:
+            profile: ProfileOption = None, json_output: JsonOption = False) -> None:
     """Publish a course: students see it and its ready lectures."""
     _change(course_id, api_url, json_output, "Published", published=True)
 
@@ -152,7 +158,7 @@ def publish(course_id: CourseIdArgument, api_url: ApiUrlOption = None,
 @app.command("unpublish")
 @handle_errors
 def unpublish(course_id: CourseIdArgument, api_url: ApiUrlOption = None,
-              json_output: JsonOption = False) -> None:
+              profile: ProfileOption = None, json_output: JsonOption = False) -> None:
     """Turn a course back into a draft: students no longer see it."""
     _change(course_id, api_url, json_output, "Unpublished", published=False)
 
@@ -161,8 +167,10 @@ def unpublish(course_id: CourseIdArgument, api_url: ApiUrlOption = None,
 @handle_errors
 def rename(
     course_id: CourseIdArgument,
-    title: Annotated[str, typer.Argument(help="The new title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.",
+                                         show_default=False)],
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Give a course a new title."""
@@ -175,6 +183,7 @@ def delete(
     course_id: CourseIdArgument,
     yes: YesOption = False,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Delete a course (its videos stay, without a course). Asks first unless --yes."""

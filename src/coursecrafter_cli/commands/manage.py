@@ -28,6 +28,7 @@ from coursecrafter_cli.commands import videos
 from coursecrafter_cli.client import Client
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
+    ProfileOption,
     JsonOption,
     YesOption,
     emit,
@@ -43,8 +44,10 @@ from coursecrafter_cli.commands.videos import VideoIdArgument
 @handle_errors
 def rename(
     video_id: VideoIdArgument,
-    title: Annotated[str, typer.Argument(help="The new title.", show_default=False)],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.",
+                                         show_default=False)],
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Give a video (or attachment) a new title."""
@@ -61,6 +64,7 @@ def delete(
     video_id: VideoIdArgument,
     yes: YesOption = False,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Delete a video or attachment and everything stored for it. Asks first unless --yes."""
@@ -83,6 +87,7 @@ def open_video(
         bool, typer.Option("--no-browser", help="Only print the URL; do not open a browser.")
     ] = False,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Print the watch page's URL of a video and open it in a browser (when there is one)."""

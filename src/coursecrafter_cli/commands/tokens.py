@@ -29,6 +29,7 @@ import typer
 
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
+    ProfileOption,
     JsonOption,
     emit,
     emit_json,
@@ -43,6 +44,7 @@ app = typer.Typer(
     help="Automation tokens: upload from a machine or CI job without a password.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -85,6 +87,7 @@ def create(
     scope: Annotated[Scope, typer.Option(
         "--scope", help="upload: upload and read; read: read only.")] = Scope.upload,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Make an automation token and print it (this once only)."""
@@ -102,7 +105,8 @@ def create(
 
 @app.command("list")
 @handle_errors
-def list_tokens(api_url: ApiUrlOption = None, json_output: JsonOption = False) -> None:
+def list_tokens(api_url: ApiUrlOption = None, profile: ProfileOption = None,
+                json_output: JsonOption = False) -> None:
     """List your automation tokens (never their secrets) and when each was last used."""
     with make_client(api_url) as client:
         tokens = client.list_tokens()
@@ -121,6 +125,7 @@ def revoke(
     token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="The token's id.",
                                             show_default=False)],
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Revoke an automation token: the server refuses it from now on."""

@@ -36,6 +36,7 @@ from rich.text import Text
 
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
+    ProfileOption,
     ExitCode,
     JsonOption,
     emit,
@@ -71,6 +72,20 @@ def parse_rate(value: str) -> float:
     if rate < 1024:
         raise ValueError(f"rate {value!r} is too low: at least 1K")
     return rate
+
+
+def check_readable_file(file: Path) -> None:
+    """A usage error (one ``error:`` line, exit 2) unless ``file`` is a file we can read."""
+    if file.is_dir():
+        usage_error(f"{file} is a directory: upload takes one file (a recording, or slides "
+                    "with --attachment)")
+    try:
+        with open(file, "rb"):
+            pass
+    except FileNotFoundError:
+        usage_error(f"{file}: no such file")
+    except OSError as exc:
+        usage_error(f"cannot read {file}: {(exc.strerror or str(exc)).lower()}")
 
 
 def _mib(n: float) -> str:
@@ -114,7 +129,7 @@ class _Display:
             self.checksum_task = self.progress.add_task("checksum", total=event.data.get("total"))
         elif event.kind == "checksum_progress" and self.checksum_task is not None:
             self.progress.update(self.checksum_task, completed=event.data.get("done", 0))
-        elif event.kind in ("resumed", "restarted"):
+        elif event.kind in ("resumed", "restarted", "stopping"):
             self.say(event.message)
         elif event.kind == "retry":
             self.say(f"warning: {event.message}", "yellow")
@@ -141,9 +156,8 @@ class _Display:
 def upload(
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE",
-                       show_default=False, help="The recording (or, with --attachment, the "
-                       "slides/notes) to upload."),
+        typer.Argument(metavar="FILE", show_default=False,
+                       help="The recording (or, with --attachment, the slides/notes) to upload."),
     ],
     course: Annotated[
         str | None, typer.Option("--course", metavar="ID", help="Add it to this course.")
@@ -181,9 +195,11 @@ def upload(
     interval: IntervalOption = 2.0,
     until: UntilOption = Until.READY,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Upload a lecture recording (resumable: run the same command again after an interruption)."""
+    check_readable_file(file)
     try:
         max_bandwidth = parse_rate(limit_rate) if limit_rate else None
     except ValueError as exc:
@@ -214,5 +230,8 @@ def upload(
                         json_output=json_output, until=Until(until).value)
     if json_output:
         emit_json(video)
-    else:
-        emit(f"Uploaded {file.name} as {kind} {video.get('id')} ({video.get('status')}).")
+        return
+    emit(f"Uploaded {file.name} as {kind} {video.get('id')} ({video.get('status')}).")
+    if kind == "video":
+        info(f"next: `coursecrafter wait {video.get('id')}` follows the transcoding "
+             f"(or `coursecrafter status {video.get('id')}`)")

@@ -32,6 +32,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from coursecrafter_cli.client import Client
 from coursecrafter_cli.commands.common import (
     ApiUrlOption,
+    ProfileOption,
     ExitCode,
     JsonOption,
     emit,
@@ -51,6 +52,7 @@ app = typer.Typer(
     help="List, rename and delete your videos.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -123,8 +125,35 @@ def failed_exit(video: dict[str, Any]) -> ExitCode:
     err = video.get("error") or {}
     message = err.get("message") if isinstance(err, dict) else None
     error(f"video {video.get('id')} failed: {message or 'no reason given'}")
-    info(f"run `coursecrafter retry {video.get('id')}` to try again")
+    info(next_step_after_failure(video))
     return ExitCode.VIDEO_FAILED
+
+
+#: Failures that lie in the file itself (the worker's MediaError codes, and an upload whose
+#: source is gone): a retry would fail the same way, so the advice is what to do instead.
+NOT_RETRYABLE: dict[str, str] = {
+    "not_media": "this file is not a video or audio recording: upload the recording itself "
+                 "(slides and notes go up with --attachment)",
+    "no_streams": "the file has no video or audio track: upload the recording itself",
+    "empty": "the file is empty: upload the recording again from where it was saved",
+    "truncated": "the file is incomplete (cut off while it was recorded or copied): upload a "
+                 "complete copy",
+    "decode_failed": "the file is damaged: export or copy the recording again and upload the "
+                     "new file",
+    "unsupported_codec": "re-export the recording as H.264/AAC (an .mp4) and upload that",
+    "too_large": "re-export the recording at 1080p (or at most 4K) and upload that",
+    "upload_expired": "the uploaded file is no longer stored: upload the recording again",
+}
+
+
+def next_step_after_failure(video: dict[str, Any]) -> str:
+    """What to do about a failed video: ``coursecrafter retry`` only when a retry can help."""
+    err = video.get("error") or {}
+    code = err.get("code") if isinstance(err, dict) else None
+    advice = NOT_RETRYABLE.get(str(code))
+    if advice:
+        return f"a retry would fail the same way; {advice}"
+    return f"run `coursecrafter retry {video.get('id')}` to try again"
 
 
 # --------------------------------------------------------------------------- waiting
@@ -200,6 +229,7 @@ def finish_wait(client: Client, video_id: str, *, timeout: float | None, interva
 def list_videos(
     course: CourseFilterOption = None,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """List your videos and attachments (newest first, as the server orders them)."""
@@ -218,6 +248,7 @@ def list_videos(
 def status(
     video_id: VideoIdArgument,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show a video's status (exit 5 when it failed)."""
@@ -237,6 +268,7 @@ def wait(
     interval: IntervalOption = 2.0,
     until: UntilOption = Until.READY,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Wait until a video is ready, or with --until playable watchable (exit 0), or failed (5)."""
@@ -252,6 +284,7 @@ def retry(
     timeout: TimeoutOption = None,
     interval: IntervalOption = 2.0,
     api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Send a failed video back to the transcoding queue."""

@@ -42,7 +42,12 @@ resumed: that upload is aborted (best effort) and a new one starts.
 concurrently) with a monotonic ``bytes_done``: confirmed parts plus bytes of parts in flight
 (a part that is retried stops the count until its resend passes the previous high-water
 mark).  ``on_event(UploadEvent)`` reports what happens (``checksum``, ``checksum_progress``,
-``created``, ``resumed``, ``restarted``, ``retry``, ``completing``, ``completed``).
+``created``, ``resumed``, ``restarted``, ``retry``, ``stopping``, ``completing``, ``completed``).
+
+**Ctrl-C** (KeyboardInterrupt) during the parts starts no new part and lets the parts in
+flight finish, so they are kept for the resume (``stopping`` event); a second Ctrl-C stops at
+once.  Storage holds every part as soon as it is confirmed, so an interrupted upload loses at
+most the parts that were cut off.
 
 Modules: ``content_types`` (the type declared for a file), ``policy`` (``RetryPolicy``,
 ``UploadEvent``), ``resume`` (``FileIdentity``, ``ResumeStore``); this module runs the upload
@@ -561,17 +566,24 @@ class Uploader:
 
     def _run_parallel(self, session: _Session, identity: FileIdentity, todo: list[int],
                       concurrency: int, tracker: _Progress) -> None:
-        """Send ``todo`` with ``concurrency`` daemon threads (daemons: a Ctrl-C in the main
-        thread must not wait for a part in flight); the first failure cancels the rest."""
+        """Send ``todo`` with ``concurrency`` daemon threads; the first failure cancels the rest.
+
+        A Ctrl-C (KeyboardInterrupt in the main thread) starts no new part but lets the parts
+        in flight finish, so what was sent is kept in storage for the resume (a ``stopping``
+        event says so); a second Ctrl-C stops them at their next chunk.  Daemon threads: the
+        process never waits for a part once the main thread gives up."""
         queue = list(reversed(todo))
         errors: list[BaseException] = []
+        in_flight: set[int] = set()
+        draining = threading.Event()
 
         def worker() -> None:
-            while not self._cancel.is_set():
+            while not self._cancel.is_set() and not draining.is_set():
                 with self._lock:
                     if not queue:
                         return
                     number = queue.pop()
+                    in_flight.add(number)
                 try:
                     self._send_part(session, identity, number, tracker)
                 except _Cancelled:
@@ -581,17 +593,37 @@ class Uploader:
                         errors.append(exc)
                     self._cancel.set()
                     return
+                finally:
+                    with self._lock:
+                        in_flight.discard(number)
+
+        def join_all() -> None:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.25)
 
         threads = [threading.Thread(target=worker, name=f"coursecrafter-part-{i}", daemon=True)
                    for i in range(min(concurrency, len(todo)))]
         try:
             for t in threads:
                 t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.25)
+            join_all()
+        except KeyboardInterrupt:
+            draining.set()
+            with self._lock:
+                finishing = sorted(in_flight)
+            if finishing:
+                self._emit("stopping", f"stopping: finishing {len(finishing)} part(s) in flight "
+                           "so that they are kept; press Ctrl-C again to stop at once",
+                           parts=finishing)
+                try:
+                    join_all()
+                except BaseException:
+                    self._cancel.set()  # parts in flight stop at their next chunk
+                    raise
+            raise
         except BaseException:
-            self._cancel.set()  # Ctrl-C: parts in flight stop at their next chunk
+            self._cancel.set()
             raise
         if errors:
             raise errors[0]
