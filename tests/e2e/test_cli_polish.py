@@ -213,10 +213,17 @@ def test_early_ctrl_c_keeps_the_parts_in_flight(cli_env, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "stopping: finishing 2 part(s) in flight" in err
+    # Normally both parts are in flight; on a busy machine the signal may land after one of
+    # them finished, so the rule checked is: every part in flight at Ctrl-C is kept.
+    stopping = re.search(r"stopping: finishing (\d) part\(s\) in flight", err)
+    assert stopping, err
+    in_flight = int(stopping.group(1))
+    assert in_flight >= 1
     assert "run the same command again to resume" in err
 
     again = subprocess.run(args, env=cli_env, text=True, capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert re.search(r"resuming upload \S+: 2 of 5 part\(s\) already in storage", again.stderr), \
-        again.stderr
+    resumed = re.search(r"resuming upload \S+: (\d) of 5 part\(s\) already in storage",
+                        again.stderr)
+    assert resumed, again.stderr
+    assert in_flight <= int(resumed.group(1)) < 5, (err, again.stderr)

@@ -165,6 +165,14 @@ class _PartFailed(Exception):
         self.immediate = immediate
 
 
+class _Counter(threading.Condition):
+    """A condition with a count: how many part threads are still running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+
 class _Progress:
     """Monotonic bytes-done: confirmed parts + bytes of parts in flight."""
 
@@ -578,6 +586,14 @@ class Uploader:
         draining = threading.Event()
 
         def worker() -> None:
+            try:
+                send_parts()
+            finally:
+                with running:
+                    running.count -= 1
+                    running.notify_all()
+
+        def send_parts() -> None:
             while not self._cancel.is_set() and not draining.is_set():
                 with self._lock:
                     if not queue:
@@ -597,15 +613,22 @@ class Uploader:
                     with self._lock:
                         in_flight.discard(number)
 
+        # The threads are counted, not joined: on Python <= 3.11 a Ctrl-C that interrupts
+        # Thread.join() can mark a live thread as stopped, and the drain would end (and the
+        # process exit) with a part still in flight.
+        running = _Counter()
+
         def join_all() -> None:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.25)
+            with running:
+                while running.count:
+                    running.wait(0.25)
 
         threads = [threading.Thread(target=worker, name=f"coursecrafter-part-{i}", daemon=True)
                    for i in range(min(concurrency, len(todo)))]
         try:
             for t in threads:
+                with running:
+                    running.count += 1
                 t.start()
             join_all()
         except KeyboardInterrupt:
