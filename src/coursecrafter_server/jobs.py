@@ -24,6 +24,7 @@ from coursecrafter_server.domain import (
 from coursecrafter_worker.storage import ObjectStorage, keys
 from coursecrafter_worker.storage.keys import output_prefix
 from coursecrafter_server import lifecycle
+from coursecrafter_server.chunk_jobs import ChunkJobs
 from coursecrafter_server.store.base import Store
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
@@ -72,6 +73,7 @@ class JobService:
         # How long early outputs outlive `ready`/`failed`: the playback URL TTL, so a player
         # that loaded the early playlist keeps playing until its URLs expire.
         self.early_grace = early_grace
+        self.chunks = ChunkJobs(self)  # the chunks of a job whose worker cut its source
 
     # Enqueue -----------------------------------------------------------------------------------
     def enqueue(self, video: Video) -> Job | None:
@@ -170,6 +172,10 @@ class JobService:
             return "stale"
         if _closed_by(job, event) and video.status not in ACTIVE_VIDEO:
             return "duplicate"  # applied in full before; only remembering its id failed
+        if event.type == "chunked":
+            return self.chunks.on_chunked(job, video, event)
+        if event.chunk is not None:
+            return self.chunks.on_event(job, video, event)
         handler = {
             "started": self._on_started,
             "progress": self._on_progress,
@@ -286,6 +292,8 @@ class JobService:
             [JobStatus.PROCESSING],
             heartbeat_before=now - timedelta(seconds=self.heartbeat_timeout),
         ):
+            if self.chunks.owns(job):  # its chunks are watched one by one, below
+                continue
             if job.attempt < self.max_attempts:
                 self._requeue(job, reason="worker_lost")
                 counts["requeued"] += 1
@@ -299,6 +307,7 @@ class JobService:
                     )
                     self._drop_outputs(video)
                 counts["failed"] += 1
+        counts.update(self.chunks.sweep(now))
         counts["early_removed"] = self.sweep_early_outputs(now)
         return counts
 
@@ -313,6 +322,8 @@ class JobService:
         retry re-makes it)."""
         try:
             removed = self.storage.delete_prefix(output_prefix(video.id))
+            # The pieces of a chunked source too: a retry cuts the source again.
+            removed += self.storage.delete_prefix(keys.pieces_prefix(video.id))
         except Exception as exc:  # the sweeper removes them on its next pass
             log.warning("video %s: outputs not removed yet: %r", video.id, exc)
             return
@@ -367,6 +378,8 @@ class JobService:
                 # RabbitMQ does not always say how often; its delivery limit is max_attempts.
                 times = dead.deliveries or self.max_attempts
                 text = f"the transcoder stopped {times} times without finishing this video"
+            if dead.message.chunk is not None:
+                text = f"chunk {dead.message.chunk.index + 1}: {text}"
             self._set_video(video, status=VideoStatus.FAILED, phase=None, error_code=code,
                             error_message=f"{text}; run `coursecrafter retry` to try again",
                             **self._early_gone())

@@ -71,6 +71,7 @@ class InProcessTranscoders:
             work_dir=work_dir,
             heartbeat_interval=settings.heartbeat_interval,
             ffmpeg_timeout=settings.ffmpeg_timeout,
+            chunk_seconds=settings.chunk_seconds,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

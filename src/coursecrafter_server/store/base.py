@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     ApiToken,
     Course,
@@ -182,3 +183,25 @@ class Store(Protocol):
         """Set `last_used_at = when` unless it is already later than `unless_after` (one
         conditional write, so a busy token is written at most once per interval); True when
         written."""
+
+    # Chunks of a chunked job (chunk_jobs.py); kept apart from the job records -----------------
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        """Insert every chunk whose id is not stored yet (a stored one is kept as it is);
+        returns how many were inserted."""
+
+    def list_chunks(self, job_id: str, job_attempt: int) -> list[Chunk]:
+        """The chunks of one job attempt, by index."""
+
+    def update_chunk(self, chunk: Chunk, *, expected_status: ChunkStatus,
+                     expected_attempt: int) -> bool:
+        """Replace the stored chunk if it still has that status and attempt (compare-and-set)."""
+
+    def list_chunks_in_status(
+        self,
+        statuses: list[ChunkStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        """Oldest first; `heartbeat_before` counts a chunk without one from `updated_at`."""
