@@ -113,9 +113,12 @@ def split(
         for row in csv.reader(listing):
             if len(row) < 3:
                 continue
-            name, start, end = row[0], float(row[1]), float(row[2])
+            name, end = row[0], float(row[2])
             path = out_dir / name
             if path.is_file() and path.stat().st_size > 0:
+                # Where the piece starts as its transcode will see it (the listing says where
+                # the cut was asked; with B-frames the first picture comes a little later).
+                start = probe(path, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT).start_time
                 pieces.append(Piece(Path(name).stem, path, start, end))
     if not pieces:
         raise TranscodeError("split_failed", "cutting the source into chunks gave no piece")
@@ -124,7 +127,7 @@ def split(
               if p.tag != piece_tag(k) else p for k, p in enumerate(pieces)]
     audio = out_dir / "audio.nut"
     if audio.is_file() and audio.stat().st_size > 0:
-        start = probe(audio, ffmpeg=ffmpeg, timeout=60.0).start_time
+        start = probe(audio, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT).start_time
         pieces.append(Piece(AUDIO_RUNG, audio, start, info.duration))
     return pieces
 
