@@ -214,8 +214,8 @@ class JobRunner:
         self._early = early if early is not None else (transcode is None)
         self._notifier_takes_cancel = _accepts(notifier.send, "cancel")
         # > 0: a long source is cut into chunks of about this length that any worker transcodes
-        # (chunked.py); only with the real pipeline (a test double transcodes whole).
-        self.chunk_seconds = chunk_seconds if transcode is None else 0.0
+        # (chunked.py).
+        self.chunk_seconds = chunk_seconds
 
     def purge_stale(self, older_than: float) -> int:
         """Remove the job directories under `work_dir` that no live process holds (left by a
@@ -487,8 +487,8 @@ class JobRunner:
         **extra: Any,
     ) -> TranscodeResult:
         transcode = self.transcode
-        kwargs: dict[str, Any] = {"on_progress": reporter.on_progress, "timeout": self.ffmpeg_timeout,
-                                  **extra}
+        kwargs: dict[str, Any] = {"on_progress": reporter.on_progress, "timeout": self.ffmpeg_timeout}
+        kwargs.update((k, v) for k, v in extra.items() if _accepts(transcode, k))
         if self.preset is not None:
             kwargs["preset"] = self.preset
         if _accepts(transcode, "cancel"):
