@@ -302,8 +302,10 @@ class JobRunner:
         finally:
             reporter.stop()
             job.remove()
-        log.info("job %s attempt %d (video %s) %s in %.1fs", message.job_id, message.attempt,
-                 message.video_id, outcome, time.monotonic() - started)
+        chunk = message.chunk
+        log.info("job %s attempt %d (video %s) %s in %.1fs%s", message.job_id, message.attempt,
+                 message.video_id, outcome, time.monotonic() - started,
+                 f" (chunk {chunk.kind} {chunk.index})" if chunk else "")
         return outcome
 
     def _run(
