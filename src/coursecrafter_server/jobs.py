@@ -207,6 +207,10 @@ class JobService:
     def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
         if video.status not in ACTIVE_VIDEO:  # ready, failed or re-uploaded: hands off
             return "illegal"
+        if job.status is JobStatus.PROCESSING and self.chunks.owns(job):
+            # This attempt was cut already and its chunks are out: a redelivered copy of the
+            # whole job must not cut (and upload) the source again.
+            return "stale"
         if not self._beat(job, JobStatus.PROCESSING):
             return "stale"
         self._set_video(video, status=VideoStatus.PROCESSING, phase="probing", progress=0)
@@ -393,7 +397,9 @@ class JobService:
         count = 0
         for job in self.store.list_jobs([JobStatus.PENDING, JobStatus.PUBLISHED,
                                          JobStatus.PROCESSING], limit=10_000):
-            if job.status is JobStatus.PROCESSING:
+            if job.status is JobStatus.PROCESSING and self.chunks.owns(job):
+                self.chunks.republish(job)  # its chunks go on where they were
+            elif job.status is JobStatus.PROCESSING:
                 self._requeue(job, reason="server_restarted")
             elif job.status is JobStatus.PUBLISHED or self._ready_to_publish(job):
                 self._publish(job)

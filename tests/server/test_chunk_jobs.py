@@ -188,3 +188,21 @@ def test_chunk_messages_round_trip_and_whole_jobs_stay_as_they_were(world):
     _, _, chunks = chunked_video(world, pieces=2)
     assert JobMessage.from_json(chunks[1].to_json()) == chunks[1]
     assert dataclasses.asdict(chunks[1])["chunk"]["kind"] == "video"
+
+
+def test_a_redelivered_whole_job_of_a_cut_attempt_is_skipped(world):
+    _, _, _, jobs = world
+    _, parent, _ = chunked_video(world, pieces=2)
+    assert jobs.handle_event(event(parent, "started")) == "stale"
+
+
+def test_a_restarted_embedded_server_hands_the_open_chunks_back_not_the_whole_job(world):
+    store, _, publisher, jobs = world
+    video, parent, chunks = chunked_video(world, pieces=2)
+    assert jobs.handle_event(completed(chunks[0])) == "applied"
+    assert jobs.handle_event(chunk_event(chunks[1], "started")) == "applied"
+    publisher.messages.clear()
+    assert jobs.republish_unfinished() == 1
+    again = [(m.chunk.kind, m.chunk.index, m.chunk.attempt) for m in publisher.messages]
+    assert again == [("video", 1, 1), ("audio", 2, 1)]
+    assert store.get_job(parent.job_id).attempt == 1
