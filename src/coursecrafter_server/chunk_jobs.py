@@ -221,9 +221,10 @@ class ChunkJobs:
 
     # Internals ---------------------------------------------------------------------------------
     def _find(self, job: Job, index: int | None) -> Chunk | None:
-        if index is None:
-            return None
-        return next((c for c in self.store.list_chunks(job.id, job.attempt)
+        return None if index is None else self._row(job.id, job.attempt, index)
+
+    def _row(self, job_id: str, job_attempt: int, index: int) -> Chunk | None:
+        return next((c for c in self.store.list_chunks(job_id, job_attempt)
                      if c.index == index), None)
 
     def _publish(self, job: Job, chunk: Chunk) -> None:
@@ -249,8 +250,7 @@ class ChunkJobs:
             if self.store.update_chunk(moved, expected_status=chunk.status,
                                        expected_attempt=chunk.attempt):
                 return True
-            fresh = next((c for c in self.store.list_chunks(chunk.job_id, chunk.job_attempt)
-                          if c.index == chunk.index), None)
+            fresh = self._row(chunk.job_id, chunk.job_attempt, chunk.index)
             if fresh is None or fresh.attempt != chunk.attempt:
                 return False
             chunk = fresh
@@ -266,15 +266,11 @@ class ChunkJobs:
             if self.store.update_chunk(beaten, expected_status=chunk.status,
                                        expected_attempt=chunk.attempt):
                 return True
-            fresh = self._find_row(chunk)
+            fresh = self._row(chunk.job_id, chunk.job_attempt, chunk.index)
             if fresh is None or fresh.attempt != chunk.attempt:
                 return False
             chunk = fresh
         return False
-
-    def _find_row(self, chunk: Chunk) -> Chunk | None:
-        return next((c for c in self.store.list_chunks(chunk.job_id, chunk.job_attempt)
-                     if c.index == chunk.index), None)
 
     def _requeue(self, job: Job, chunk: Chunk, *, reason: str) -> bool:
         again = dataclasses.replace(chunk, attempt=chunk.attempt + 1, status=ChunkStatus.PENDING,

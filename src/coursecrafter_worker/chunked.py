@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from coursecrafter_worker.messages import ChunkRef, JobMessage, Rendition
 from coursecrafter_worker.storage import NoSuchKey
 from coursecrafter_worker.storage.keys import (
+    CHUNKS_DIR,
     MASTER_PLAYLIST,
     POSTER,
     chunk_dir,
@@ -172,10 +173,13 @@ def _join(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path,
             runner.storage.delete(what)
         except Exception as exc:  # a harmless leftover; never turn a success into a failure
             log.warning("job %s: could not delete %s: %r", message.job_id, what, exc)
-    try:
-        runner.storage.delete_prefix(pieces_prefix(message.video_id))
-    except Exception as exc:
-        log.warning("job %s: could not delete the pieces: %r", message.job_id, exc)
+    # And the pieces' own playlists: only the join reads them (a redelivered join of a ready
+    # video is stale for the server and never gets here).
+    for prefix_gone in (pieces_prefix(message.video_id), f"{prefix}{CHUNKS_DIR}/"):
+        try:
+            runner.storage.delete_prefix(prefix_gone)
+        except Exception as exc:
+            log.warning("job %s: could not delete %s: %r", message.job_id, prefix_gone, exc)
     return "completed"
 
 

@@ -133,6 +133,7 @@ def test_a_long_lecture_is_cut_transcoded_by_two_workers_and_joined_once(tmp_pat
     assert sorted(f"{prefix}hls/240p/{name}" for name in listed) == segments
     # The temporary upload and its pieces are gone; the early rendition stays for its grace.
     assert world.keys(f"uploads/{video.id}/") == []
+    assert world.keys(prefix + "chunks/") == []
     assert world.keys(prefix + "hls/early/")
 
 

@@ -11,6 +11,7 @@
         hls/{tier}p/{tag}_seg_…            a chunked ladder's segments, piece `tag` (and
         hls/audio/audio_seg_…              its one audio rendition), joined by the playlists
         chunks/{tag}/master.m3u8, {rung}.m3u8   each piece's own playlists, read by the join
+                                           (deleted once the video is ready)
         poster.jpg
 
 Paths inside a video's outputs (`MASTER_PLAYLIST`, `POSTER`, `EARLY_DIR`) are relative to its
@@ -42,9 +43,13 @@ def piece_key(video_id: str, tag: str) -> str:
     return f"{pieces_prefix(video_id)}{tag}.nut"
 
 
+CHUNKS_DIR = "chunks"
+
+
 def chunk_dir(tag: str) -> str:
-    """A piece's own playlists, relative to the output prefix (not served: the join's are)."""
-    return f"chunks/{tag}/"
+    """A piece's own playlists, relative to the output prefix (not served: the join's are;
+    removed once the video is ready)."""
+    return f"{CHUNKS_DIR}/{tag}/"
 
 
 def attachment_key(video_id: str) -> str:
