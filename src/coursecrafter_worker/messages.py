@@ -91,6 +91,15 @@ class JobMessage:
     created_at: str  # ISO 8601 UTC
     chunk: ChunkRef | None = None  # set on a chunk job only
 
+    @property
+    def run_key(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        """What one run of this message is (a consumer runs and reports each once): the job
+        attempt, and for a chunk job also the chunk and its attempt (a job's chunks share the
+        job's id and attempt)."""
+        if self.chunk is None:
+            return (self.job_id, self.attempt)
+        return (self.job_id, self.attempt, self.chunk.index, self.chunk.attempt)
+
     def to_json(self) -> bytes:
         data = asdict(self)
         if self.chunk is None:
