@@ -104,7 +104,8 @@ def run_chunk(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path
     out_dir = job_dir / "out"
     began = time.monotonic()
     result = runner._call_transcode(piece, out_dir, reporter, cancel, content=chunk.content,
-                                    ts_offset=piece_offset(chunk.start))
+                                    ts_offset=piece_offset(chunk.start),
+                                    poster=chunk.index == 0)  # the lecture's poster: the first
     transcoded = time.monotonic() - began
     runner._check(cancel)
     reporter.update("uploading", 0)

@@ -43,7 +43,7 @@ def transcode_chunked(source: Path, work: Path, chunk_seconds: float, *,
     for piece in made.pieces:
         out = work / f"out-{piece.tag}"
         transcode(piece.path, out, content=content or made.content,
-                  ts_offset=piece_offset(piece.start))
+                  ts_offset=piece_offset(piece.start), poster=piece.tag == "v0000")
         for path, key in stage_chunk(out, piece.tag):
             (store / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, store / key)

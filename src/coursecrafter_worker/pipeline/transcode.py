@@ -544,6 +544,7 @@ def transcode(
     ffmpeg: str | None = None,
     content: str | None = None,
     ts_offset: float = 0.0,
+    poster: bool = True,
 ) -> TranscodeResult:
     """Probe `source`, write `out_dir/hls/...` and `out_dir/poster.jpg`, return what was made.
 
@@ -557,7 +558,8 @@ def transcode(
     "motion" / "still" force one (the benchmark's "today" is content="motion").
 
     `ts_offset` (seconds) moves the outputs on the timeline (FFmpeg starts them at zero): a
-    chunk cut from a longer source (pipeline/chunks.py) lands at its place.
+    chunk cut from a longer source (pipeline/chunks.py) lands at its place. `poster=False`: no
+    poster (the chunks after the first one of a chunked source).
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -584,7 +586,7 @@ def transcode(
     work = out_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}"
     work.mkdir()
     try:
-        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=info.has_video,
+        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=poster and info.has_video,
                              ts_offset=ts_offset)
         progress = _Progress(on_progress, info.duration)
         progress.emit(0)
@@ -601,8 +603,8 @@ def transcode(
             info = dataclasses.replace(info, has_audio=False, audio_index=None)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=True,
-                                 ts_offset=ts_offset)
+            argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset,
+                                 poster=poster, ts_offset=ts_offset)
             budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
             if budget is not None and budget <= 0:
                 raise _timeout_error(timeout)
@@ -612,7 +614,7 @@ def transcode(
         renditions, produced = _verify(work, rungs, run)
 
         with_poster = False
-        if info.has_video:
+        if info.has_video and poster:
             with_poster = _is_jpeg(work / POSTER)
             if not with_poster:
                 left = _remaining(deadline)
