@@ -28,13 +28,19 @@ from faultkit import (
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
-def test_worker_killed_mid_chunk_its_chunk_is_redelivered_and_joined_once(lab, clips):
+@pytest.mark.parametrize(("adapter", "database"), [("local", "sqlite"), ("s3", "mongodb")])
+def test_worker_killed_mid_chunk_its_chunk_is_redelivered_and_joined_once(lab, clips, adapter,
+                                                                         database):
+    """On the embedded store and storage, and on the scale-out ones (S3 through moto, the
+    MongoDB wire-protocol server): the chunk rows live in the store's `job_chunks`."""
     vhost = lab.vhost()
     # 30 s cut into 4 pieces of ~7.5 s (+ the audio); a heartbeat timeout well above the
     # redelivery, so the sweeper stays out of it.
     server = lab.server(env={"COURSECRAFTER_BROKER_URL": vhost.url,
                              "COURSECRAFTER_HEARTBEAT_TIMEOUT": "60",
-                             "COURSECRAFTER_CHUNK_SECONDS": "7.5"})
+                             "COURSECRAFTER_CHUNK_SECONDS": "7.5",
+                             **lab.storage_env(adapter), **lab.database_env(database)})
+    assert server.storage.kind == adapter
     first = lab.worker(server, "worker-1")
     second = lab.worker(server, "worker-2")
     client = sdk_client(server.url, "ada")
