@@ -146,6 +146,7 @@ def _join(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path,
     audio: ChunkOutput | None = _read_chunk(runner, prefix, AUDIO_RUNG) if chunk.audio else None
     joined = join_playlists(pictures, audio)
     runner._check(cancel)
+    _drop_unlisted(runner, prefix, joined.files)
     reporter.update("uploading", 50)
     # Rung playlists first, the master last (it replaces the early one in one write).
     for number, (name, text) in enumerate(
@@ -182,6 +183,20 @@ def _join(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path,
         except Exception as exc:
             log.warning("job %s: could not delete %s: %r", message.job_id, prefix_gone, exc)
     return "completed"
+
+
+def _drop_unlisted(runner: JobRunner, prefix: str, files: dict[str, str]) -> None:
+    """Delete what an earlier attempt left in the joined rungs' directories (a whole-video
+    attempt that died mid-upload, a piece's segments of a count that changed): each rung
+    directory then holds exactly its playlist's segments."""
+    for name, text in files.items():
+        if name == "master.m3u8":
+            continue
+        folder = name.rsplit("/", 1)[0]
+        listed = {line for line in text.splitlines() if line and not line.startswith("#")}
+        for info in list(runner.storage.list_objects(f"{prefix}hls/{folder}/")):
+            if info.key.rsplit("/", 1)[1] not in listed | {"index.m3u8"}:
+                runner.storage.delete(info.key)
 
 
 def _read_chunk(runner: JobRunner, prefix: str, tag: str) -> Any:
