@@ -1331,7 +1331,8 @@ def test_sqlite_migrates_a_version_2_file_in_place(
     # The file as the release with courses, videos and uploads (but no jobs) left it.
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
     # ... and its video columns (the playable-early ones came with migration 6).
-    monkeypatch.setattr(sqlite_module, "_VIDEO_COLUMNS", sqlite_module._VIDEO_COLUMNS[:-2])
+    old_videos = sqlite_module._ROWS.videos
+    monkeypatch.setattr(old_videos, "fields", old_videos.fields[:-2])
     old = SQLiteStore(path)
     old.add_user(user)
     old.add_course(course)
@@ -1490,7 +1491,7 @@ def test_mongo_indexes_api_tokens_by_unique_hash_and_by_user() -> None:
 
 # Chunks of a chunked job (chunk_jobs.py) ------------------------------------------------------
 def make_chunks(job_id: str = "job1", job_attempt: int = 1) -> list:
-    from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus, chunk_id
+    from coursecrafter_server.chunk_records import Chunk, ChunkStatus, chunk_id
 
     def one(index: int, kind: str, status: ChunkStatus) -> Chunk:
         return Chunk(id=chunk_id(job_id, job_attempt, index), job_id=job_id,
@@ -1503,7 +1504,7 @@ def make_chunks(job_id: str = "job1", job_attempt: int = 1) -> list:
 
 
 def test_chunks_roundtrip_and_insert_only_once(store: Store) -> None:
-    from coursecrafter_server.chunk_jobs import ChunkStatus
+    from coursecrafter_server.chunk_records import ChunkStatus
 
     chunks = make_chunks()
     assert store.add_chunks(chunks[2:] + chunks[:2]) == 4
@@ -1518,7 +1519,7 @@ def test_chunks_roundtrip_and_insert_only_once(store: Store) -> None:
 
 
 def test_update_chunk_compares_and_sets_status_and_attempt(store: Store) -> None:
-    from coursecrafter_server.chunk_jobs import ChunkStatus
+    from coursecrafter_server.chunk_records import ChunkStatus
 
     chunks = make_chunks()
     store.add_chunks(chunks)
@@ -1533,7 +1534,7 @@ def test_update_chunk_compares_and_sets_status_and_attempt(store: Store) -> None
 
 
 def test_concurrent_join_claims_have_one_winner(thread_safe_store: Store) -> None:
-    from coursecrafter_server.chunk_jobs import ChunkStatus
+    from coursecrafter_server.chunk_records import ChunkStatus
 
     chunks = make_chunks()
     thread_safe_store.add_chunks(chunks)
@@ -1544,7 +1545,7 @@ def test_concurrent_join_claims_have_one_winner(thread_safe_store: Store) -> Non
 
 
 def test_list_chunks_in_status_by_age_and_heartbeat(store: Store) -> None:
-    from coursecrafter_server.chunk_jobs import ChunkStatus
+    from coursecrafter_server.chunk_records import ChunkStatus
 
     chunks = make_chunks()
     beating = dataclasses.replace(chunks[1], status=ChunkStatus.PROCESSING,

@@ -13,14 +13,14 @@ set complete first. The join's `completed` is the video's: the job is done, the 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from coursecrafter_server.chunk_records import OPEN, Chunk, ChunkStatus, chunk_id
 from coursecrafter_server.domain import Job, JobStatus, Video, VideoStatus
-from coursecrafter_worker.messages import ChunkRef, JobEvent
+from coursecrafter_server.store.base import ChunkStore, JobStore, VideoStore
+from coursecrafter_worker.messages import JobEvent
 
 if TYPE_CHECKING:
     from coursecrafter_server.jobs import JobService
@@ -28,57 +28,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ChunkStatus(str, enum.Enum):
-    WAITING = "waiting"  # the join, until every piece is done
-    PENDING = "pending"  # written, not yet confirmed by the queue
-    PUBLISHED = "published"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"  # gave up, or retired (its job attempt is over)
-
-
-OPEN = (ChunkStatus.PENDING, ChunkStatus.PUBLISHED, ChunkStatus.PROCESSING)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of one attempt of a job. `id` is `{job_id}:{job_attempt}:{index}`."""
-
-    id: str
-    job_id: str
-    job_attempt: int
-    index: int
-    kind: str  # "video" | "audio" | "join"
-    start: float  # source seconds where a picture piece starts
-    pieces: int  # picture pieces of the job attempt
-    audio: bool
-    content: str
-    attempt: int
-    status: ChunkStatus
-    created_at: datetime
-    updated_at: datetime
-    heartbeat_at: datetime | None = None
-
-    def ref(self) -> ChunkRef:
-        return ChunkRef(kind=self.kind, index=self.index, attempt=self.attempt,
-                        pieces=self.pieces, audio=self.audio, start=self.start,
-                        content=self.content)
-
-
-def chunk_id(job_id: str, job_attempt: int, index: int) -> str:
-    return f"{job_id}:{job_attempt}:{index}"
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class ChunkJobs:
-    """The chunk half of the job service (it holds the store, publisher and video writes)."""
+__all__ = ["Chunk", "ChunkJobs", "ChunkStatus", "chunk_id"]
 
-    def __init__(self, jobs: JobService) -> None:
-        self.jobs = jobs
-        self.store = jobs.store
+
+class ChunkJobStore(ChunkStore, JobStore, VideoStore, Protocol):
+    """What the chunk state machine reads and writes (video writes go through the job service)."""
+
+
+class ChunkJobs:
+    """The chunk half of the job service (which publishes, and writes the videos)."""
+
+    def __init__(self, jobs: Any, store: ChunkJobStore) -> None:
+        # `jobs` is the JobService that owns this one (typed below; its module imports this).
+        self.jobs: JobService = jobs
+        self.store = store
 
     # Events ------------------------------------------------------------------------------------
     def on_chunked(self, job: Job, video: Video, event: JobEvent) -> str:
@@ -176,10 +143,6 @@ class ChunkJobs:
         return self._fail_video(job, video, chunk, code, text)
 
     # Sweeper -----------------------------------------------------------------------------------
-    def owns(self, job: Job) -> bool:
-        """Whether `job`'s current attempt was chunked: its chunks, not it, are watched."""
-        return bool(self.store.list_chunks(job.id, job.attempt))
-
     def sweep(self, now: datetime) -> dict[str, int]:
         counts = {"chunks_republished": 0, "chunks_requeued": 0, "chunks_failed": 0}
         jobs = self.jobs

@@ -8,11 +8,11 @@ import uuid
 from datetime import datetime, timezone
 
 from coursecrafter_server.domain import Course, NotFound, Role, User, VideoKind, VideoStatus
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import CatalogStore
 
 
 class CourseService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: CatalogStore) -> None:
         self.store = store
 
     def create(self, owner: User, title: str, description: str = "") -> Course:

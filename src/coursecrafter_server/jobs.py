@@ -25,7 +25,7 @@ from coursecrafter_worker.storage import ObjectStorage, keys
 from coursecrafter_worker.storage.keys import output_prefix
 from coursecrafter_server import lifecycle
 from coursecrafter_server.chunk_jobs import ChunkJobs
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import ChunkStore, EventStore, JobStore, VideoStore
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
 
@@ -50,10 +50,14 @@ def _closed_by(job: Job, event: JobEvent) -> bool:
                                         (JobStatus.FAILED, "failed")}
 
 
+class TranscodingStore(JobStore, EventStore, VideoStore, ChunkStore, Protocol):
+    """Jobs, the webhook events that move them, and the videos they transcode."""
+
+
 class JobService:
     def __init__(
         self,
-        store: Store,
+        store: TranscodingStore,
         storage: ObjectStorage,
         publisher: Publisher,
         *,
@@ -73,7 +77,7 @@ class JobService:
         # How long early outputs outlive `ready`/`failed`: the playback URL TTL, so a player
         # that loaded the early playlist keeps playing until its URLs expire.
         self.early_grace = early_grace
-        self.chunks = ChunkJobs(self)  # the chunks of a job whose worker cut its source
+        self.chunks = ChunkJobs(self, store)  # the chunks of a job whose worker cut its source
 
     # Enqueue -----------------------------------------------------------------------------------
     def enqueue(self, video: Video) -> Job | None:
@@ -207,7 +211,7 @@ class JobService:
     def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
         if video.status not in ACTIVE_VIDEO:  # ready, failed or re-uploaded: hands off
             return "illegal"
-        if job.status is JobStatus.PROCESSING and self.chunks.owns(job):
+        if job.status is JobStatus.PROCESSING and self._chunked(job):
             # This attempt was cut already and its chunks are out: a redelivered copy of the
             # whole job must not cut (and upload) the source again.
             return "stale"
@@ -296,7 +300,7 @@ class JobService:
             [JobStatus.PROCESSING],
             heartbeat_before=now - timedelta(seconds=self.heartbeat_timeout),
         ):
-            if self.chunks.owns(job):  # its chunks are watched one by one, below
+            if self._chunked(job):  # its chunks are watched one by one, below
                 continue
             if job.attempt < self.max_attempts:
                 self._requeue(job, reason="worker_lost")
@@ -397,7 +401,7 @@ class JobService:
         count = 0
         for job in self.store.list_jobs([JobStatus.PENDING, JobStatus.PUBLISHED,
                                          JobStatus.PROCESSING], limit=10_000):
-            if job.status is JobStatus.PROCESSING and self.chunks.owns(job):
+            if job.status is JobStatus.PROCESSING and self._chunked(job):
                 self.chunks.republish(job)  # its chunks go on where they were
             elif job.status is JobStatus.PROCESSING:
                 self._requeue(job, reason="server_restarted")
@@ -413,6 +417,10 @@ class JobService:
             log.info("job %s closed: video %s deleted", job.id, video.id)
 
     # Internals ---------------------------------------------------------------------------------
+    def _chunked(self, job: Job) -> bool:
+        """Whether `job`'s current attempt was cut: its chunks, not it, are watched."""
+        return bool(self.store.list_chunks(job.id, job.attempt))
+
     def _no_open_job(self, video: Video) -> bool:
         job = self.store.get_latest_job(video.id)
         # A pending job left by an interrupted enqueue is the PENDING sweep's to finish.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from coursecrafter_server.domain import Video, VideoStatus, transition
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import VideoStore
 
 
-def write(store: Store, video: Video, status: VideoStatus | None = None,
+def write(store: VideoStore, video: Video, status: VideoStatus | None = None,
           **changes: object) -> Video | None:
     """Write `video` moved to `status` (None: the same) with `changes`, if its stored status is
     still `video.status`. Returns the written record, or None when another writer moved it first.

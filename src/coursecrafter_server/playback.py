@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from coursecrafter_server.domain import DomainError, NotFound, Video, VideoStatus
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import CatalogStore
 from coursecrafter_worker.storage import NoSuchKey, ObjectStorage
 from coursecrafter_worker.storage.keys import MASTER_PLAYLIST as MASTER
 from coursecrafter_worker.storage.keys import POSTER, output_prefix
@@ -113,7 +113,7 @@ class StoredFile:
 
 
 class PlaybackService:
-    def __init__(self, store: Store, storage: ObjectStorage, signer: PlaybackSigner) -> None:
+    def __init__(self, store: CatalogStore, storage: ObjectStorage, signer: PlaybackSigner) -> None:
         self.store = store
         self.storage = storage
         self.signer = signer

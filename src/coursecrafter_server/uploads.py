@@ -9,6 +9,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -35,7 +36,7 @@ from coursecrafter_worker.storage import (
     UploadedPart,
 )
 from coursecrafter_server import lifecycle
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import CourseStore, UploadStore, VideoStore
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UploadingStore(UploadStore, VideoStore, CourseStore, Protocol):
+    """Uploads, the videos they fill, and the courses those go into."""
+
+
 class UploadService:
     def __init__(
         self,
-        store: Store,
+        store: UploadingStore,
         storage: ObjectStorage,
         *,
         max_upload_bytes: int,

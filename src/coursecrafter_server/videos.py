@@ -8,7 +8,7 @@ from collections.abc import Callable
 from coursecrafter_server.domain import InvalidState, NotFound, Role, User, Video, VideoKind, VideoStatus
 from coursecrafter_worker.storage import ObjectStorage
 from coursecrafter_server import lifecycle
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import CatalogStore
 from coursecrafter_server.uploads import purge_video_storage, source_key
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class VideoService:
     def __init__(
-        self, store: Store, storage: ObjectStorage, *, url_ttl: int,
+        self, store: CatalogStore, storage: ObjectStorage, *, url_ttl: int,
         on_delete: Callable[[Video], None] | None = None,
     ) -> None:
         self.store = store

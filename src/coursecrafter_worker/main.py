@@ -154,8 +154,10 @@ def run(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def handle(message: Any) -> None:
-        runner.run(message, cancel=stop)
+    def handle(message: Any, *, cancel: threading.Event) -> None:
+        # The consumer's event for this job: set when we stop, and when the job's connection
+        # was lost (the broker hands it to another worker: it must not be finished here too).
+        runner.run(message, cancel=cancel)
 
     log.info(
         "coursecrafter-worker starting: broker %s, storage %s, concurrency %d, max attempts %d, "

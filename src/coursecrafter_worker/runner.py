@@ -2,8 +2,8 @@
 the embedded server's in-process transcoders.
 
     started → download source → early pass (below) → transcode (progress: probing,
-    transcoding) → delete stale outputs → upload outputs (progress: uploading; segments first,
-    the master playlist last, replacing the early one) → completed → (only once `completed` was
+    transcoding) → upload outputs (progress: uploading; segments first, the master playlist
+    last, replacing the early one) → delete stale outputs → completed → (only once `completed` was
     delivered) delete the temporary source
 
 The early pass (pipeline/early.py) makes the lecture watchable before the ladder: a remux of a
@@ -25,8 +25,10 @@ Outcomes (`run` returns when the outcome was reported, so the message may be ack
 `run` raises `Requeue` when the outcome could not be reported (an essential event was not
 delivered) or the job was cancelled (SIGTERM): the message must go back to the queue.
 
-Re-running a job is safe: stale outputs under the prefix are deleted before the new ones are
-uploaded, and a redelivery of a job that already completed (source gone, master playlist there)
+Re-running a job is safe: stale outputs under the prefix (those the new ones do not replace) are
+deleted once the new ones are uploaded, so a run stopped half-way (cancelled: its job was handed
+to another worker, which may have finished it) never removes files of a complete output under
+the same names; and a redelivery of a job that already completed (source gone, master playlist there)
 is recognised and acked without doing anything.
 """
 
@@ -71,7 +73,8 @@ STALE_VERDICTS = frozenset({"stale", "illegal", "unknown_job", "unknown_video"})
 
 
 def _stale_prefixes(early_in_use: bool) -> list[str]:
-    """What to delete under the output prefix before the ladder uploads, as key prefixes.
+    """What to delete under the output prefix once the ladder is uploaded (unless just
+    uploaded), as key prefixes.
     Without an early rendition: everything. With one: what the pipeline writes besides it (rung
     directories `hls/1080p/` ... `hls/audio/`, the poster), but not `hls/early/` nor
     `hls/master.m3u8`, which players are on while the ladder uploads ("everything but" is
@@ -521,18 +524,28 @@ class JobRunner:
         files = sorted((p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()),
                        key=order)
         total = sum(p.stat().st_size for p in files) or 1
-        removed = sum(self.storage.delete_prefix(prefix + p)
-                      for p in _stale_prefixes(early_in_use))
-        if removed:
-            log.info("job %s: removed %d stale object(s) under %s", message.job_id, removed, prefix)
         done = 0
+        uploaded: set[str] = set()
         for path in files:
             self._check(cancel)
             key = prefix + path.relative_to(out_dir).as_posix()
             self.storage.upload_file(path, key, content_type(path))
+            uploaded.add(key)
             done += path.stat().st_size
             reporter.update("uploading", done * 100 // total)
         log.info("job %s: uploaded %d file(s) under %s", message.job_id, len(files), prefix)
+        # Only now, and only what was not just replaced (an earlier, failed run's leftovers):
+        # deleting first would let a run stopped after that step leave a complete output, made
+        # by another worker that took over the job, without its files.
+        self._check(cancel)
+        stale_prefixes = tuple(prefix + p for p in _stale_prefixes(early_in_use))
+        stale = [info.key for info in self.storage.list_objects(prefix)
+                 if info.key.startswith(stale_prefixes) and info.key not in uploaded]
+        for key in stale:
+            self.storage.delete(key)
+        if stale:
+            log.info("job %s: removed %d stale object(s) under %s", message.job_id, len(stale),
+                     prefix)
 
     def _fail(
         self, message: JobMessage, cancel: threading.Event, code: str, text: str, *,

@@ -103,15 +103,17 @@ class Lab:
         return server.start() if start else server
 
     def worker(self, server: Server, name: str = "worker", *, concurrency: int = 1,
-               env: dict[str, str] | None = None) -> Worker:
+               env: dict[str, str] | None = None,
+               command_prefix: list[str] | None = None) -> Worker:
         worker = Worker(server.env, self.tmp_path / name / "worker.log", concurrency=concurrency,
                         extra_env={"COURSECRAFTER_WORK_DIR": str(self.tmp_path / name / "work"),
-                                   **(env or {})})
+                                   **(env or {})}, command_prefix=command_prefix)
         self._started.append(worker)
         return worker.start()
 
-    def tcp_proxy(self, upstream: tuple[str, int] | None = None) -> TcpProxy:
-        proxy = TcpProxy(upstream)
+    def tcp_proxy(self, upstream: tuple[str, int] | None = None, *,
+                  bind: str = "127.0.0.1") -> TcpProxy:
+        proxy = TcpProxy(upstream, bind=bind)
         self._started.append(proxy)
         return proxy
 

@@ -215,10 +215,14 @@ class Worker:
     SIGKILL of the group takes its FFmpeg children with it."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, concurrency: int = 1,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 command_prefix: list[str] | None = None) -> None:
         self.env = {**env, **FAST_WORKER, **(extra_env or {})}
         self.log_path = log_path
         self.concurrency = concurrency
+        # Run through this, e.g. `ip netns exec NS` (tests/netsupport.py): it execs, so the pid
+        # and process group are still the worker's.
+        self.command_prefix = list(command_prefix or [])
         self.process: subprocess.Popen | None = None
 
     @property
@@ -235,7 +239,8 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "coursecrafter-worker"), "--concurrency", str(self.concurrency)],
+                [*self.command_prefix, str(BIN / "coursecrafter-worker"),
+                 "--concurrency", str(self.concurrency)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent,
                 start_new_session=True,
             )
@@ -353,7 +358,8 @@ class TcpProxy:
     partition). The listening port never changes, so whoever is configured with it reconnects
     by itself when the mode goes back to "forward"."""
 
-    def __init__(self, upstream: tuple[str, int] | None = None) -> None:
+    def __init__(self, upstream: tuple[str, int] | None = None, *,
+                 bind: str = "127.0.0.1") -> None:
         self.upstream = upstream
         self.mode = "forward"
         self.accepted = 0
@@ -362,11 +368,12 @@ class TcpProxy:
         self._conns: set[socket.socket] = set()
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind((bind, 0))
         self._listener.listen(128)
         self._listener.settimeout(0.2)
+        self.host = bind
         self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{bind}:{self.port}"
         self._closed = threading.Event()
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
 

@@ -148,8 +148,9 @@ def test_requeue_is_redelivered(make_rabbit, amqp_url, queue_names) -> None:
         if calls[m.job_id] == 1:
             raise Requeue("not now")
 
-    make_rabbit().publish(msg(1))
-    consumer = RunningConsumer(make_rabbit(), handler)
+    # Two deliveries at most: the lost one and the redelivery, which must not be nacked.
+    make_rabbit(max_attempts=2).publish(msg(1))
+    consumer = RunningConsumer(make_rabbit(max_attempts=2), handler, concurrency=2)
     assert wait_until(lambda: calls["job1"] == 2)
     time.sleep(0.2)
     consumer.shutdown()
@@ -183,8 +184,9 @@ def test_handler_crash_is_dead_lettered_at_once(make_rabbit, amqp_url, queue_nam
         calls[m.job_id] += 1
         raise RuntimeError("bug")
 
-    make_rabbit().publish(msg(1))
-    consumer = RunningConsumer(make_rabbit(), handler)
+    # Two deliveries at most: the lost one and the redelivery, which must not be nacked.
+    make_rabbit(max_attempts=2).publish(msg(1))
+    consumer = RunningConsumer(make_rabbit(max_attempts=2), handler, concurrency=2)
     assert wait_until(lambda: counts(amqp_url, queue_names) == (0, 1))
     consumer.shutdown()
     assert calls["job1"] == 1
@@ -302,3 +304,39 @@ def test_reconnects_after_close_all_connections_and_loses_nothing(
     assert set(handled) == set(published)
     assert max(handled.values()) == 1, {k: v for k, v in handled.items() if v > 1}
     assert wait_until(lambda: counts(amqp_url, queue_names) == (0, 0), 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("winds_down", [0.0, 1.5])
+def test_a_lost_connection_cancels_the_job_in_hand_and_its_redelivery_runs_it(
+    make_rabbit, amqp_url, amqp_vhost, queue_names, winds_down
+) -> None:
+    """The broker hands a lost connection's unacked job to whoever consumes next (another
+    worker on another host, say): the handler here must stop (its `cancel` is set). The job comes
+    back to this consumer, the only one: it runs it once more, to the end. With `winds_down` the
+    dropped run takes its time to stop, so the redelivery arrives while it is still going: the
+    new delivery waits for it, then runs the job itself (a nack would use up a delivery)."""
+    if amqp_vhost is None:
+        pytest.skip("needs rabbitmqctl and a vhost of our own")
+    calls: list[str] = []
+    started = threading.Event()
+
+    def handler(m: JobMessage, *, cancel: threading.Event) -> None:
+        if not calls:
+            calls.append("first")
+            started.set()
+            assert cancel.wait(30), "the lost connection did not cancel the job in hand"
+            time.sleep(winds_down)
+            calls.append("cancelled")
+            raise Requeue("cancelled")
+        calls.append("ran")
+
+    # Two deliveries at most: the lost one and the redelivery, which must not be nacked.
+    make_rabbit(max_attempts=2).publish(msg(1))
+    consumer = RunningConsumer(make_rabbit(max_attempts=2), handler, concurrency=2)
+    assert started.wait(30)
+    rabbitmqctl("close_all_connections", "--vhost", amqp_vhost, "test: connection lost")
+    assert wait_until(lambda: "ran" in calls, 30), calls
+    assert wait_until(lambda: counts(amqp_url, queue_names) == (0, 0), 10)  # acked, not dead
+    consumer.shutdown()
+    assert calls == ["first", "cancelled", "ran"]

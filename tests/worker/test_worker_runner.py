@@ -344,3 +344,41 @@ def test_purge_stale_job_directories(storage, work_dir) -> None:
     runner = JobRunner(storage, RecordingNotifier(), work_dir=work_dir)
     assert runner.purge_stale(older_than=3600) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_a_run_stopped_while_uploading_leaves_another_workers_complete_output(
+    storage, make_message, work_dir
+) -> None:
+    """A worker cut off from the broker gets its job cancelled while another worker, which took
+    the job over, has already stored the complete output under the same names. Whatever step the
+    stopped run was at, every file of that output must still be there afterwards (stale outputs
+    are removed only after an upload, never before it)."""
+    make_runner(storage, RecordingNotifier(), work_dir, FakeTranscode()).run(
+        make_message("v3"))  # the other worker's finished run
+    theirs = keys(storage, "videos/v3")
+    assert any(k.endswith("master.m3u8") for k in theirs) and len(theirs) > 3
+
+    cancel = threading.Event()
+
+    class CutOffAfterOneWrite:
+        """The storage as the stopped worker sees it: its first write goes through (in flight
+        when it noticed), then its job is cancelled."""
+
+        def __getattr__(self, name: str):
+            return getattr(storage, name)
+
+        def upload_file(self, *args, **kwargs):
+            storage.upload_file(*args, **kwargs)
+            cancel.set()
+
+        def delete_prefix(self, prefix: str) -> int:
+            removed = storage.delete_prefix(prefix)
+            cancel.set()
+            return removed
+
+    message = make_message("v3")  # the same job as the stopped worker got it (source and all)
+    runner = make_runner(CutOffAfterOneWrite(), RecordingNotifier(), work_dir, FakeTranscode(),
+                         early=False)
+    with pytest.raises(Requeue):
+        runner.run(message, cancel=cancel)
+    assert set(keys(storage, "videos/v3")) == set(theirs)

@@ -19,6 +19,7 @@ import re
 import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from coursecrafter_server.domain import (
     AlreadyExists,
@@ -28,7 +29,7 @@ from coursecrafter_server.domain import (
     TokenScope,
     User,
 )
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import ApiTokenStore, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class AccountTokenStore(ApiTokenStore, UserStore, Protocol):
+    """Automation tokens and the accounts that own them."""
+
+
 class ApiTokenService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AccountTokenStore) -> None:
         self.store = store
 
     def create(self, user: User, name: str, scope: TokenScope,

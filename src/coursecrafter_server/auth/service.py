@@ -8,6 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from coursecrafter_server.auth.devices import DeviceCookies
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
@@ -22,7 +23,7 @@ from coursecrafter_server.domain import (
     User,
 )
 from coursecrafter_server.limits.base import RateLimiter, RevocationList
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import RefreshTokenStore, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class AccountStore(UserStore, RefreshTokenStore, Protocol):
+    """Accounts and their refresh tokens."""
+
+
 class AuthService:
     def __init__(
         self,
-        store: Store,
+        store: AccountStore,
         tokens: AccessTokenService,
         passwords: PasswordHasherService,
         revocations: RevocationList,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from coursecrafter_server.store.base import Store
+from coursecrafter_server.store.base import RevocationStore
 
 
 class StoreRevocationList:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RevocationStore) -> None:
         self._store = store
 
     def revoke(self, jti: str, expires_at: int) -> None:

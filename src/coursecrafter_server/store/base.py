@@ -1,7 +1,10 @@
-"""The store port: what the application needs from a database, and nothing more.
+"""The store ports: what the application needs from a database, and nothing more.
 
-Two adapters implement it (`sqlite.SQLiteStore`, `mongo.MongoStore`); `memory.MemoryStore` is the
-in-memory fake for unit tests. All run the same contract tests (tests/test_store_contract.py).
+One port per aggregate (users, refresh tokens, revoked access tokens, automation tokens, courses,
+videos, uploads, jobs, webhook events); each service depends on the ports it uses, and `Store`,
+what the bootstrap opens, is all of them. Two adapters implement every port
+(`sqlite.SQLiteStore`, `mongo.MongoStore`); `memory.MemoryStore` is the in-memory fake for unit
+tests. All run the same contract tests (tests/test_store_contract.py).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     ApiToken,
     Course,
@@ -24,13 +27,11 @@ from coursecrafter_server.domain import (
 )
 
 
-class Store(Protocol):
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
+# What `update_course` writes: a course's owner and creation time never change.
+UPDATABLE_COURSE_FIELDS = ("title", "description", "published", "updated_at")
 
-    def close(self) -> None: ...
 
-    # Users -------------------------------------------------------------------------------
+class UserStore(Protocol):
     def add_user(self, user: User) -> None:
         """Insert; raise `AlreadyExists` naming the field when username or email is taken
         (case-insensitive)."""
@@ -42,7 +43,10 @@ class Store(Protocol):
 
     def count_users(self) -> int: ...
 
-    # Refresh tokens ---------------------------------------------------------------------
+
+class RefreshTokenStore(Protocol):
+    """Refresh tokens and their revoked families."""
+
     def add_refresh_token(self, token: RefreshToken) -> None: ...
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
@@ -58,8 +62,11 @@ class Store(Protocol):
 
     def delete_expired_refresh_tokens(self, now: datetime) -> int: ...
 
-    # Revoked access tokens (the revocation list of the embedded mode, so a logout survives a
-    # restart; with Redis configured the list lives there instead) ---------------------------
+
+class RevocationStore(Protocol):
+    """Revoked access tokens: the revocation list of the embedded mode, so a logout survives a
+    restart (with Redis configured the list lives there instead)."""
+
     def add_revocation(self, token_id: str, expires_at: datetime) -> None:
         """Remember `token_id` (a jti, or a family marker) as revoked until `expires_at`; a second
         call keeps the later expiry."""
@@ -69,7 +76,8 @@ class Store(Protocol):
 
     def delete_expired_revocations(self, now: datetime) -> int: ...
 
-    # Courses ---------------------------------------------------------------------------------
+
+class CourseStore(Protocol):
     def add_course(self, course: Course) -> None: ...
 
     def get_course(self, course_id: str) -> Course | None: ...
@@ -81,12 +89,15 @@ class Store(Protocol):
         """Every owner's published courses (what students may read), oldest first."""
 
     def update_course(self, course: Course) -> None:
-        """Replace the stored course of the same id (title, description, published, updated_at)."""
+        """Replace the stored course of the same id (its `UPDATABLE_COURSE_FIELDS`)."""
 
     def delete_course(self, course_id: str) -> bool:
         """True when it existed. Videos of the course keep existing with `course_id` None."""
 
-    # Videos ----------------------------------------------------------------------------------
+
+class VideoStore(Protocol):
+    """Videos and attachments."""
+
     def add_video(self, video: Video) -> None: ...
 
     def get_video(self, video_id: str) -> Video | None: ...
@@ -116,7 +127,11 @@ class Store(Protocol):
 
     def delete_video(self, video_id: str) -> bool: ...
 
-    # Uploads ---------------------------------------------------------------------------------
+    def count_videos_by_status(self) -> dict[VideoStatus, int]:
+        """How many videos are in each status (statuses with none left out; for /metrics)."""
+
+
+class UploadStore(Protocol):
     def add_upload(self, upload: Upload) -> None: ...
 
     def get_upload(self, upload_id: str) -> Upload | None: ...
@@ -129,7 +144,11 @@ class Store(Protocol):
     def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
         """Active uploads whose `expires_at` has passed, oldest first."""
 
-    # Jobs (the outbox: written before publishing; the sweeper re-publishes what got stuck) ------
+
+class JobStore(Protocol):
+    """Transcoding jobs: the outbox (written before publishing; the sweeper re-publishes what
+    got stuck)."""
+
     def add_job(self, job: Job) -> None: ...
 
     def get_job(self, job_id: str) -> Job | None: ...
@@ -152,22 +171,25 @@ class Store(Protocol):
         updated before it; with `heartbeat_before`, only those whose heartbeat (or, when none
         yet, updated_at) is before it."""
 
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (statuses with none left out; for /metrics)."""
+
+
+class EventStore(Protocol):
+    """Webhook event ids already applied."""
+
     def record_event(self, event_id: str, received_at: datetime) -> bool:
         """Remember a webhook event id; True when it is new, False when seen before (atomic)."""
 
     def has_event(self, event_id: str) -> bool:
         """Whether `record_event` has remembered this id."""
 
-    # Counts (for /metrics) ---------------------------------------------------------------------
-    def count_videos_by_status(self) -> dict[VideoStatus, int]:
-        """How many videos are in each status (statuses with none left out)."""
-
-    def count_jobs_by_status(self) -> dict[JobStatus, int]:
-        """How many jobs are in each status (statuses with none left out)."""
-
     def delete_events_before(self, when: datetime) -> int: ...
 
-    # Automation tokens (only the hash of the secret is ever stored) ---------------------------
+
+class ApiTokenStore(Protocol):
+    """Automation tokens (only the hash of the secret is ever stored)."""
+
     def add_api_token(self, token: ApiToken) -> None:
         """Insert; raise `AlreadyExists` for a taken id or hash."""
 
@@ -184,7 +206,10 @@ class Store(Protocol):
         conditional write, so a busy token is written at most once per interval); True when
         written."""
 
-    # Chunks of a chunked job (chunk_jobs.py); kept apart from the job records -----------------
+
+class ChunkStore(Protocol):
+    """The chunks of a chunked job (chunk_jobs.py); kept apart from the job records."""
+
     def add_chunks(self, chunks: list[Chunk]) -> int:
         """Insert every chunk whose id is not stored yet (a stored one is kept as it is);
         returns how many were inserted."""
@@ -205,3 +230,19 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[Chunk]:
         """Oldest first; `heartbeat_before` counts a chunk without one from `updated_at`."""
+
+
+class CatalogStore(CourseStore, VideoStore, Protocol):
+    """Courses and their videos: what instructors manage and students watch."""
+
+
+class Store(
+    UserStore, RefreshTokenStore, RevocationStore, ApiTokenStore, CourseStore, VideoStore,
+    UploadStore, JobStore, EventStore, ChunkStore, Protocol,
+):
+    """The whole database, as the bootstrap opens it: every port, and its connection."""
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+
+    def close(self) -> None: ...

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 from datetime import datetime
 
-from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -21,6 +21,7 @@ from coursecrafter_server.domain import (
     Video,
     VideoStatus,
 )
+from coursecrafter_server.store.base import UPDATABLE_COURSE_FIELDS
 
 
 class MemoryStore:
@@ -148,12 +149,7 @@ class MemoryStore:
             if stored is None:  # as an UPDATE that matches nothing: no upsert
                 return
             self._courses[course.id] = dataclasses.replace(
-                stored,
-                title=course.title,
-                description=course.description,
-                published=course.published,
-                updated_at=course.updated_at,
-            )
+                stored, **{name: getattr(course, name) for name in UPDATABLE_COURSE_FIELDS})
 
     def delete_course(self, course_id: str) -> bool:
         with self._lock:

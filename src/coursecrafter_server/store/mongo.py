@@ -9,8 +9,9 @@ on write; reads always come back as tz-aware UTC, whether the client is tz_aware
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
@@ -18,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from coursecrafter_server.store.codec import RowCodec
-from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -26,14 +27,15 @@ from coursecrafter_server.domain import (
     Job,
     JobStatus,
     RefreshToken,
-    Role,
-    TokenScope,
     Upload,
     UploadStatus,
     User,
     Video,
     VideoStatus,
 )
+from coursecrafter_server.store.base import UPDATABLE_COURSE_FIELDS
+from coursecrafter_server.store.codec import RowCodec
+from coursecrafter_server.store.records import Revocation, RevokedFamily, SeenEvent, record_codecs
 
 DEFAULT_DATABASE = "coursecrafter"
 SERVER_SELECTION_TIMEOUT_MS = 5000
@@ -45,6 +47,7 @@ USERNAME_TAKEN = "username is already taken"
 EMAIL_TAKEN = "email is already registered"
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 def _encode_time(value: datetime) -> datetime:
@@ -63,10 +66,9 @@ def _decode_time(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-def _required_time(value: datetime) -> datetime:
-    decoded = _decode_time(value)
-    assert decoded is not None
-    return decoded
+# Every record through its row codec (store/records.py): a document field per record field, named
+# like it, the record's key as the `_id`; times as naive UTC datetimes, renditions as arrays.
+_DOCS = record_codecs(encode_time=_encode_time, decode_time=_decode_time)
 
 
 class MongoStore:
@@ -181,18 +183,7 @@ class MongoStore:
         # indexes still decide races between servers.
         self._raise_if_taken(username_lower, email_lower)
         try:
-            self._users.insert_one(
-                {
-                    "_id": user.id,
-                    "username": user.username,
-                    "username_lower": username_lower,
-                    "email": user.email,
-                    "email_lower": email_lower,
-                    "password_hash": user.password_hash,
-                    "role": user.role.value,
-                    "created_at": _encode_time(user.created_at),
-                }
-            )
+            self._users.insert_one(_doc(_DOCS.users, user))
         except DuplicateKeyError as exc:
             raise AlreadyExists(self._clash_message(exc, username_lower, email_lower)) from exc
 
@@ -225,36 +216,20 @@ class MongoStore:
         return "user already exists"
 
     def get_user(self, user_id: str) -> User | None:
-        doc = self._users.find_one({"_id": user_id})
-        return _user(doc) if doc else None
+        return _first(_DOCS.users, self._users.find_one({"_id": user_id}))
 
     def get_user_by_username(self, username: str) -> User | None:
-        doc = self._users.find_one({"username_lower": username.lower()})
-        return _user(doc) if doc else None
+        return _first(_DOCS.users, self._users.find_one({"username_lower": username.lower()}))
 
     def count_users(self) -> int:
         return self._users.count_documents({})
 
     # Refresh tokens ------------------------------------------------------------------------
     def add_refresh_token(self, token: RefreshToken) -> None:
-        try:
-            self._tokens.insert_one(
-                {
-                    "_id": token.token_hash,
-                    "user_id": token.user_id,
-                    "family_id": token.family_id,
-                    "issued_at": _encode_time(token.issued_at),
-                    "expires_at": _encode_time(token.expires_at),
-                    "used_at": _encode_time(token.used_at) if token.used_at else None,
-                    "revoked_at": _encode_time(token.revoked_at) if token.revoked_at else None,
-                }
-            )
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("refresh token already exists") from exc
+        _add(self._tokens, _DOCS.refresh_tokens, token, clash="refresh token already exists")
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        doc = self._tokens.find_one({"_id": token_hash})
-        return _refresh_token(doc) if doc else None
+        return _first(_DOCS.refresh_tokens, self._tokens.find_one({"_id": token_hash}))
 
     def mark_refresh_token_used(self, token_hash: str, when: datetime) -> bool:
         # A single-document update is atomic: of concurrent callers exactly one matches.
@@ -264,15 +239,16 @@ class MongoStore:
         return result.modified_count == 1
 
     def revoke_refresh_family(self, family_id: str, when: datetime) -> int:
-        stamp = _encode_time(when)
+        revoked = _DOCS.revoked_refresh_families.encode(RevokedFamily(family_id, when))
         try:
             self._revoked_families.update_one(
-                {"_id": family_id}, {"$setOnInsert": {"revoked_at": stamp}}, upsert=True
+                {"_id": family_id}, {"$setOnInsert": revoked}, upsert=True
             )
         except DuplicateKeyError:
             pass  # a concurrent revocation inserted it first: revoked either way
         result = self._tokens.update_many(
-            {"family_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": stamp}}
+            {"family_id": family_id, "revoked_at": None},
+            {"$set": {"revoked_at": revoked["revoked_at"]}},
         )
         return result.modified_count
 
@@ -284,14 +260,12 @@ class MongoStore:
         return result.deleted_count
 
     def add_revocation(self, token_id: str, expires_at: datetime) -> None:
+        # $max keeps the later expiry of two revocations of one token.
+        later = {"$max": _DOCS.revoked_tokens.encode(Revocation(token_id, expires_at))}
         try:
-            self._revocations.update_one(
-                {"_id": token_id}, {"$max": {"expires_at": _encode_time(expires_at)}}, upsert=True
-            )
+            self._revocations.update_one({"_id": token_id}, later, upsert=True)
         except DuplicateKeyError:  # a concurrent upsert inserted it first: apply ours on top
-            self._revocations.update_one(
-                {"_id": token_id}, {"$max": {"expires_at": _encode_time(expires_at)}}
-            )
+            self._revocations.update_one({"_id": token_id}, later)
 
     def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
         query = {"_id": {"$in": token_ids}, "expires_at": {"$gt": _encode_time(now)}}
@@ -303,30 +277,16 @@ class MongoStore:
 
     # Courses -------------------------------------------------------------------------------
     def add_course(self, course: Course) -> None:
-        try:
-            self._courses.insert_one(
-                {
-                    "_id": course.id,
-                    "owner_id": course.owner_id,
-                    "title": course.title,
-                    "description": course.description,
-                    "published": bool(course.published),
-                    "created_at": _encode_time(course.created_at),
-                    "updated_at": _encode_time(course.updated_at),
-                }
-            )
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("course already exists") from exc
+        _add(self._courses, _DOCS.courses, course, clash="course already exists")
 
     def get_course(self, course_id: str) -> Course | None:
-        doc = self._courses.find_one({"_id": course_id})
-        return _course(doc) if doc else None
+        return _first(_DOCS.courses, self._courses.find_one({"_id": course_id}))
 
     def list_courses(self, owner_id: str) -> list[Course]:
         cursor = self._courses.find({"owner_id": owner_id}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)]
         )
-        return [_course(doc) for doc in cursor]
+        return _all(_DOCS.courses, cursor)
 
     def list_published_courses(self, limit: int = 1000) -> list[Course]:
         if limit <= 0:
@@ -334,20 +294,11 @@ class MongoStore:
         cursor = self._courses.find({"published": True}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)]
         ).limit(limit)
-        return [_course(doc) for doc in cursor]
+        return _all(_DOCS.courses, cursor)
 
     def update_course(self, course: Course) -> None:
-        self._courses.update_one(
-            {"_id": course.id},
-            {
-                "$set": {
-                    "title": course.title,
-                    "description": course.description,
-                    "published": bool(course.published),
-                    "updated_at": _encode_time(course.updated_at),
-                }
-            },
-        )
+        changes = _DOCS.courses.encode(course, only=UPDATABLE_COURSE_FIELDS)
+        self._courses.update_one({"_id": course.id}, {"$set": changes})
 
     def delete_course(self, course_id: str) -> bool:
         # Two writes, no transaction (a standalone server has none): the course goes first, then
@@ -359,20 +310,16 @@ class MongoStore:
 
     # Videos --------------------------------------------------------------------------------
     def add_video(self, video: Video) -> None:
-        try:
-            self._videos.insert_one({"_id": video.id, **_video_fields(video)})
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("video already exists") from exc
+        _add(self._videos, _DOCS.videos, video, clash="video already exists")
 
     def get_video(self, video_id: str) -> Video | None:
-        doc = self._videos.find_one({"_id": video_id})
-        return _video(doc) if doc else None
+        return _first(_DOCS.videos, self._videos.find_one({"_id": video_id}))
 
     def list_course_videos(self, course_id: str) -> list[Video]:
         cursor = self._videos.find({"course_id": course_id}).sort(
             [("created_at", DESCENDING), ("_id", DESCENDING)]
         )
-        return [_video(doc) for doc in cursor]
+        return _all(_DOCS.videos, cursor)
 
     def list_videos_in_status(
         self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
@@ -384,7 +331,7 @@ class MongoStore:
             "updated_at": {"$lt": _encode_time(updated_before)},
         }
         cursor = self._videos.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
-        return [_video(doc) for doc in cursor.limit(limit)]
+        return _all(_DOCS.videos, cursor.limit(limit))
 
     def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
         if limit <= 0:
@@ -393,14 +340,14 @@ class MongoStore:
         query: Document = {"early_expires_at": {"$ne": None, "$lte": _encode_time(now)}}
         cursor = self._videos.find(query).sort([("early_expires_at", ASCENDING),
                                                 ("_id", ASCENDING)])
-        return [_video(doc) for doc in cursor.limit(limit)]
+        return _all(_DOCS.videos, cursor.limit(limit))
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         query: Document = {"owner_id": owner_id}
         if course_id is not None:
             query["course_id"] = course_id
         cursor = self._videos.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        return [_video(doc) for doc in cursor]
+        return _all(_DOCS.videos, cursor)
 
     def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
         query: Document = {"_id": video.id}
@@ -408,7 +355,7 @@ class MongoStore:
             query["status"] = VideoStatus(expected_status).value
         # A single-document replace is atomic: of concurrent compare-and-sets exactly one
         # matches. matched, not modified: writing identical values still counts as written.
-        result = self._videos.replace_one(query, _video_fields(video))
+        result = self._videos.replace_one(query, _DOCS.videos.encode(video))
         return result.matched_count == 1
 
     def delete_video(self, video_id: str) -> bool:
@@ -416,28 +363,10 @@ class MongoStore:
 
     # Uploads -------------------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
-        try:
-            self._uploads.insert_one(
-                {
-                    "_id": upload.id,
-                    "video_id": upload.video_id,
-                    "owner_id": upload.owner_id,
-                    "key": upload.key,
-                    "storage_upload_id": upload.storage_upload_id,
-                    "size": upload.size,
-                    "part_size": upload.part_size,
-                    "part_count": upload.part_count,
-                    "status": UploadStatus(upload.status).value,
-                    "created_at": _encode_time(upload.created_at),
-                    "expires_at": _encode_time(upload.expires_at),
-                }
-            )
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("upload already exists") from exc
+        _add(self._uploads, _DOCS.uploads, upload, clash="upload already exists")
 
     def get_upload(self, upload_id: str) -> Upload | None:
-        doc = self._uploads.find_one({"_id": upload_id})
-        return _upload(doc) if doc else None
+        return _first(_DOCS.uploads, self._uploads.find_one({"_id": upload_id}))
 
     def set_upload_status(
         self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
@@ -458,26 +387,20 @@ class MongoStore:
             .sort([("expires_at", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [_upload(doc) for doc in cursor]
+        return _all(_DOCS.uploads, cursor)
 
     # Jobs ----------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        try:
-            self._jobs.insert_one({"_id": job.id, **_job_fields(job)})
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("job already exists") from exc
+        _add(self._jobs, _DOCS.jobs, job, clash="job already exists")
 
     def get_job(self, job_id: str) -> Job | None:
-        doc = self._jobs.find_one({"_id": job_id})
-        return _job(doc) if doc else None
+        return _first(_DOCS.jobs, self._jobs.find_one({"_id": job_id}))
 
     def get_latest_job(self, video_id: str) -> Job | None:
-        docs = list(
-            self._jobs.find({"video_id": video_id})
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(1)
-        )
-        return _job(docs[0]) if docs else None
+        docs = _all(_DOCS.jobs, self._jobs.find({"video_id": video_id}).sort(
+            [("created_at", DESCENDING), ("_id", DESCENDING)]
+        ).limit(1))
+        return docs[0] if docs else None
 
     def update_job(
         self,
@@ -493,7 +416,7 @@ class MongoStore:
             query["attempt"] = int(expected_attempt)
         # A single-document replace is atomic: of concurrent compare-and-sets exactly one
         # matches. matched, not modified: writing identical values still counts as written.
-        return self._jobs.replace_one(query, _job_fields(job)).matched_count == 1
+        return self._jobs.replace_one(query, _DOCS.jobs.encode(job)).matched_count == 1
 
     def list_jobs(
         self,
@@ -520,7 +443,7 @@ class MongoStore:
             .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [_job(doc) for doc in cursor]
+        return _all(_DOCS.jobs, cursor)
 
     # Chunks --------------------------------------------------------------------------------
     def add_chunks(self, chunks: list[Chunk]) -> int:
@@ -568,7 +491,7 @@ class MongoStore:
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
         try:
-            self._events.insert_one({"_id": event_id, "received_at": _encode_time(received_at)})
+            self._events.insert_one(_doc(_DOCS.webhook_events, SeenEvent(event_id, received_at)))
         except DuplicateKeyError:
             return False
         return True
@@ -588,29 +511,16 @@ class MongoStore:
 
     # Automation tokens ---------------------------------------------------------------------
     def add_api_token(self, token: ApiToken) -> None:
-        try:
-            self._api_tokens.insert_one({
-                "_id": token.id,
-                "user_id": token.user_id,
-                "name": token.name,
-                "token_hash": token.token_hash,
-                "scope": TokenScope(token.scope).value,
-                "created_at": _encode_time(token.created_at),
-                "expires_at": _encode_time(token.expires_at) if token.expires_at else None,
-                "last_used_at": _encode_time(token.last_used_at) if token.last_used_at else None,
-            })
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("token already exists") from exc
+        _add(self._api_tokens, _DOCS.api_tokens, token, clash="token already exists")
 
     def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
-        doc = self._api_tokens.find_one({"token_hash": token_hash})
-        return _api_token(doc) if doc else None
+        return _first(_DOCS.api_tokens, self._api_tokens.find_one({"token_hash": token_hash}))
 
     def list_api_tokens(self, user_id: str) -> list[ApiToken]:
         cursor = self._api_tokens.find({"user_id": user_id}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)]
         )
-        return [_api_token(doc) for doc in cursor]
+        return _all(_DOCS.api_tokens, cursor)
 
     def delete_api_token(self, token_id: str, user_id: str) -> bool:
         return self._api_tokens.delete_one({"_id": token_id, "user_id": user_id}).deleted_count == 1
@@ -624,17 +534,28 @@ class MongoStore:
         return result.modified_count == 1
 
 
-def _api_token(doc: Document) -> ApiToken:
-    return ApiToken(
-        id=doc["_id"],
-        user_id=doc["user_id"],
-        name=doc["name"],
-        token_hash=doc["token_hash"],
-        scope=TokenScope(doc["scope"]),
-        created_at=_required_time(doc["created_at"]),
-        expires_at=_decode_time(doc.get("expires_at")),
-        last_used_at=_decode_time(doc.get("last_used_at")),
-    )
+# Documents through the codecs ------------------------------------------------------------------
+def _doc(codec: RowCodec[T], record: T) -> Document:
+    """The whole document of a record, its key as the `_id`."""
+    return codec.encode(record, key_as="_id")
+
+
+def _add(collection: Collection[Document], codec: RowCodec[T], record: T, *,
+         clash: str) -> None:
+    """Insert a new record; raise `AlreadyExists(clash)` when its `_id` (or a unique field) is
+    taken."""
+    try:
+        collection.insert_one(_doc(codec, record))
+    except DuplicateKeyError as exc:
+        raise AlreadyExists(clash) from exc
+
+
+def _first(codec: RowCodec[T], doc: Mapping[str, Any] | None) -> T | None:
+    return codec.decode(doc, doc["_id"]) if doc else None
+
+
+def _all(codec: RowCodec[T], docs: Iterable[Mapping[str, Any]]) -> list[T]:
+    return [codec.decode(doc, doc["_id"]) for doc in docs]
 
 
 def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:
@@ -642,90 +563,5 @@ def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:
     return {str(row["_id"]): int(row["n"]) for row in collection.aggregate(pipeline)}
 
 
-def _user(doc: Document) -> User:
-    return User(
-        id=doc["_id"],
-        username=doc["username"],
-        email=doc["email"],
-        password_hash=doc["password_hash"],
-        role=Role(doc["role"]),
-        created_at=_required_time(doc["created_at"]),
-    )
-
-
-def _refresh_token(doc: Document) -> RefreshToken:
-    return RefreshToken(
-        token_hash=doc["_id"],
-        user_id=doc["user_id"],
-        family_id=doc["family_id"],
-        issued_at=_required_time(doc["issued_at"]),
-        expires_at=_required_time(doc["expires_at"]),
-        used_at=_decode_time(doc.get("used_at")),
-        revoked_at=_decode_time(doc.get("revoked_at")),
-    )
-
-
-def _course(doc: Document) -> Course:
-    return Course(
-        id=doc["_id"],
-        owner_id=doc["owner_id"],
-        title=doc["title"],
-        description=doc["description"],
-        published=bool(doc["published"]),
-        created_at=_required_time(doc["created_at"]),
-        updated_at=_required_time(doc["updated_at"]),
-    )
-
-
-# Videos through their row codec (store/codec.py): every field but the id (the `_id`, which a
-# replace leaves alone); times as naive UTC datetimes, renditions as arrays.
-_VIDEO = RowCodec(Video, encode_time=_encode_time, decode_time=_decode_time)
+# Chunks through their row codec (store/codec.py): every field but the id (the `_id`).
 _CHUNK = RowCodec(Chunk, encode_time=_encode_time, decode_time=_decode_time)
-
-
-def _video_fields(video: Video) -> Document:
-    return _VIDEO.encode(video)
-
-
-def _video(doc: Document) -> Video:
-    return _VIDEO.decode(doc, doc["_id"])
-
-
-def _upload(doc: Document) -> Upload:
-    return Upload(
-        id=doc["_id"],
-        video_id=doc["video_id"],
-        owner_id=doc["owner_id"],
-        key=doc["key"],
-        storage_upload_id=doc["storage_upload_id"],
-        size=doc["size"],
-        part_size=doc["part_size"],
-        part_count=doc["part_count"],
-        status=UploadStatus(doc["status"]),
-        created_at=_required_time(doc["created_at"]),
-        expires_at=_required_time(doc["expires_at"]),
-    )
-
-
-def _job_fields(job: Job) -> Document:
-    """Every field but the id (the `_id`, which a replace leaves alone)."""
-    return {
-        "video_id": job.video_id,
-        "attempt": int(job.attempt),
-        "status": JobStatus(job.status).value,
-        "created_at": _encode_time(job.created_at),
-        "updated_at": _encode_time(job.updated_at),
-        "heartbeat_at": _encode_time(job.heartbeat_at) if job.heartbeat_at else None,
-    }
-
-
-def _job(doc: Document) -> Job:
-    return Job(
-        id=doc["_id"],
-        video_id=doc["video_id"],
-        attempt=doc["attempt"],
-        status=JobStatus(doc["status"]),
-        created_at=_required_time(doc["created_at"]),
-        updated_at=_required_time(doc["updated_at"]),
-        heartbeat_at=_decode_time(doc.get("heartbeat_at")),
-    )

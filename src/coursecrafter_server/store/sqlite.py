@@ -17,14 +17,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
 from coursecrafter_server.store.codec import RowCodec
-from coursecrafter_server.chunk_jobs import Chunk, ChunkStatus
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -32,14 +32,15 @@ from coursecrafter_server.domain import (
     Job,
     JobStatus,
     RefreshToken,
-    Role,
-    TokenScope,
     Upload,
     UploadStatus,
     User,
     Video,
     VideoStatus,
 )
+from coursecrafter_server.store.base import UPDATABLE_COURSE_FIELDS
+from coursecrafter_server.store.codec import RowCodec
+from coursecrafter_server.store.records import Revocation, RevokedFamily, SeenEvent, record_codecs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -230,9 +231,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-# Every column of a job but its id, in the order `_job_values` gives them.
-_JOB_COLUMNS = ("video_id", "attempt", "status", "created_at", "updated_at", "heartbeat_at")
-
 
 def _encode_time(value: datetime) -> str:
     """UTC, fixed width; a naive datetime is taken to be UTC already."""
@@ -248,18 +246,11 @@ def _decode_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=timezone.utc)
 
 
-def _required_time(value: str) -> datetime:
-    decoded = _decode_time(value)
-    assert decoded is not None
-    return decoded
-
-
-# Videos through their row codec (store/codec.py): columns in the dataclass's field order; the
-# renditions as JSON text (readable in the sqlite3 shell, queryable with json_each()).
-_VIDEO = RowCodec(Video, encode_time=_encode_time, decode_time=_decode_time,
-                  encode_nested=lambda items: json.dumps(items, separators=(",", ":")),
-                  decode_nested=json.loads)
-_VIDEO_COLUMNS = _VIDEO.fields
+# Every record through its row codec (store/records.py): a column per field, named like it; a
+# video's renditions as JSON text (readable in the sqlite3 shell, queryable with json_each()).
+_ROWS = record_codecs(encode_time=_encode_time, decode_time=_decode_time,
+                      encode_nested=lambda items: json.dumps(items, separators=(",", ":")),
+                      decode_nested=json.loads)
 _CHUNK = RowCodec(Chunk, encode_time=_encode_time, decode_time=_decode_time)
 _CHUNK_COLUMNS = ", ".join(f'"{c}"' for c in _CHUNK.fields)
 
@@ -361,64 +352,29 @@ class SQLiteStore:
             if conn.execute("SELECT 1 FROM users WHERE email_lower = ?", (email_lower,)).fetchone():
                 raise AlreadyExists("email is already registered")
             try:
-                conn.execute(
-                    "INSERT INTO users (id, username, username_lower, email, email_lower,"
-                    " password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        user.id,
-                        user.username,
-                        username_lower,
-                        user.email,
-                        email_lower,
-                        user.password_hash,
-                        user.role.value,
-                        _encode_time(user.created_at),
-                    ),
-                )
+                _insert(conn, "users", _ROWS.users, user)
             except sqlite3.IntegrityError as exc:  # only the primary key is left to clash
                 raise AlreadyExists("user already exists") from exc
 
     def get_user(self, user_id: str) -> User | None:
-        row = self._conn().execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
-        return _user(row) if row else None
+        return _first(_ROWS.users, self._conn().execute(
+            "SELECT * FROM users WHERE id = ?", (user_id,)))
 
     def get_user_by_username(self, username: str) -> User | None:
-        row = (
-            self._conn()
-            .execute("SELECT * FROM users WHERE username_lower = ?", (username.lower(),))
-            .fetchone()
-        )
-        return _user(row) if row else None
+        return _first(_ROWS.users, self._conn().execute(
+            "SELECT * FROM users WHERE username_lower = ?", (username.lower(),)))
 
     def count_users(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
     # Refresh tokens ------------------------------------------------------------------------
     def add_refresh_token(self, token: RefreshToken) -> None:
-        try:
-            self._conn().execute(
-                "INSERT INTO refresh_tokens (token_hash, user_id, family_id, issued_at,"
-                " expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    token.token_hash,
-                    token.user_id,
-                    token.family_id,
-                    _encode_time(token.issued_at),
-                    _encode_time(token.expires_at),
-                    _encode_time(token.used_at) if token.used_at else None,
-                    _encode_time(token.revoked_at) if token.revoked_at else None,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("refresh token already exists") from exc
+        _add(self._conn(), "refresh_tokens", _ROWS.refresh_tokens, token,
+             clash="refresh token already exists")
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        row = (
-            self._conn()
-            .execute("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
-            .fetchone()
-        )
-        return _refresh_token(row) if row else None
+        return _first(_ROWS.refresh_tokens, self._conn().execute(
+            "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)))
 
     def mark_refresh_token_used(self, token_hash: str, when: datetime) -> bool:
         # One statement is atomic: of concurrent callers, exactly one sees rowcount 1.
@@ -431,11 +387,8 @@ class SQLiteStore:
     def revoke_refresh_family(self, family_id: str, when: datetime) -> int:
         stamp = _encode_time(when)
         with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO revoked_refresh_families (family_id, revoked_at)"
-                " VALUES (?, ?)",
-                (family_id, stamp),
-            )
+            _insert(conn, "revoked_refresh_families", _ROWS.revoked_refresh_families,
+                    RevokedFamily(family_id, when), verb="INSERT OR IGNORE")
             cursor = conn.execute(
                 "UPDATE refresh_tokens SET revoked_at = ?"
                 " WHERE family_id = ? AND revoked_at IS NULL",
@@ -458,11 +411,10 @@ class SQLiteStore:
         return cursor.rowcount
 
     def add_revocation(self, token_id: str, expires_at: datetime) -> None:
-        self._conn().execute(
-            "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (?, ?)"
-            " ON CONFLICT (token_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
-            (token_id, _encode_time(expires_at)),
-        )
+        _insert(self._conn(), "revoked_tokens", _ROWS.revoked_tokens,
+                Revocation(token_id, expires_at), upsert=(
+                    "ON CONFLICT (token_id) DO UPDATE"
+                    " SET expires_at = MAX(expires_at, excluded.expires_at)"))
 
     def any_revoked(self, token_ids: list[str], now: datetime) -> bool:
         if not token_ids:
@@ -482,52 +434,23 @@ class SQLiteStore:
 
     # Courses -------------------------------------------------------------------------------
     def add_course(self, course: Course) -> None:
-        try:
-            self._conn().execute(
-                "INSERT INTO courses (id, owner_id, title, description, published, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    course.id,
-                    course.owner_id,
-                    course.title,
-                    course.description,
-                    int(course.published),
-                    _encode_time(course.created_at),
-                    _encode_time(course.updated_at),
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("course already exists") from exc
+        _add(self._conn(), "courses", _ROWS.courses, course, clash="course already exists")
 
     def get_course(self, course_id: str) -> Course | None:
-        row = self._conn().execute("SELECT * FROM courses WHERE id = ?", (course_id,)).fetchone()
-        return _course(row) if row else None
+        return _first(_ROWS.courses, self._conn().execute(
+            "SELECT * FROM courses WHERE id = ?", (course_id,)))
 
     def list_courses(self, owner_id: str) -> list[Course]:
-        rows = self._conn().execute(
-            "SELECT * FROM courses WHERE owner_id = ? ORDER BY created_at, id", (owner_id,)
-        )
-        return [_course(row) for row in rows]
+        return _all(_ROWS.courses, self._conn().execute(
+            "SELECT * FROM courses WHERE owner_id = ? ORDER BY created_at, id", (owner_id,)))
 
     def list_published_courses(self, limit: int = 1000) -> list[Course]:
-        rows = self._conn().execute(
+        return _all(_ROWS.courses, self._conn().execute(
             "SELECT * FROM courses WHERE published = 1 ORDER BY created_at, id LIMIT ?",
-            (max(limit, 0),),
-        )
-        return [_course(row) for row in rows]
+            (max(limit, 0),)))
 
     def update_course(self, course: Course) -> None:
-        self._conn().execute(
-            "UPDATE courses SET title = ?, description = ?, published = ?, updated_at = ?"
-            " WHERE id = ?",
-            (
-                course.title,
-                course.description,
-                int(course.published),
-                _encode_time(course.updated_at),
-                course.id,
-            ),
-        )
+        _update(self._conn(), "courses", _ROWS.courses, course, only=UPDATABLE_COURSE_FIELDS)
 
     def delete_course(self, course_id: str) -> bool:
         with self._write() as conn:
@@ -537,26 +460,16 @@ class SQLiteStore:
 
     # Videos --------------------------------------------------------------------------------
     def add_video(self, video: Video) -> None:
-        columns = ("id", *_VIDEO_COLUMNS)
-        try:
-            self._conn().execute(
-                f"INSERT INTO videos ({', '.join(columns)})"
-                f" VALUES ({', '.join('?' for _ in columns)})",
-                (video.id, *_video_values(video)),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("video already exists") from exc
+        _add(self._conn(), "videos", _ROWS.videos, video, clash="video already exists")
 
     def get_video(self, video_id: str) -> Video | None:
-        row = self._conn().execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
-        return _video(row) if row else None
+        return _first(_ROWS.videos, self._conn().execute(
+            "SELECT * FROM videos WHERE id = ?", (video_id,)))
 
     def list_course_videos(self, course_id: str) -> list[Video]:
-        rows = self._conn().execute(
+        return _all(_ROWS.videos, self._conn().execute(
             "SELECT * FROM videos WHERE course_id = ? ORDER BY created_at DESC, id DESC",
-            (course_id,),
-        )
-        return [_video(row) for row in rows]
+            (course_id,)))
 
     def list_videos_in_status(
         self, statuses: list[VideoStatus], *, updated_before: datetime, limit: int = 100
@@ -564,22 +477,18 @@ class SQLiteStore:
         if limit <= 0 or not statuses:  # SQLite reads a negative LIMIT as "no limit"
             return []
         values = sorted({VideoStatus(s).value for s in statuses})
-        rows = self._conn().execute(
+        return _all(_ROWS.videos, self._conn().execute(
             f"SELECT * FROM videos WHERE status IN ({', '.join('?' for _ in values)})"
             " AND updated_at < ? ORDER BY updated_at, id LIMIT ?",
-            (*values, _encode_time(updated_before), limit),
-        )
-        return [_video(row) for row in rows]
+            (*values, _encode_time(updated_before), limit)))
 
     def list_videos_early_expired(self, now: datetime, limit: int = 100) -> list[Video]:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
-        rows = self._conn().execute(
+        return _all(_ROWS.videos, self._conn().execute(
             "SELECT * FROM videos WHERE early_expires_at IS NOT NULL AND early_expires_at <= ?"
             " ORDER BY early_expires_at, id LIMIT ?",
-            (_encode_time(now), limit),
-        )
-        return [_video(row) for row in rows]
+            (_encode_time(now), limit)))
 
     def list_videos(self, owner_id: str, course_id: str | None = None) -> list[Video]:
         if course_id is None:
@@ -593,16 +502,11 @@ class SQLiteStore:
                 " ORDER BY created_at DESC, id DESC",
                 (owner_id, course_id),
             )
-        return [_video(row) for row in rows]
+        return _all(_ROWS.videos, rows)
 
     def update_video(self, video: Video, *, expected_status: VideoStatus | None = None) -> bool:
-        sql = f"UPDATE videos SET {', '.join(f'{c} = ?' for c in _VIDEO_COLUMNS)} WHERE id = ?"
-        params: tuple[object, ...] = (*_video_values(video), video.id)
-        if expected_status is not None:
-            sql += " AND status = ?"
-            params += (VideoStatus(expected_status).value,)
-        # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
-        return self._conn().execute(sql, params).rowcount == 1
+        where = {} if expected_status is None else {"status": VideoStatus(expected_status).value}
+        return _update(self._conn(), "videos", _ROWS.videos, video, where=where)
 
     def delete_video(self, video_id: str) -> bool:
         cursor = self._conn().execute("DELETE FROM videos WHERE id = ?", (video_id,))
@@ -610,31 +514,11 @@ class SQLiteStore:
 
     # Uploads -------------------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
-        try:
-            self._conn().execute(
-                "INSERT INTO uploads (id, video_id, owner_id, key, storage_upload_id, size,"
-                " part_size, part_count, status, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    upload.id,
-                    upload.video_id,
-                    upload.owner_id,
-                    upload.key,
-                    upload.storage_upload_id,
-                    upload.size,
-                    upload.part_size,
-                    upload.part_count,
-                    UploadStatus(upload.status).value,
-                    _encode_time(upload.created_at),
-                    _encode_time(upload.expires_at),
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("upload already exists") from exc
+        _add(self._conn(), "uploads", _ROWS.uploads, upload, clash="upload already exists")
 
     def get_upload(self, upload_id: str) -> Upload | None:
-        row = self._conn().execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
-        return _upload(row) if row else None
+        return _first(_ROWS.uploads, self._conn().execute(
+            "SELECT * FROM uploads WHERE id = ?", (upload_id,)))
 
     def set_upload_status(
         self, upload_id: str, status: UploadStatus, *, expected: UploadStatus
@@ -648,39 +532,23 @@ class SQLiteStore:
     def list_expired_uploads(self, now: datetime, limit: int = 100) -> list[Upload]:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
-        rows = self._conn().execute(
+        return _all(_ROWS.uploads, self._conn().execute(
             "SELECT * FROM uploads WHERE status = ? AND expires_at <= ?"
             " ORDER BY expires_at, id LIMIT ?",
-            (UploadStatus.ACTIVE.value, _encode_time(now), limit),
-        )
-        return [_upload(row) for row in rows]
+            (UploadStatus.ACTIVE.value, _encode_time(now), limit)))
 
     # Jobs ----------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        columns = ("id", *_JOB_COLUMNS)
-        try:
-            self._conn().execute(
-                f"INSERT INTO jobs ({', '.join(columns)})"
-                f" VALUES ({', '.join('?' for _ in columns)})",
-                (job.id, *_job_values(job)),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("job already exists") from exc
+        _add(self._conn(), "jobs", _ROWS.jobs, job, clash="job already exists")
 
     def get_job(self, job_id: str) -> Job | None:
-        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+        return _first(_ROWS.jobs, self._conn().execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)))
 
     def get_latest_job(self, video_id: str) -> Job | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
-                (video_id,),
-            )
-            .fetchone()
-        )
-        return _job(row) if row else None
+        return _first(_ROWS.jobs, self._conn().execute(
+            "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            (video_id,)))
 
     def update_job(
         self,
@@ -689,16 +557,12 @@ class SQLiteStore:
         expected_status: JobStatus | None = None,
         expected_attempt: int | None = None,
     ) -> bool:
-        sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?"
-        params: tuple[object, ...] = (*_job_values(job), job.id)
+        where: dict[str, object] = {}
         if expected_status is not None:
-            sql += " AND status = ?"
-            params += (JobStatus(expected_status).value,)
+            where["status"] = JobStatus(expected_status).value
         if expected_attempt is not None:
-            sql += " AND attempt = ?"
-            params += (int(expected_attempt),)
-        # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
-        return self._conn().execute(sql, params).rowcount == 1
+            where["attempt"] = int(expected_attempt)
+        return _update(self._conn(), "jobs", _ROWS.jobs, job, where=where)
 
     def list_jobs(
         self,
@@ -721,7 +585,7 @@ class SQLiteStore:
             params.append(_encode_time(heartbeat_before))
         sql += " ORDER BY updated_at, id LIMIT ?"
         params.append(limit)
-        return [_job(row) for row in self._conn().execute(sql, params)]
+        return _all(_ROWS.jobs, self._conn().execute(sql, params))
 
     # Chunks --------------------------------------------------------------------------------
     def add_chunks(self, chunks: list[Chunk]) -> int:
@@ -772,11 +636,8 @@ class SQLiteStore:
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
         # One statement is atomic: of concurrent callers with one id, exactly one inserts.
-        cursor = self._conn().execute(
-            "INSERT OR IGNORE INTO webhook_events (event_id, received_at) VALUES (?, ?)",
-            (event_id, _encode_time(received_at)),
-        )
-        return cursor.rowcount == 1
+        return _insert(self._conn(), "webhook_events", _ROWS.webhook_events,
+                       SeenEvent(event_id, received_at), verb="INSERT OR IGNORE") == 1
 
     def has_event(self, event_id: str) -> bool:
         row = self._conn().execute(
@@ -800,35 +661,16 @@ class SQLiteStore:
 
     # Automation tokens ---------------------------------------------------------------------
     def add_api_token(self, token: ApiToken) -> None:
-        try:
-            self._conn().execute(
-                "INSERT INTO api_tokens (id, user_id, name, token_hash, scope, created_at,"
-                " expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    token.id,
-                    token.user_id,
-                    token.name,
-                    token.token_hash,
-                    TokenScope(token.scope).value,
-                    _encode_time(token.created_at),
-                    _encode_time(token.expires_at) if token.expires_at else None,
-                    _encode_time(token.last_used_at) if token.last_used_at else None,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists("token already exists") from exc
+        _add(self._conn(), "api_tokens", _ROWS.api_tokens, token,
+             clash="token already exists")
 
     def get_api_token_by_hash(self, token_hash: str) -> ApiToken | None:
-        row = self._conn().execute(
-            "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)
-        ).fetchone()
-        return _api_token(row) if row else None
+        return _first(_ROWS.api_tokens, self._conn().execute(
+            "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)))
 
     def list_api_tokens(self, user_id: str) -> list[ApiToken]:
-        rows = self._conn().execute(
-            "SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at, id", (user_id,)
-        )
-        return [_api_token(row) for row in rows]
+        return _all(_ROWS.api_tokens, self._conn().execute(
+            "SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at, id", (user_id,)))
 
     def delete_api_token(self, token_id: str, user_id: str) -> bool:
         cursor = self._conn().execute(
@@ -845,17 +687,52 @@ class SQLiteStore:
         return cursor.rowcount == 1
 
 
-def _api_token(row: sqlite3.Row) -> ApiToken:
-    return ApiToken(
-        id=row["id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        token_hash=row["token_hash"],
-        scope=TokenScope(row["scope"]),
-        created_at=_required_time(row["created_at"]),
-        expires_at=_decode_time(row["expires_at"]),
-        last_used_at=_decode_time(row["last_used_at"]),
-    )
+# Rows through the codecs ----------------------------------------------------------------------
+def _insert(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T, *,
+            verb: str = "INSERT", upsert: str = "") -> int:
+    """Insert the record's row (`verb` may say OR IGNORE; `upsert` an ON CONFLICT clause);
+    return how many rows were written."""
+    row = codec.encode(record, key_as=codec.key)
+    sql = (f"{verb} INTO {table} ({', '.join(map(_quoted, row))})"
+           f" VALUES ({', '.join('?' for _ in row)}) {upsert}")
+    return conn.execute(sql, tuple(row.values())).rowcount
+
+
+def _add(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T, *,
+         clash: str) -> None:
+    """Insert a new record; raise `AlreadyExists(clash)` when its key (or a unique column) is
+    taken."""
+    try:
+        _insert(conn, table, codec, record)
+    except sqlite3.IntegrityError as exc:
+        raise AlreadyExists(clash) from exc
+
+
+def _update(conn: sqlite3.Connection, table: str, codec: RowCodec[T], record: T, *,
+            only: Collection[str] | None = None, where: Mapping[str, object] | None = None,
+            ) -> bool:
+    """Write the record over the row of its key (just the `only` fields), if the row's columns
+    still hold the `where` values (compare-and-set); return whether it was written."""
+    row = codec.encode(record, only=only)
+    match = {codec.key: getattr(record, codec.key), **(where or {})}
+    sql = (f"UPDATE {table} SET {', '.join(f'{_quoted(c)} = ?' for c in row)}"
+           f" WHERE {' AND '.join(f'{_quoted(c)} = ?' for c in match)}")
+    # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
+    return conn.execute(sql, (*row.values(), *match.values())).rowcount == 1
+
+
+def _quoted(column: str) -> str:
+    """A column name as an SQL identifier, so a field may be named like a keyword ("index")."""
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _first(codec: RowCodec[T], rows: sqlite3.Cursor) -> T | None:
+    row = rows.fetchone()
+    return codec.decode(dict(row), row[codec.key]) if row else None
+
+
+def _all(codec: RowCodec[T], rows: Iterable[sqlite3.Row]) -> list[T]:
+    return [codec.decode(dict(row), row[codec.key]) for row in rows]
 
 
 def _enable_wal(conn: sqlite3.Connection) -> str:
@@ -904,88 +781,3 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        role=Role(row["role"]),
-        created_at=_required_time(row["created_at"]),
-    )
-
-
-def _refresh_token(row: sqlite3.Row) -> RefreshToken:
-    return RefreshToken(
-        token_hash=row["token_hash"],
-        user_id=row["user_id"],
-        family_id=row["family_id"],
-        issued_at=_required_time(row["issued_at"]),
-        expires_at=_required_time(row["expires_at"]),
-        used_at=_decode_time(row["used_at"]),
-        revoked_at=_decode_time(row["revoked_at"]),
-    )
-
-
-def _course(row: sqlite3.Row) -> Course:
-    return Course(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        title=row["title"],
-        description=row["description"],
-        published=bool(row["published"]),
-        created_at=_required_time(row["created_at"]),
-        updated_at=_required_time(row["updated_at"]),
-    )
-
-
-def _video_values(video: Video) -> tuple[object, ...]:
-    """The values of `_VIDEO_COLUMNS`, encoded for SQLite."""
-    encoded = _VIDEO.encode(video)
-    return tuple(encoded[column] for column in _VIDEO_COLUMNS)
-
-
-def _video(row: sqlite3.Row) -> Video:
-    return _VIDEO.decode(dict(row), row["id"])
-
-
-def _upload(row: sqlite3.Row) -> Upload:
-    return Upload(
-        id=row["id"],
-        video_id=row["video_id"],
-        owner_id=row["owner_id"],
-        key=row["key"],
-        storage_upload_id=row["storage_upload_id"],
-        size=row["size"],
-        part_size=row["part_size"],
-        part_count=row["part_count"],
-        status=UploadStatus(row["status"]),
-        created_at=_required_time(row["created_at"]),
-        expires_at=_required_time(row["expires_at"]),
-    )
-
-
-def _job_values(job: Job) -> tuple[object, ...]:
-    """The values of `_JOB_COLUMNS`, encoded for SQLite."""
-    return (
-        job.video_id,
-        int(job.attempt),
-        JobStatus(job.status).value,
-        _encode_time(job.created_at),
-        _encode_time(job.updated_at),
-        _encode_time(job.heartbeat_at) if job.heartbeat_at else None,
-    )
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        video_id=row["video_id"],
-        attempt=row["attempt"],
-        status=JobStatus(row["status"]),
-        created_at=_required_time(row["created_at"]),
-        updated_at=_required_time(row["updated_at"]),
-        heartbeat_at=_decode_time(row["heartbeat_at"]),
-    )

@@ -20,6 +20,7 @@ Delivery contract of `consume`, the same for both:
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,19 @@ from typing import Protocol, runtime_checkable
 from coursecrafter_worker.messages import JobMessage
 
 Handler = Callable[[JobMessage], None]
+"""Called once per delivery. A handler that also takes a keyword `cancel` (a `threading.Event`)
+gets one per job from the RabbitMQ consumer, set when that job is no longer the consumer's to
+finish (its connection was lost, so the broker delivers it again, maybe to another worker; or the
+consumer stops); one without it should watch the `stop` event it was wired to."""
+
+
+def takes_cancel(handler: Callable[..., object]) -> bool:
+    """Whether `handler` accepts a `cancel` keyword (see `Handler`)."""
+    try:
+        params = inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return False
+    return "cancel" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class QueueError(Exception):

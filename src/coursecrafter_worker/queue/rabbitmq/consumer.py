@@ -9,6 +9,14 @@ fresh copy of the message (same body and properties, persistent, confirmed) and 
 the original. The copy starts with a delivery count of 0 and goes to the back of the queue;
 should the publish fail, the original is nacked with requeue (it counts, but is not lost). A
 poison message (one that does not parse) is nacked without requeue: straight to the dead letters.
+
+A lost connection (the broker restarted, or this host's network went away long enough for the
+broker to miss its heartbeats) hands every unacked message back to the broker, which may give it
+to another worker at once. The jobs in hand are then no longer this worker's to finish: a handler
+that takes a `cancel` keyword gets an event of its own per job, set when the job's connection is
+lost (and when the consumer stops), so it stops before it writes outputs another worker is
+writing too. Should the broker give the job back to this same worker while the dropped run is
+still winding down, the new delivery waits for it and then runs the job itself.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from coursecrafter_worker.messages import JobMessage, MessageError
 
-from ..base import Handler, QueueError, Requeue
+from ..base import Handler, QueueError, Requeue, takes_cancel
 from .broker import TRANSIENT, Broker, close_quietly, is_fatal, log
 from .publisher import Publisher
 
@@ -51,6 +59,30 @@ class _Session:
         self.inflight = 0
         self.consumer_tag: str | None = None
         self.cancelled = False
+        # One per job in hand (any thread adds and removes; the lock guards the set).
+        self._job_cancels: set[threading.Event] = set()
+        self._lock = threading.Lock()
+
+    def job_cancel(self) -> threading.Event:
+        """A cancel event for one job of this session, set by `cancel_jobs`."""
+        event = threading.Event()
+        with self._lock:
+            self._job_cancels.add(event)
+            if self.stop.is_set():
+                event.set()
+        return event
+
+    def job_done(self, event: threading.Event) -> None:
+        with self._lock:
+            self._job_cancels.discard(event)
+
+    def cancel_jobs(self) -> int:
+        """Cancel every job in hand (its delivery is lost, or we stop); return how many."""
+        with self._lock:
+            events = list(self._job_cancels)
+        for event in events:
+            event.set()
+        return len(events)
 
     def cancel_consumer(self) -> None:
         """No more deliveries. Done before anything is requeued at shutdown: a message nacked
@@ -122,6 +154,7 @@ class Consumer:
         try:
             while not stop.is_set() and not broker.closed.is_set():
                 connection: BlockingConnection | None = None
+                session: _Session | None = None
                 try:
                     connection = broker.connect()
                     channel = broker.declare(connection)
@@ -142,6 +175,7 @@ class Consumer:
                     connection = None
                     return
                 except TRANSIENT as exc:
+                    dropped = session.cancel_jobs() if session is not None else 0
                     if stop.is_set():
                         return
                     if is_fatal(exc):
@@ -151,8 +185,9 @@ class Consumer:
                         ) from exc
                     pause = delay * (0.5 + random.random())
                     log.warning(
-                        "RabbitMQ connection lost (%r); jobs in hand will be delivered again; "
-                        "reconnecting in %.1fs", exc, pause,
+                        "RabbitMQ connection lost (%r); jobs in hand will be delivered again%s; "
+                        "reconnecting in %.1fs", exc,
+                        f" ({dropped} dropped here)" if dropped else "", pause,
                     )
                     stop.wait(pause)
                     delay = min(delay * 2, self.reconnect_max_delay)
@@ -202,26 +237,29 @@ class Consumer:
         """In a pool thread: run the handler (once per job and attempt at a time), then settle."""
         key = message.run_key
         outcome: str | None = None
-        running: threading.Event | None = None
         mine: threading.Event | None = None
-        with self._state_lock:
-            if key in self._reported:
-                outcome = "ack"
-            elif (running := self._running.get(key)) is None:
-                mine = self._running[key] = threading.Event()
+        while True:
+            with self._state_lock:
+                if key in self._reported:
+                    outcome = "ack"
+                    break
+                if (running := self._running.get(key)) is None:
+                    mine = self._running[key] = threading.Event()
+                    break
+            # Our run of it is still going (its delivery died with an old connection): wait,
+            # then settle this delivery the same way, or run the job if that run was dropped.
+            running.wait()
         if outcome == "ack":
             log.info("job %s attempt %d was already reported by this worker: acked",
                      message.job_id, message.attempt)
-        elif running is not None:
-            # Our run of it is still going (its delivery died with an old connection): wait and
-            # settle this delivery the same way instead of transcoding twice.
-            running.wait()
-            with self._state_lock:
-                outcome = "ack" if key in self._reported else "requeue"
         else:
             assert mine is not None
+            cancel = session.job_cancel()
             try:
-                handler(message)
+                if takes_cancel(handler):
+                    handler(message, cancel=cancel)  # type: ignore[call-arg]
+                else:
+                    handler(message)
                 outcome = "ack"
             except Requeue as exc:
                 log.info("job %s attempt %d goes back to the queue%s", message.job_id,
@@ -232,6 +270,7 @@ class Consumer:
                               message.job_id, message.attempt)
                 outcome = "reject"
             finally:
+                session.job_done(cancel)
                 with self._state_lock:
                     if outcome == "ack":
                         self._reported[key] = None
@@ -303,6 +342,7 @@ class Consumer:
         handlers see the cancel signal and raise Requeue); then close, which makes the broker
         requeue whatever is still unacked."""
         connection = session.connection
+        session.cancel_jobs()  # their handlers stop and raise Requeue: given back below
         try:
             session.cancel_consumer()
             deadline = time.monotonic() + self.shutdown_grace
