@@ -110,14 +110,20 @@ def run_chunk(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path
     runner._check(cancel)
     reporter.update("uploading", 0)
     files = stage_chunk(out_dir, tag)
-    # A redelivered chunk replaces what an earlier attempt of it left (a count may differ).
-    for rung in {key.split("/")[1] for _, key in files if key.startswith("hls/")}:
-        runner.storage.delete_prefix(f"{prefix}hls/{rung}/{tag}_")
-    runner.storage.delete_prefix(f"{prefix}{chunk_dir(tag)}")
     for number, (path, key) in enumerate(files, 1):
         runner._check(cancel)
         runner.storage.upload_file(path, prefix + key, content_type(path))
         reporter.update("uploading", number * 100 // len(files))
+    # What an earlier run of this chunk left that this one did not replace goes, after the
+    # upload (as the runner does): a run stopped half-way, its chunk handed to another worker,
+    # never removes that worker's files, which carry the same names.
+    uploaded = {prefix + key for _, key in files}
+    stale = [f"{prefix}hls/{rung}/{tag}_" for rung in
+             {key.split("/")[1] for _, key in files if key.startswith("hls/")}]
+    for under in (*stale, f"{prefix}{chunk_dir(tag)}"):
+        for info in list(runner.storage.list_objects(under)):
+            if info.key not in uploaded:
+                runner.storage.delete(info.key)
     reporter.stop()
     completed = runner._event(
         message, "completed", duration=result.duration, width=result.width,

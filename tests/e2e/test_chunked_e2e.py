@@ -136,7 +136,12 @@ def test_a_long_lecture_is_cut_transcoded_by_two_workers_and_joined_once(tmp_pat
     playlist = world.storage.open_read(prefix + "hls/240p/index.m3u8").read().decode()
     listed = [line for line in playlist.splitlines() if line.endswith(".ts")]
     assert sorted(f"{prefix}hls/240p/{name}" for name in listed) == segments
-    # The temporary upload and its pieces are gone; the early rendition stays for its grace.
+    # The temporary upload, its pieces and the pieces' playlists go (the join removes them
+    # right after its `completed` was applied); the early rendition stays for its grace.
+    deadline = time.monotonic() + 30
+    while (world.keys(f"uploads/{video.id}/") or world.keys(prefix + "chunks/")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
     assert world.keys(f"uploads/{video.id}/") == []
     assert world.keys(prefix + "chunks/") == []
     assert world.keys(prefix + "hls/early/")
