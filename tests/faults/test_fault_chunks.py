@@ -66,6 +66,9 @@ def test_worker_killed_mid_chunk_its_chunk_is_redelivered_and_joined_once(lab, c
     killed_at = time.monotonic()
 
     video = wait_ready(client, video_id, timeout=180, storage=server.storage)
+    # The join removes the pieces' own playlists right after its `completed` was applied.
+    wait_for(lambda: not server.storage.objects(f"videos/{video_id}/chunks/"), 30,
+             what="the pieces' playlists to be removed")
     assert abs(video["duration"] - 30) < 0.6 and (video["width"], video["height"]) == (640, 360)
     counts = assert_outputs_complete(server.storage, video)
     assert "hls/audio/index.m3u8" in counts  # the one audio rendition every rung names
