@@ -1487,3 +1487,77 @@ def test_mongo_indexes_api_tokens_by_unique_hash_and_by_user() -> None:
     assert [i.get("unique") for i in indexes if i["key"] == [("token_hash", 1)]] == [True]
     assert any(i["key"] == [("user_id", 1), ("created_at", 1)] for i in indexes)
     assert not any("expireAfterSeconds" in i for i in indexes)  # expired ones stay listed
+
+
+# Chunks of a chunked job (chunk_jobs.py) ------------------------------------------------------
+def make_chunks(job_id: str = "job1", job_attempt: int = 1) -> list:
+    from coursecrafter_server.chunk_records import Chunk, ChunkStatus, chunk_id
+
+    def one(index: int, kind: str, status: ChunkStatus) -> Chunk:
+        return Chunk(id=chunk_id(job_id, job_attempt, index), job_id=job_id,
+                     job_attempt=job_attempt, index=index, kind=kind, start=120.5 * index,
+                     pieces=2, audio=True, content="still", attempt=1, status=status,
+                     created_at=NOW, updated_at=NOW + timedelta(seconds=index))
+
+    return [one(0, "video", ChunkStatus.PENDING), one(1, "video", ChunkStatus.PENDING),
+            one(2, "audio", ChunkStatus.PENDING), one(3, "join", ChunkStatus.WAITING)]
+
+
+def test_chunks_roundtrip_and_insert_only_once(store: Store) -> None:
+    from coursecrafter_server.chunk_records import ChunkStatus
+
+    chunks = make_chunks()
+    assert store.add_chunks(chunks[2:] + chunks[:2]) == 4
+    assert store.list_chunks("job1", 1) == chunks  # by index, every field kept
+    assert store.list_chunks("job1", 2) == [] and store.list_chunks("other", 1) == []
+    done = dataclasses.replace(chunks[0], status=ChunkStatus.DONE)
+    assert store.update_chunk(done, expected_status=ChunkStatus.PENDING, expected_attempt=1)
+    # A repeated insert keeps what is stored.
+    assert store.add_chunks(make_chunks()) == 0
+    assert store.list_chunks("job1", 1)[0] == done
+    assert store.add_chunks(make_chunks(job_attempt=2)) == 4
+
+
+def test_update_chunk_compares_and_sets_status_and_attempt(store: Store) -> None:
+    from coursecrafter_server.chunk_records import ChunkStatus
+
+    chunks = make_chunks()
+    store.add_chunks(chunks)
+    join = chunks[3]
+    claimed = dataclasses.replace(join, status=ChunkStatus.PENDING)
+    assert not store.update_chunk(claimed, expected_status=ChunkStatus.PENDING, expected_attempt=1)
+    assert not store.update_chunk(claimed, expected_status=ChunkStatus.WAITING, expected_attempt=2)
+    assert store.update_chunk(claimed, expected_status=ChunkStatus.WAITING, expected_attempt=1)
+    # The second claim loses: the join is claimed once.
+    assert not store.update_chunk(claimed, expected_status=ChunkStatus.WAITING, expected_attempt=1)
+    assert store.list_chunks("job1", 1)[3] == claimed
+
+
+def test_concurrent_join_claims_have_one_winner(thread_safe_store: Store) -> None:
+    from coursecrafter_server.chunk_records import ChunkStatus
+
+    chunks = make_chunks()
+    thread_safe_store.add_chunks(chunks)
+    claimed = dataclasses.replace(chunks[3], status=ChunkStatus.PENDING)
+    outcomes = race(lambda i: thread_safe_store.update_chunk(
+        claimed, expected_status=ChunkStatus.WAITING, expected_attempt=1))
+    assert outcomes.count(True) == 1
+
+
+def test_list_chunks_in_status_by_age_and_heartbeat(store: Store) -> None:
+    from coursecrafter_server.chunk_records import ChunkStatus
+
+    chunks = make_chunks()
+    beating = dataclasses.replace(chunks[1], status=ChunkStatus.PROCESSING,
+                                  heartbeat_at=NOW + timedelta(minutes=5))
+    store.add_chunks([chunks[0], beating, chunks[2], chunks[3]])
+    pending = store.list_chunks_in_status([ChunkStatus.PENDING])
+    assert [c.index for c in pending] == [0, 2]
+    assert [c.index for c in store.list_chunks_in_status(
+        [ChunkStatus.PENDING], updated_before=NOW + timedelta(seconds=1))] == [0]
+    silent = [ChunkStatus.PROCESSING]
+    assert store.list_chunks_in_status(silent, heartbeat_before=NOW + timedelta(minutes=4)) == []
+    assert store.list_chunks_in_status(
+        silent, heartbeat_before=NOW + timedelta(minutes=6)) == [beating]
+    assert store.list_chunks_in_status([ChunkStatus.PENDING], limit=1) == [chunks[0]]
+    assert store.list_chunks_in_status([], limit=5) == []

@@ -24,7 +24,8 @@ from coursecrafter_server.domain import (
 from coursecrafter_worker.storage import ObjectStorage, keys
 from coursecrafter_worker.storage.keys import output_prefix
 from coursecrafter_server import lifecycle
-from coursecrafter_server.store.base import EventStore, JobStore, VideoStore
+from coursecrafter_server.chunk_jobs import ChunkJobs
+from coursecrafter_server.store.base import ChunkStore, EventStore, JobStore, VideoStore
 from coursecrafter_worker.messages import JobEvent, JobMessage
 from coursecrafter_worker.queue.base import DeadLetter
 
@@ -49,7 +50,7 @@ def _closed_by(job: Job, event: JobEvent) -> bool:
                                         (JobStatus.FAILED, "failed")}
 
 
-class TranscodingStore(JobStore, EventStore, VideoStore, Protocol):
+class TranscodingStore(JobStore, EventStore, VideoStore, ChunkStore, Protocol):
     """Jobs, the webhook events that move them, and the videos they transcode."""
 
 
@@ -76,6 +77,7 @@ class JobService:
         # How long early outputs outlive `ready`/`failed`: the playback URL TTL, so a player
         # that loaded the early playlist keeps playing until its URLs expire.
         self.early_grace = early_grace
+        self.chunks = ChunkJobs(self, store)  # the chunks of a job whose worker cut its source
 
     # Enqueue -----------------------------------------------------------------------------------
     def enqueue(self, video: Video) -> Job | None:
@@ -174,6 +176,10 @@ class JobService:
             return "stale"
         if _closed_by(job, event) and video.status not in ACTIVE_VIDEO:
             return "duplicate"  # applied in full before; only remembering its id failed
+        if event.type == "chunked":
+            return self.chunks.on_chunked(job, video, event)
+        if event.chunk is not None:
+            return self.chunks.on_event(job, video, event)
         handler = {
             "started": self._on_started,
             "progress": self._on_progress,
@@ -205,6 +211,10 @@ class JobService:
     def _on_started(self, job: Job, video: Video, event: JobEvent) -> str:
         if video.status not in ACTIVE_VIDEO:  # ready, failed or re-uploaded: hands off
             return "illegal"
+        if job.status is JobStatus.PROCESSING and self._chunked(job):
+            # This attempt was cut already and its chunks are out: a redelivered copy of the
+            # whole job must not cut (and upload) the source again.
+            return "stale"
         if not self._beat(job, JobStatus.PROCESSING):
             return "stale"
         self._set_video(video, status=VideoStatus.PROCESSING, phase="probing", progress=0)
@@ -290,6 +300,8 @@ class JobService:
             [JobStatus.PROCESSING],
             heartbeat_before=now - timedelta(seconds=self.heartbeat_timeout),
         ):
+            if self._chunked(job):  # its chunks are watched one by one, below
+                continue
             if job.attempt < self.max_attempts:
                 self._requeue(job, reason="worker_lost")
                 counts["requeued"] += 1
@@ -303,6 +315,7 @@ class JobService:
                     )
                     self._drop_outputs(video)
                 counts["failed"] += 1
+        counts.update(self.chunks.sweep(now))
         counts["early_removed"] = self.sweep_early_outputs(now)
         return counts
 
@@ -317,6 +330,8 @@ class JobService:
         retry re-makes it)."""
         try:
             removed = self.storage.delete_prefix(output_prefix(video.id))
+            # The pieces of a chunked source too: a retry cuts the source again.
+            removed += self.storage.delete_prefix(keys.pieces_prefix(video.id))
         except Exception as exc:  # the sweeper removes them on its next pass
             log.warning("video %s: outputs not removed yet: %r", video.id, exc)
             return
@@ -371,6 +386,8 @@ class JobService:
                 # RabbitMQ does not always say how often; its delivery limit is max_attempts.
                 times = dead.deliveries or self.max_attempts
                 text = f"the transcoder stopped {times} times without finishing this video"
+            if dead.message.chunk is not None:
+                text = f"chunk {dead.message.chunk.index + 1}: {text}"
             self._set_video(video, status=VideoStatus.FAILED, phase=None, error_code=code,
                             error_message=f"{text}; run `coursecrafter retry` to try again",
                             **self._early_gone())
@@ -384,7 +401,9 @@ class JobService:
         count = 0
         for job in self.store.list_jobs([JobStatus.PENDING, JobStatus.PUBLISHED,
                                          JobStatus.PROCESSING], limit=10_000):
-            if job.status is JobStatus.PROCESSING:
+            if job.status is JobStatus.PROCESSING and self._chunked(job):
+                self.chunks.republish(job)  # its chunks go on where they were
+            elif job.status is JobStatus.PROCESSING:
                 self._requeue(job, reason="server_restarted")
             elif job.status is JobStatus.PUBLISHED or self._ready_to_publish(job):
                 self._publish(job)
@@ -398,6 +417,10 @@ class JobService:
             log.info("job %s closed: video %s deleted", job.id, video.id)
 
     # Internals ---------------------------------------------------------------------------------
+    def _chunked(self, job: Job) -> bool:
+        """Whether `job`'s current attempt was cut: its chunks, not it, are watched."""
+        return bool(self.store.list_chunks(job.id, job.attempt))
+
     def _no_open_job(self, video: Video) -> bool:
         job = self.store.get_latest_job(video.id)
         # A pending job left by an interrupted enqueue is the PENDING sweep's to finish.

@@ -71,6 +71,8 @@ class InProcessTranscoders:
             work_dir=work_dir,
             heartbeat_interval=settings.heartbeat_interval,
             ffmpeg_timeout=settings.ffmpeg_timeout,
+            # One in-process transcoder would do every chunk in turn: cutting cannot help it.
+            chunk_seconds=settings.chunk_seconds if self.concurrency > 1 else 0.0,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -35,6 +35,9 @@ class SharedSettings(BaseSettings):
     max_attempts: int = Field(3, ge=1)
     heartbeat_interval: float = Field(10.0, gt=0)
     ffmpeg_timeout: float | None = 4 * 3600.0
+    # Target chunk length of a long source transcoded across workers (0: never chunk); the
+    # default is measured (docs/benchmarks.md "Chunked transcoding").
+    chunk_seconds: float = Field(120.0, ge=0)
     # Job directories (a full copy of each source). Private: `{home}/work` unless set; never a
     # shared temp dir another user could have made (coursecrafter_worker.workdir).
     work_dir: Path = Field(None, validate_default=True)  # type: ignore[assignment]

@@ -128,6 +128,7 @@ def run(argv: list[str] | None = None) -> None:
     runner = JobRunner(
         storage, notifier, work_dir=work_dir,
         heartbeat_interval=settings.heartbeat_interval, ffmpeg_timeout=settings.ffmpeg_timeout,
+        chunk_seconds=settings.chunk_seconds,
     )
 
     # A worker that cannot transcode must not take jobs.

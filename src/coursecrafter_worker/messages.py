@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 QUEUE_NAME = "coursecrafter.transcode"
 DEAD_LETTER_QUEUE = "coursecrafter.transcode.dead"
 
-EventType = Literal["started", "progress", "playable", "completed", "failed"]
-EVENT_TYPES: tuple[str, ...] = ("started", "progress", "playable", "completed", "failed")
+EventType = Literal["started", "progress", "playable", "chunked", "completed", "failed"]
+EVENT_TYPES: tuple[str, ...] = ("started", "progress", "playable", "chunked", "completed",
+                                "failed")
+#: Kinds of chunk job (DESIGN.md "Transcoding"): a piece of the picture, the audio track, the join.
+CHUNK_KINDS: tuple[str, ...] = ("video", "audio", "join")
 PHASES: tuple[str, ...] = ("probing", "transcoding", "uploading")
 
 
@@ -45,6 +48,39 @@ def _load(raw: bytes | str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class ChunkRef:
+    """What makes a job message a chunk job (absent: the whole video). `index` orders the
+    chunks of one job attempt: the picture pieces 0..pieces-1, then the audio piece (when
+    `audio`), then the join; `attempt` is the chunk's own, counted apart from the job's."""
+
+    kind: str  # "video" | "audio" | "join"
+    index: int
+    attempt: int
+    pieces: int  # picture pieces of the job
+    audio: bool  # whether an audio piece exists
+    start: float  # source seconds where the piece starts (0 for the join)
+    content: str  # the ladder's content class, the same for every piece
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ChunkRef":
+        if not isinstance(data, dict):
+            raise MessageError("field 'chunk' must be an object")
+        kind = _require(data, "kind", str)
+        if kind not in CHUNK_KINDS:
+            raise MessageError(f"unknown chunk kind {kind!r}"[:200])
+        start = data.get("start")
+        if not isinstance(start, (int, float)) or isinstance(start, bool) or start < 0:
+            raise MessageError("field 'chunk.start' must be a number >= 0")
+        ref = cls(kind=kind, index=_require(data, "index", int),
+                  attempt=_require(data, "attempt", int), pieces=_require(data, "pieces", int),
+                  audio=_require(data, "audio", bool), start=float(start),
+                  content=_require(data, "content", str))
+        if ref.index < 0 or ref.attempt < 1 or ref.pieces < 1:
+            raise MessageError("chunk index, attempt or pieces out of range")
+        return ref
+
+
+@dataclass(frozen=True)
 class JobMessage:
     job_id: str
     video_id: str
@@ -53,9 +89,22 @@ class JobMessage:
     output_prefix: str
     callback_url: str
     created_at: str  # ISO 8601 UTC
+    chunk: ChunkRef | None = None  # set on a chunk job only
+
+    @property
+    def run_key(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        """What one run of this message is (a consumer runs and reports each once): the job
+        attempt, and for a chunk job also the chunk and its attempt (a job's chunks share the
+        job's id and attempt)."""
+        if self.chunk is None:
+            return (self.job_id, self.attempt)
+        return (self.job_id, self.attempt, self.chunk.index, self.chunk.attempt)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        data = asdict(self)
+        if self.chunk is None:
+            del data["chunk"]  # a whole-video job's message is as it always was
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "JobMessage":
@@ -71,6 +120,7 @@ class JobMessage:
             output_prefix=_require(data, "output_prefix", str),
             callback_url=_require(data, "callback_url", str),
             created_at=_require(data, "created_at", str),
+            chunk=ChunkRef.from_dict(data["chunk"]) if data.get("chunk") is not None else None,
         )
 
 
@@ -93,8 +143,14 @@ class JobEvent:
       (that one rendition, its playlist under `hls/early/`), `duration`, `width`, `height`
     - completed: `duration` (s), `width`, `height` (source), `renditions`, `playlist_key`,
       `poster_key` (None for audio-only)
+    - chunked: the source was cut for chunked transcoding: `pieces` (picture pieces, >= 2),
+      `audio` (an audio piece too), `content` (the ladder's content class), `starts` (each
+      picture piece's start, source seconds); the server then queues one job per chunk
     - failed: `error_code`, `error_message`, and `retryable` (False for bad input: the server
       marks the video failed at once; True for infrastructure failures: the server may retry)
+
+    `chunk` and `chunk_attempt` are set on every event of a chunk job (its index and attempt,
+    see `ChunkRef`); the join's `completed` is the video's.
     """
 
     job_id: str
@@ -114,6 +170,12 @@ class JobEvent:
     error_code: str | None = None
     error_message: str | None = None
     retryable: bool | None = None
+    chunk: int | None = None
+    chunk_attempt: int | None = None
+    pieces: int | None = None
+    audio: bool | None = None
+    content: str | None = None
+    starts: tuple[float, ...] = ()
 
     def to_json(self) -> bytes:
         data = {k: v for k, v in asdict(self).items() if v not in (None, ())}
@@ -132,9 +194,10 @@ class JobEvent:
             parsed = model.model_validate(data)
         except ValidationError as exc:
             raise MessageError(_summary(exc)) from None
-        fields = parsed.model_dump(exclude={"renditions"})
+        fields = parsed.model_dump(exclude={"renditions", "starts"})
         renditions = tuple(Rendition(**r.model_dump()) for r in getattr(parsed, "renditions", ()))
-        return cls(**fields, renditions=renditions)
+        starts = tuple(getattr(parsed, "starts", ()))
+        return cls(**fields, renditions=renditions, starts=starts)
 
 
 # Event schemas: one strict pydantic model per event type (no coercion: "abc", "1", true or {}
@@ -154,6 +217,8 @@ class _EventModel(BaseModel):
     video_id: _Id
     attempt: int = Field(ge=1, le=1_000_000)
     sent_at: str = Field("", max_length=64)
+    chunk: int | None = Field(None, ge=0, le=100_000)
+    chunk_attempt: int | None = Field(None, ge=1, le=1_000_000)
 
 
 class StartedEvent(_EventModel):
@@ -194,6 +259,15 @@ class PlayableEvent(_EventModel):
     playlist_key: _Key
 
 
+class ChunkedEvent(_EventModel):
+    type: Literal["chunked"]
+    pieces: int = Field(ge=2, le=100_000)
+    audio: bool
+    content: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    starts: list[Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)]] = Field(
+        min_length=2, max_length=100_000)
+
+
 class FailedEvent(_EventModel):
     type: Literal["failed"]
     error_code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -205,6 +279,7 @@ EVENT_MODELS: dict[str, type[_EventModel]] = {
     "started": StartedEvent,
     "progress": ProgressEvent,
     "playable": PlayableEvent,
+    "chunked": ChunkedEvent,
     "completed": CompletedEvent,
     "failed": FailedEvent,
 }

@@ -202,6 +202,7 @@ class JobRunner:
         progress_interval: float = 1.0,
         preset: str | None = None,
         early: Callable[..., Any] | bool | None = None,
+        chunk_seconds: float = 0.0,
     ) -> None:
         self.storage = storage
         self.notifier = notifier
@@ -215,6 +216,9 @@ class JobRunner:
         # a test double, gets no early pass unless one is injected too); False: never.
         self._early = early if early is not None else (transcode is None)
         self._notifier_takes_cancel = _accepts(notifier.send, "cancel")
+        # > 0: a long source is cut into chunks of about this length that any worker transcodes
+        # (chunked.py).
+        self.chunk_seconds = chunk_seconds
 
     def purge_stale(self, older_than: float) -> int:
         """Remove the job directories under `work_dir` that no live process holds (left by a
@@ -240,6 +244,9 @@ class JobRunner:
         return self._early or None
 
     def _event(self, message: JobMessage, type_: str, **fields: Any) -> JobEvent:
+        if message.chunk is not None:  # every event of a chunk job names the chunk
+            fields.setdefault("chunk", message.chunk.index)
+            fields.setdefault("chunk_attempt", message.chunk.attempt)
         return JobEvent(
             job_id=message.job_id, video_id=message.video_id, attempt=message.attempt,
             type=type_, **fields,  # type: ignore[arg-type]
@@ -298,8 +305,10 @@ class JobRunner:
         finally:
             reporter.stop()
             job.remove()
-        log.info("job %s attempt %d (video %s) %s in %.1fs", message.job_id, message.attempt,
-                 message.video_id, outcome, time.monotonic() - started)
+        chunk = message.chunk
+        log.info("job %s attempt %d (video %s) %s in %.1fs%s", message.job_id, message.attempt,
+                 message.video_id, outcome, time.monotonic() - started,
+                 f" (chunk {chunk.kind} {chunk.index})" if chunk else "")
         return outcome
 
     def _run(
@@ -319,6 +328,15 @@ class JobRunner:
                      message.attempt, verdict)
             return "skipped"
         reporter.start()
+        if message.chunk is not None:
+            from coursecrafter_worker import chunked
+
+            try:
+                return chunked.run_chunk(self, message, prefix, job_dir, reporter, cancel)
+            except (_Cancelled, DeliveryFailed):
+                raise
+            except Exception as exc:
+                return self._failed(message, cancel, reporter, exc)
         try:
             source = job_dir / "source"
             try:
@@ -332,6 +350,13 @@ class JobRunner:
             early = self._early_pass(message, prefix, source, job_dir, reporter, cancel)
             if early == "stale":
                 return "skipped"
+            if self.chunk_seconds > 0:
+                from coursecrafter_worker import chunked
+
+                cut = chunked.cut(self, message, prefix, source, job_dir, cancel)
+                if cut is not None:
+                    reporter.stop()
+                    return "skipped" if cut == "stale" else cut
             out_dir = job_dir / "out"
             out_dir.mkdir()
             result = self._call_transcode(source, out_dir, reporter, cancel)
@@ -343,25 +368,7 @@ class JobRunner:
         except (_Cancelled, DeliveryFailed):
             raise
         except Exception as exc:
-            if cancel.is_set():  # whatever broke, it broke because we were stopping it
-                raise _Cancelled() from exc
-            reporter.stop()
-            kind = _error_kind(exc)
-            failure = exc if isinstance(exc, TranscodeFailure) else None
-            code = failure.code if failure else None
-            text = (failure.message if failure else "") or str(exc) or type(exc).__name__
-            detail = failure.detail if failure else ""  # FFmpeg's stderr: logs only
-            if kind == "media":
-                log.info("job %s: bad source (%s): %s%s", message.job_id, code, text,
-                         f"\n{detail}" if detail else "")
-                return self._fail(message, cancel, code or "invalid_media", text, retryable=False)
-            if kind == "transcode":
-                log.warning("job %s: transcoding failed (%s): %s%s", message.job_id, code, text,
-                            f"\n{detail}" if detail else "")
-                return self._fail(message, cancel, code or "transcode_failed", text, retryable=True)
-            log.exception("job %s: unexpected error", message.job_id)
-            return self._fail(message, cancel, "internal_error",
-                              f"{type(exc).__name__}: {exc}", retryable=True)
+            return self._failed(message, cancel, reporter, exc)
 
         reporter.stop()
         poster = result.poster
@@ -391,6 +398,29 @@ class JobRunner:
             log.warning("job %s: could not delete the source %s: %r", message.job_id,
                         message.source_key, exc)
         return "completed"
+
+    def _failed(self, message: JobMessage, cancel: threading.Event,
+                reporter: _ProgressReporter, exc: Exception) -> str:
+        """Report what broke a job (or chunk job) as a `failed` event of the fitting kind."""
+        if cancel.is_set():  # whatever broke, it broke because we were stopping it
+            raise _Cancelled() from exc
+        reporter.stop()
+        kind = _error_kind(exc)
+        failure = exc if isinstance(exc, TranscodeFailure) else None
+        code = failure.code if failure else None
+        text = (failure.message if failure else "") or str(exc) or type(exc).__name__
+        detail = failure.detail if failure else ""  # FFmpeg's stderr: logs only
+        if kind == "media":
+            log.info("job %s: bad source (%s): %s%s", message.job_id, code, text,
+                     f"\n{detail}" if detail else "")
+            return self._fail(message, cancel, code or "invalid_media", text, retryable=False)
+        if kind == "transcode":
+            log.warning("job %s: transcoding failed (%s): %s%s", message.job_id, code, text,
+                        f"\n{detail}" if detail else "")
+            return self._fail(message, cancel, code or "transcode_failed", text, retryable=True)
+        log.exception("job %s: unexpected error", message.job_id)
+        return self._fail(message, cancel, "internal_error",
+                          f"{type(exc).__name__}: {exc}", retryable=True)
 
     def _early_pass(
         self, message: JobMessage, prefix: str, source: Path, job_dir: Path,
@@ -458,10 +488,12 @@ class JobRunner:
         log.info("job %s: early rendition uploaded (%d files)", message.job_id, len(files))
 
     def _call_transcode(
-        self, source: Path, out_dir: Path, reporter: _ProgressReporter, cancel: threading.Event
+        self, source: Path, out_dir: Path, reporter: _ProgressReporter, cancel: threading.Event,
+        **extra: Any,
     ) -> TranscodeResult:
         transcode = self.transcode
         kwargs: dict[str, Any] = {"on_progress": reporter.on_progress, "timeout": self.ffmpeg_timeout}
+        kwargs.update((k, v) for k, v in extra.items() if _accepts(transcode, k))
         if self.preset is not None:
             kwargs["preset"] = self.preset
         if _accepts(transcode, "cancel"):

@@ -717,6 +717,10 @@ def assert_outputs_complete(storage: Storage | Path, video: dict[str, Any]) -> d
             expected.add(seg)
             assert sizes.get(seg, 0) > 0, (seg, sizes.get(seg))
         counts[rel] = len(segments)
+    # A chunked ladder's one audio rendition, which every variant names (EXT-X-MEDIA).
+    for uri in re.findall(r'^#EXT-X-MEDIA:.*URI="([^"]+)"', master, re.M):
+        counts[f"hls/{uri}"] = _check_media_playlist(
+            store, base, f"hls/{uri}", sizes, float(video["duration"]), expected)
     if any(f.startswith("hls/early/") for f in files):
         counts["hls/early/index.m3u8"] = _check_media_playlist(
             store, base, "hls/early/index.m3u8", sizes, float(video["duration"]), expected)

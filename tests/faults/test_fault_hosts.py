@@ -125,3 +125,45 @@ def test_worker_host_cut_mid_job_is_redelivered_and_rejoins(lab, clips, network:
           f"after the cut, ready {ready_after:.1f}s (segments {counts}), the cut worker had "
           f"noticed by {noticed_after:.1f}s; rejoined {rejoined_after:.1f}s after the link came "
           f"back")
+
+
+def test_worker_host_cut_mid_chunk_its_chunk_is_redelivered_and_joined_once(
+        lab, clips, network: Network):
+    """The same fault on a chunk job: the lecture is cut into chunks that both hosts' workers
+    take; the host of a worker in a chunk's FFmpeg is cut; the broker hands that chunk to the
+    other worker, the join runs once after every chunk, and the lecture is `ready` with each
+    piece's segments once."""
+    hosts = [network.add_host("a"), network.add_host("b")]
+    site = ScaleOut(lab, network, server_env={"COURSECRAFTER_HEARTBEAT_TIMEOUT": "120",
+                                              "COURSECRAFTER_CHUNK_SECONDS": "7.5"})
+    server, vhost = site.server, site.vhost
+    workers = {host: site.worker(host) for host in hosts}
+    wait_for(lambda: _consumers(vhost) == 2, 60, interval=0.5, what="both workers to consume")
+    client = sdk_client(server.url, "ada")
+
+    video_id = client.upload(clips["long"], title="Cut me in chunks", resume=False)["id"]
+    wait_for(lambda: "chunked into" in server.log(), 120, interval=0.2, what="the cut")
+    cut, lost = cut_holder_mid_job(workers)
+    cut_at = time.monotonic()
+    (other,) = [h for h in hosts if h is not cut]
+    survivor = workers[other]
+
+    video = wait_ready(client, video_id, timeout=300, storage=server.storage)
+    ready_after = time.monotonic() - cut_at
+    # The join removes the pieces' own playlists right after its `completed` was applied.
+    wait_for(lambda: not server.storage.objects(f"videos/{video_id}/chunks/"), 30,
+             what="the pieces' playlists to be removed")
+    counts = assert_outputs_complete(server.storage, video)
+    assert "hls/audio/index.m3u8" in counts
+    assert abs(video["duration"] - 30) < 0.6
+    wait_source_gone(server.storage, video_id)
+    assert server.log().count("every chunk done, join queued") == 1, server.log()
+    # The cut host's chunk went to the survivor as the same attempt, delivered again.
+    assert any(m.group(3) == video_id and m.group(4) == "2"
+               for m in DELIVERY.finditer(survivor.log())), survivor.log()
+    assert "re-queued" not in server.log()
+    cut.restore()
+    vhost.wait_drained(timeout=120)
+    assert_storage_clean(server.storage)
+    client.close()
+    print(f"\nhost cut mid-chunk: ready {ready_after:.1f}s after the cut (segments {counts})")

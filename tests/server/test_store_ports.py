@@ -26,12 +26,14 @@ from coursecrafter_server.store.mongo import MongoStore
 from coursecrafter_server.store.sqlite import SQLiteStore
 from coursecrafter_server.uploads import UploadService
 from coursecrafter_server.videos import VideoService
+from coursecrafter_server.chunk_jobs import ChunkJobs
 
 PORTS = [base.UserStore, base.RefreshTokenStore, base.RevocationStore, base.ApiTokenStore,
-         base.CourseStore, base.VideoStore, base.UploadStore, base.JobStore, base.EventStore]
+         base.CourseStore, base.VideoStore, base.UploadStore, base.JobStore, base.EventStore,
+         base.ChunkStore]
 CONSUMERS: list[Callable[..., Any]] = [
     AuthService, ApiTokenService, StoreRevocationList, CourseService, VideoService,
-    PlaybackService, UploadService, JobService, lifecycle.write]
+    PlaybackService, UploadService, JobService, ChunkJobs, lifecycle.write]
 
 
 def _members(port: type) -> set[str]:

@@ -92,6 +92,28 @@ def test_publish_consume_roundtrip(make_rabbit, amqp_url, queue_names) -> None:
     assert counts(amqp_url, queue_names) == (0, 0)  # all acked: nothing came back on close
 
 
+def test_every_chunk_of_one_job_attempt_is_run(make_rabbit, amqp_url, queue_names) -> None:
+    """A job's chunks share its id and attempt: each is a run of its own, not a repeat of the
+    first one (a consumer acks a repeat of a run it has reported without running it)."""
+    import dataclasses
+
+    from coursecrafter_worker.messages import ChunkRef
+
+    q = make_rabbit()
+    seen: list[JobMessage] = []
+    chunks = [dataclasses.replace(msg(1), chunk=ChunkRef("video", i, 1, 2, False, 60.0 * i,
+                                                          "still")) for i in range(2)]
+    chunks.append(dataclasses.replace(chunks[1], chunk=dataclasses.replace(chunks[1].chunk,
+                                                                           attempt=2)))
+    for message in (*chunks, chunks[0]):
+        q.publish(message)
+    consumer = RunningConsumer(make_rabbit(), seen.append, concurrency=1)
+    assert wait_until(lambda: counts(amqp_url, queue_names) == (0, 0))
+    consumer.shutdown()
+    # Chunk 0, chunk 1, chunk 1's second attempt; the repeat of chunk 0 is acked unrun.
+    assert [(m.chunk.index, m.chunk.attempt) for m in seen] == [(0, 1), (1, 1), (1, 2)]
+
+
 def test_handlers_run_concurrently_while_the_connection_stays_alive(make_rabbit) -> None:
     q = make_rabbit()
     barrier = threading.Barrier(3, timeout=10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     ApiToken,
     Course,
@@ -206,13 +207,38 @@ class ApiTokenStore(Protocol):
         written."""
 
 
+class ChunkStore(Protocol):
+    """The chunks of a chunked job (chunk_jobs.py); kept apart from the job records."""
+
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        """Insert every chunk whose id is not stored yet (a stored one is kept as it is);
+        returns how many were inserted."""
+
+    def list_chunks(self, job_id: str, job_attempt: int) -> list[Chunk]:
+        """The chunks of one job attempt, by index."""
+
+    def update_chunk(self, chunk: Chunk, *, expected_status: ChunkStatus,
+                     expected_attempt: int) -> bool:
+        """Replace the stored chunk if it still has that status and attempt (compare-and-set)."""
+
+    def list_chunks_in_status(
+        self,
+        statuses: list[ChunkStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        """Oldest first; `heartbeat_before` counts a chunk without one from `updated_at`."""
+
+
 class CatalogStore(CourseStore, VideoStore, Protocol):
     """Courses and their videos: what instructors manage and students watch."""
 
 
 class Store(
     UserStore, RefreshTokenStore, RevocationStore, ApiTokenStore, CourseStore, VideoStore,
-    UploadStore, JobStore, EventStore, Protocol,
+    UploadStore, JobStore, EventStore, ChunkStore, Protocol,
 ):
     """The whole database, as the bootstrap opens it: every port, and its connection."""
 

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 from datetime import datetime
 
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -36,6 +37,7 @@ class MemoryStore:
         self._jobs: dict[str, Job] = {}
         self._events: dict[str, datetime] = {}
         self._api_tokens: dict[str, ApiToken] = {}
+        self._chunks: dict[str, Chunk] = {}
 
     def ping(self) -> None:
         return None
@@ -369,3 +371,49 @@ class MemoryStore:
                 return False
             tokens[token_id] = dataclasses.replace(token, last_used_at=when)
             return True
+
+    # Chunks --------------------------------------------------------------------------------
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        with self._lock:
+            stored = self._chunks
+            new = [c for c in chunks if c.id not in stored]
+            stored.update((c.id, c) for c in new)
+            return len(new)
+
+    def list_chunks(self, job_id: str, job_attempt: int) -> list[Chunk]:
+        with self._lock:
+            found = [c for c in self._chunks.values()
+                     if c.job_id == job_id and c.job_attempt == job_attempt]
+        return sorted(found, key=lambda c: c.index)
+
+    def update_chunk(self, chunk: Chunk, *, expected_status: ChunkStatus,
+                     expected_attempt: int) -> bool:
+        with self._lock:
+            stored = self._chunks
+            current = stored.get(chunk.id)
+            if current is None or current.status != expected_status or \
+                    current.attempt != expected_attempt:
+                return False
+            stored[chunk.id] = chunk
+            return True
+
+    def list_chunks_in_status(
+        self,
+        statuses: list[ChunkStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        if limit <= 0 or not statuses:
+            return []
+        wanted = {ChunkStatus(s) for s in statuses}
+        with self._lock:
+            found = [
+                c for c in self._chunks.values()
+                if c.status in wanted
+                and (updated_before is None or c.updated_at < updated_before)
+                and (heartbeat_before is None
+                     or (c.heartbeat_at or c.updated_at) < heartbeat_before)
+            ]
+        return sorted(found, key=lambda c: (c.updated_at, c.id))[:limit]

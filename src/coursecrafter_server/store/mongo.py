@@ -18,6 +18,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from coursecrafter_server.store.codec import RowCodec
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -85,6 +87,7 @@ class MongoStore:
         # The event id is the _id, hence unique: inserting it is the atomic "seen before?".
         self._events: Collection[Document] = database["webhook_events"]
         self._api_tokens: Collection[Document] = database["api_tokens"]
+        self._chunks: Collection[Document] = database["job_chunks"]
         self._create_indexes()
 
     @classmethod
@@ -104,6 +107,10 @@ class MongoStore:
 
     def _create_indexes(self) -> None:
         # Idempotent: every server runs this at start-up.
+        self._chunks.create_index([("job_id", ASCENDING), ("job_attempt", ASCENDING)],
+                                  name="job_chunks_job")
+        self._chunks.create_index([("status", ASCENDING), ("updated_at", ASCENDING)],
+                                  name="job_chunks_status_updated")
         self._users.create_index(
             [("username_lower", ASCENDING)], unique=True, name="username_lower_unique"
         )
@@ -438,6 +445,49 @@ class MongoStore:
         )
         return _all(_DOCS.jobs, cursor)
 
+    # Chunks --------------------------------------------------------------------------------
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        inserted = 0
+        for chunk in chunks:
+            # Upsert that only inserts: a stored chunk is left exactly as it is.
+            result = self._chunks.update_one({"_id": chunk.id},
+                                             {"$setOnInsert": _CHUNK.encode(chunk)}, upsert=True)
+            inserted += result.upserted_id is not None
+        return inserted
+
+    def list_chunks(self, job_id: str, job_attempt: int) -> list[Chunk]:
+        cursor = self._chunks.find({"job_id": job_id, "job_attempt": job_attempt}) \
+            .sort([("index", ASCENDING)])
+        return [_CHUNK.decode(doc, doc["_id"]) for doc in cursor]
+
+    def update_chunk(self, chunk: Chunk, *, expected_status: ChunkStatus,
+                     expected_attempt: int) -> bool:
+        query = {"_id": chunk.id, "status": ChunkStatus(expected_status).value,
+                 "attempt": int(expected_attempt)}
+        return self._chunks.replace_one(query, _CHUNK.encode(chunk)).matched_count == 1
+
+    def list_chunks_in_status(
+        self,
+        statuses: list[ChunkStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        if limit <= 0 or not statuses:
+            return []
+        query: Document = {"status": {"$in": sorted({ChunkStatus(s).value for s in statuses})}}
+        if updated_before is not None:
+            query["updated_at"] = {"$lt": _encode_time(updated_before)}
+        if heartbeat_before is not None:
+            stamp = _encode_time(heartbeat_before)
+            query["$or"] = [
+                {"heartbeat_at": {"$lt": stamp}},
+                {"heartbeat_at": None, "updated_at": {"$lt": stamp}},
+            ]
+        cursor = self._chunks.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+        return [_CHUNK.decode(doc, doc["_id"]) for doc in cursor.limit(limit)]
+
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
         try:
@@ -511,3 +561,7 @@ def _all(codec: RowCodec[T], docs: Iterable[Mapping[str, Any]]) -> list[T]:
 def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:
     pipeline = [{"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
     return {str(row["_id"]): int(row["n"]) for row in collection.aggregate(pipeline)}
+
+
+# Chunks through their row codec (store/codec.py): every field but the id (the `_id`).
+_CHUNK = RowCodec(Chunk, encode_time=_encode_time, decode_time=_decode_time)

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
+from coursecrafter_server.store.codec import RowCodec
+from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
     ApiToken,
@@ -205,6 +207,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash)",
         "CREATE INDEX api_tokens_user_created ON api_tokens (user_id, created_at)",
     ),
+    (  # 8: the chunks of a chunked transcoding job (chunk_jobs.py), apart from the jobs
+        """
+        CREATE TABLE job_chunks (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            job_attempt INTEGER NOT NULL,
+            "index" INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            start REAL NOT NULL,
+            pieces INTEGER NOT NULL,
+            audio INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            heartbeat_at TEXT
+        )
+        """,
+        "CREATE INDEX job_chunks_job ON job_chunks (job_id, job_attempt)",
+        "CREATE INDEX job_chunks_status_updated ON job_chunks (status, updated_at)",
+    ),
 ]
 
 
@@ -227,6 +251,8 @@ def _decode_time(value: str | None) -> datetime | None:
 _ROWS = record_codecs(encode_time=_encode_time, decode_time=_decode_time,
                       encode_nested=lambda items: json.dumps(items, separators=(",", ":")),
                       decode_nested=json.loads)
+_CHUNK = RowCodec(Chunk, encode_time=_encode_time, decode_time=_decode_time)
+_CHUNK_COLUMNS = ", ".join(f'"{c}"' for c in _CHUNK.fields)
 
 
 def _create_private_file(path: Path) -> None:
@@ -560,6 +586,52 @@ class SQLiteStore:
         sql += " ORDER BY updated_at, id LIMIT ?"
         params.append(limit)
         return _all(_ROWS.jobs, self._conn().execute(sql, params))
+
+    # Chunks --------------------------------------------------------------------------------
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        marks = ", ".join("?" for _ in range(len(_CHUNK.fields) + 1))
+        with self._write() as conn:
+            return sum(conn.execute(
+                f"INSERT OR IGNORE INTO job_chunks (id, {_CHUNK_COLUMNS}) VALUES ({marks})",
+                (c.id, *_CHUNK.values(c))).rowcount for c in chunks)
+
+    def list_chunks(self, job_id: str, job_attempt: int) -> list[Chunk]:
+        rows = self._conn().execute(
+            'SELECT * FROM job_chunks WHERE job_id = ? AND job_attempt = ? ORDER BY "index"',
+            (job_id, job_attempt))
+        return [_CHUNK.decode(dict(row), row["id"]) for row in rows]
+
+    def update_chunk(self, chunk: Chunk, *, expected_status: ChunkStatus,
+                     expected_attempt: int) -> bool:
+        sets = ", ".join(f'"{c}" = ?' for c in _CHUNK.fields)
+        # One statement is atomic: of concurrent compare-and-sets, exactly one matches.
+        return self._conn().execute(
+            f"UPDATE job_chunks SET {sets} WHERE id = ? AND status = ? AND attempt = ?",
+            (*_CHUNK.values(chunk), chunk.id, ChunkStatus(expected_status).value,
+             int(expected_attempt))).rowcount == 1
+
+    def list_chunks_in_status(
+        self,
+        statuses: list[ChunkStatus],
+        *,
+        updated_before: datetime | None = None,
+        heartbeat_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        if limit <= 0 or not statuses:
+            return []
+        values = sorted({ChunkStatus(s).value for s in statuses})
+        sql = f"SELECT * FROM job_chunks WHERE status IN ({', '.join('?' for _ in values)})"
+        params: list[object] = list(values)
+        if updated_before is not None:
+            sql += " AND updated_at < ?"
+            params.append(_encode_time(updated_before))
+        if heartbeat_before is not None:
+            sql += " AND COALESCE(heartbeat_at, updated_at) < ?"
+            params.append(_encode_time(heartbeat_before))
+        sql += " ORDER BY updated_at, id LIMIT ?"
+        params.append(limit)
+        return [_CHUNK.decode(dict(row), row["id"]) for row in self._conn().execute(sql, params)]
 
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:

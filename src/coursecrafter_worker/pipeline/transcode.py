@@ -133,8 +133,12 @@ def build_command(
     preset: str = "veryfast",
     poster: bool = True,
     progress: bool = True,
+    ts_offset: float = 0.0,
 ) -> list[str]:
-    """The one FFmpeg command for `rungs`; output paths are relative: run it in the output dir."""
+    """The one FFmpeg command for `rungs`; output paths are relative: run it in the output dir.
+
+    `ts_offset` (seconds) shifts the HLS output's timestamps: a chunk of a longer source keeps
+    its place on the source's timeline, so joined chunks need no discontinuity (pipeline/chunks.py)."""
     inp = ffmpeg_python.input(input_url(source), **input_options())
     streams: list = []  # type: ignore[type-arg]
     out: dict[str, object] = {}
@@ -251,6 +255,8 @@ def build_command(
         "map_chapters": -1,
         "max_muxing_queue_size": 4096,
     })
+    if ts_offset:
+        out["output_ts_offset"] = f"{ts_offset:.6f}"
     outputs = [ffmpeg_python.output(*streams, "hls/%v/index.m3u8", **out)]
     if poster_stream is not None:
         outputs.append(
@@ -537,6 +543,8 @@ def transcode(
     preset: str = "veryfast",
     ffmpeg: str | None = None,
     content: str | None = None,
+    ts_offset: float = 0.0,
+    poster: bool = True,
 ) -> TranscodeResult:
     """Probe `source`, write `out_dir/hls/...` and `out_dir/poster.jpg`, return what was made.
 
@@ -548,6 +556,10 @@ def transcode(
     `content`: None measures how still the picture is (`motion.analyze`, a short sampling pass
     during "probing") and picks the ladder's settings by `ladder.content_class()`;
     "motion" / "still" force one (the benchmark's "today" is content="motion").
+
+    `ts_offset` (seconds) moves the outputs on the timeline (FFmpeg starts them at zero): a
+    chunk cut from a longer source (pipeline/chunks.py) lands at its place. `poster=False`: no
+    poster (the chunks after the first one of a chunked source).
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -574,7 +586,8 @@ def transcode(
     work = out_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}"
     work.mkdir()
     try:
-        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=info.has_video)
+        argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=poster and info.has_video,
+                             ts_offset=ts_offset)
         progress = _Progress(on_progress, info.duration)
         progress.emit(0)
         budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
@@ -590,7 +603,8 @@ def transcode(
             info = dataclasses.replace(info, has_audio=False, audio_index=None)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=True)
+            argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset,
+                                 poster=poster, ts_offset=ts_offset)
             budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
             if budget is not None and budget <= 0:
                 raise _timeout_error(timeout)
@@ -600,7 +614,7 @@ def transcode(
         renditions, produced = _verify(work, rungs, run)
 
         with_poster = False
-        if info.has_video:
+        if info.has_video and poster:
             with_poster = _is_jpeg(work / POSTER)
             if not with_poster:
                 left = _remaining(deadline)

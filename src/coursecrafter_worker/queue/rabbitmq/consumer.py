@@ -141,8 +141,9 @@ class Consumer:
         self.reconnect_max_delay = reconnect_max_delay
         # Bookkeeping shared by all consume() calls of this object.
         self._state_lock = threading.Lock()
-        self._running: dict[tuple[str, int], threading.Event] = {}
-        self._reported: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
+        self._running: dict[tuple[object, ...], threading.Event] = {}
+        self._reported: collections.OrderedDict[tuple[object, ...], None] = \
+            collections.OrderedDict()
 
     def consume(self, handler: Handler, *, concurrency: int, stop: threading.Event) -> None:
         if concurrency < 1:
@@ -234,7 +235,7 @@ class Consumer:
         self, session: _Session, delivery: _Delivery, message: JobMessage, handler: Handler
     ) -> None:
         """In a pool thread: run the handler (once per job and attempt at a time), then settle."""
-        key = (message.job_id, message.attempt)
+        key = message.run_key
         outcome: str | None = None
         mine: threading.Event | None = None
         while True:
