@@ -168,11 +168,18 @@ EXPIRING_CLIP = 30  # s: at twice the speed, 15 s of playback: longer than a tok
 @pytest.fixture(scope="session")
 def expiring_site(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[Site]:
     """A server whose playback tokens live 5-6 s, with a 30 s lecture (480p and 360p): playing
-    it outlasts the token."""
+    it outlasts the token. The lecture is transcoded in chunks (10 s target, two in-process
+    transcoders), so the players also cross the chunk seams and use the chunked output's one
+    audio rendition."""
     root = tmp_path_factory.mktemp("web-expiring")
     server = start_live_server(root / "home", {
-        "COURSECRAFTER_PLAYBACK_URL_TTL": str(EXPIRING_TTL)})
+        "COURSECRAFTER_PLAYBACK_URL_TTL": str(EXPIRING_TTL),
+        "COURSECRAFTER_CHUNK_SECONDS": "10", "COURSECRAFTER_TRANSCODE_CONCURRENCY": "2"})
     try:
-        yield populate(root, server, clip_seconds=EXPIRING_CLIP)
+        site = populate(root, server, clip_seconds=EXPIRING_CLIP)
+        video = site.client("ada").get(f"/videos/{site.video_id}").json()
+        master = httpx.get(httpx.URL(site.url).join(video["playback_url"]), timeout=30).text
+        assert "#EXT-X-MEDIA:TYPE=AUDIO" in master, master  # the chunked output's audio rendition
+        yield site
     finally:
         server.stop()
