@@ -71,6 +71,7 @@ at the 4 s keyframe instants, so segments would stretch and stop lining up acros
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -91,7 +92,15 @@ CONTENT_STILL = "still"
 STILL_MIN_FRAMES = 20  # fewer measured frame differences: not enough to tell -> motion
 STILL_MAX_CHANGED_P90 = 5.0  # percent of the picture changed between frames, 90th percentile
 STILL_MAX_CUT_SHARE = 0.02  # frames where half the picture changed (slide changes, cuts)
-STILL_FPS_CAP = 15.5
+STILL_KEEP_FPS = 15.5  # a source at or under this rate keeps it on the still ladder
+STILL_FPS_CAP = 12.5  # above it, divided by the smallest whole number that gets under this
+# Source audio a still ladder copies into every rung instead of encoding it once per rung
+# (AAC-LC, as browsers play it in HLS; a bitrate a 360p rung can afford).
+COPY_AUDIO_CODECS = ("aac",)
+COPY_AUDIO_PROFILES = ("LC",)
+COPY_AUDIO_RATES = (44100, 48000)
+COPY_AUDIO_MAX_CHANNELS = 2
+COPY_AUDIO_MAX_BITRATE = 192_000
 STILL_PRESET = "veryfast"
 STILL_X264_PARAMS = "me=dia:subme=1:rc-lookahead=5:aq-mode=0"
 STILL_THREADS = 1
@@ -118,6 +127,7 @@ class Rung:
     x264_params: str | None = None  # extra -x264-params for this rung
     scale_from: str | None = None  # name of the larger rung whose scaled picture this one scales
     threads: int | None = None  # x264 threads for this rung; None: x264's default
+    audio_copy: bool = False  # the source's AAC is copied, not encoded (`audio_copyable()`)
 
     @property
     def is_audio_only(self) -> bool:
@@ -180,12 +190,26 @@ def content_class(stats: MotionStats | None) -> str:
 
 
 def still_rate(rate: str) -> str:
-    """A rung rate for still content: halved while above STILL_FPS_CAP (30 -> 15, 25 -> 12.5,
-    60 -> 15, 30000/1001 -> 15000/1001); a rate already at or under the cap is kept."""
+    """The rate for still content: `rate` divided by the smallest whole number that brings it
+    to STILL_FPS_CAP or under (30 -> 10, 25 -> 12.5, 60 -> 12, 24 -> 12, 30000/1001 ->
+    10000/1001): every k-th frame, so the cadence stays even. A rate at or under
+    STILL_KEEP_FPS (15, 12, 10) is kept."""
     frac = Fraction(rate)
-    while float(frac) > STILL_FPS_CAP:
-        frac /= 2
-    return _fraction_text(frac)
+    if float(frac) <= STILL_KEEP_FPS:
+        return _fraction_text(frac)
+    return _fraction_text(frac / math.ceil(frac / Fraction(STILL_FPS_CAP)))
+
+
+def audio_copyable(info: MediaInfo) -> bool:
+    """Whether the source's audio can go into the rungs as it is (see the module doc). Pure."""
+    return bool(
+        info.has_audio
+        and info.audio_codec in COPY_AUDIO_CODECS
+        and info.audio_profile in COPY_AUDIO_PROFILES
+        and info.audio_sample_rate in COPY_AUDIO_RATES
+        and info.audio_channels is not None and 1 <= info.audio_channels <= COPY_AUDIO_MAX_CHANNELS
+        and info.audio_bitrate is not None and 0 < info.audio_bitrate <= COPY_AUDIO_MAX_BITRATE
+    )
 
 
 def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
@@ -236,19 +260,24 @@ def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
             )
         )
     if content == CONTENT_STILL:
-        rungs = _still(rungs)
+        rungs = _still(rungs, info)
     return rungs
 
 
-def _still(rungs: list[Rung]) -> list[Rung]:
+def _still(rungs: list[Rung], info: MediaInfo) -> list[Rung]:
     """Today's rungs with the still-content settings of the module doc's table."""
     mid = next((r for r in rungs if r.tier == STILL_CASCADE_FROM), None)
+    # One rate for every rung, from the top rung's (the highest): decimated once before the split.
+    rate = still_rate(rungs[0].fps) if rungs[0].fps else None
+    copy = audio_copyable(info)
     out = []
     for r in rungs:
         out.append(dataclasses.replace(
             r,
             content=CONTENT_STILL,
-            fps=still_rate(r.fps) if r.fps else r.fps,
+            fps=rate,
+            audio_copy=copy,
+            audio_bitrate=info.audio_bitrate if copy and info.audio_bitrate else r.audio_bitrate,
             preset=STILL_PRESET,
             x264_params=STILL_X264_PARAMS,
             threads=STILL_THREADS,

@@ -142,6 +142,9 @@ def build_command(
     video_rungs = [r for r in rungs if not r.is_audio_only]
     audio = inp[str(info.audio_index)] if info.has_audio and info.audio_index is not None else None
     poster_stream = None
+    # The source's AAC as it is in every rung (still ladders, `ladder.audio_copyable`): no
+    # decode, no encoder per rung.
+    copy_audio = audio is not None and bool(video_rungs) and all(r.audio_copy for r in video_rungs)
 
     if video_rungs:
         assert info.video_index is not None
@@ -200,7 +203,8 @@ def build_command(
                 out[f"threads:v:{i}"] = rung.threads
             if audio is not None:
                 streams.append(audio)
-                out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
+                if not copy_audio:
+                    out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
                 var_map.append(f"v:{i},a:{i},name:{rung.name}")
             else:
                 var_map.append(f"v:{i},name:{rung.name}")
@@ -233,7 +237,9 @@ def build_command(
         out["b:a:0"] = _kbps(rungs[0].audio_bitrate)
         var_map.append(f"a:0,name:{rungs[0].name}")
 
-    if audio is not None:
+    if copy_audio:
+        out["c:a"] = "copy"
+    elif audio is not None:
         out["c:a"] = "aac"
         out["ac"] = 2
         if info.audio_sample_rate not in (44100, 48000):
