@@ -2,12 +2,14 @@
 time goes, against the floors of the same machine.
 
     .venv/bin/python bench/time_to_playable.py [--minutes 10] [--quick] [--poll 0.2] [--json PATH]
-        [--keep DIR] [--wait-quiet S]
+        [--keep DIR] [--wait-quiet S] [--material lecture|legacy] [--ssim-seconds S] [--no-today]
 
-Source: `transcode_ladder.make_source()` (1080p30, 80% held "slides", a 440 Hz voice, x264
-veryfast CRF 18 + AAC), `--minutes` long (default 10; `--quick` = 1), generated once and cached
-under bench/results/sources/ keyed by the generator's code and the length. It is read once
-before the run so that every reader below finds it in the page cache.
+Source (`--material`, default `lecture`): `transcode_ladder.make_lecture()` (1080p30 slides that
+change every 20-60 s, a 384x216 talking-head inset under camera noise, a pointer, a voice-like
+tone; x264 veryfast CRF 18 + AAC), the issue's lecture-like material; `legacy` is issue 5's
+`transcode_ladder.make_source()` (held testsrc2 frames, a 440 Hz tone). `--minutes` long
+(default 10; `--quick` = 1), generated once and cached under bench/results/sources/. It is read
+once before the run so that every reader below finds it in the page cache.
 
 Stack: the scale-out setup of bench/worker_throughput.py (a RabbitMQ vhost of our own, one
 `coursecrafter-server` with `COURSECRAFTER_BROKER_URL` and no in-process transcoders, local
@@ -40,8 +42,15 @@ machine busy time minus ours and RabbitMQ's: the noise.
 Baselines in the same run, on the same file: (a) the bare FFmpeg ladder command, the very argv
 the worker runs (`build_command()`, as bench/transcode_ladder.py does), run directly: the encode
 floor; (b) a plain `shutil.copyfile` of the source (and the same + fsync, as local storage
-fsyncs what it stores): the upload floor on loopback. Reported: time to playable / (encode
-floor + copy floor), and media seconds per wall second (x realtime) of both.
+fsyncs what it stores): the upload floor on loopback; (c) today's ladder, the settings before
+the lecture-aware one (`transcode(content="motion")`, in process; `--no-today` skips it).
+Reported: time to playable / (encode floor + copy floor), media seconds per wall second
+(x realtime) of both, and a ladder table: upload complete -> playable and -> ready, CPU s (the
+worker with its FFmpegs between those marks; FFmpeg CPU for the baselines), x realtime on free
+cores (media s / (CPU s / cores)), the load average at the start and end of each, SSIM per
+rung against the source scaled to it (`transcode_ladder.ssim_per_rung`, the first
+`--ssim-seconds` only when given) and the bytes of every rung's segments. The worker runs the
+same FFmpeg binary as the baselines (`find_ffmpeg()` of this process, passed on).
 """
 
 from __future__ import annotations
@@ -483,6 +492,10 @@ def ladder_table(duration: float, up: Upload, marks: dict[str, float], got: dict
             "bare": bare, "pipeline_load": got["load"]}
 
 
+def _relative(marks: dict[str, float], t0: float) -> dict[str, float]:
+    return {k: round(v - t0, 2) for k, v in sorted(marks.items(), key=lambda kv: kv[1])}
+
+
 def report_api_view(up: Upload) -> list[str]:
     out = []
     for t, status, phase, pct in up.seen:
@@ -533,6 +546,10 @@ def main() -> int:
         load0 = os.getloadavg()[0]
         got = measure(source, work, args.poll, info.duration, args.ssim_seconds)
         got["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+        # Each result as soon as it is known (a long run interrupted later still has these).
+        print(f"  pipeline: marks {_relative(got['marks'], got['upload'].t0)}, playable at "
+              f"{got['upload'].playable_at}, outputs {got['outputs']}, load {got['load']}",
+              file=sys.stderr, flush=True)
         up: Upload = got["upload"]
         marks: dict[str, float] = got["marks"]
         rows = breakdown(up, marks, got["sampler"])
@@ -540,6 +557,7 @@ def main() -> int:
         quiet("the bare FFmpeg baseline")
         print("baseline: bare FFmpeg ladder ...", file=sys.stderr, flush=True)
         bare = bare_ffmpeg(source, work / "bare")
+        print(f"  bare: {bare}", file=sys.stderr, flush=True)
         warm(source)
         copy = plain_copy(source, work / "copy.mp4", fsync=False)
         copy_sync = plain_copy(source, work / "copy.mp4", fsync=True)
@@ -549,6 +567,7 @@ def main() -> int:
             print("baseline: today's ladder (transcode(content='motion')) ...", file=sys.stderr,
                   flush=True)
             today = today_pipeline(source, work / "today", info.duration, args.ssim_seconds)
+            print(f"  today: {today}", file=sys.stderr, flush=True)
 
     floors = bare["wall_s"] + copy["wall_s"]
     encode = next(r for r in rows if r["mark"] == "encoded")

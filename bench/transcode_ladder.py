@@ -23,7 +23,7 @@ Reported: wall s, x realtime (media s / wall s), FFmpeg CPU s (children rusage: 
 the mode ran, the analysis included), x realtime on free cores (media s / (CPU s / cores), what
 the same work gives when nothing else runs), the CPU the rest of the machine used meanwhile,
 SSIM (FFmpeg's ssim filter, "All") of every rung against the source scaled to the rung with
-bicubic and compared at the source frame rate (a 15 fps rung is repeated to 30: dropped frames
+bicubic and compared at the source frame rate (a 10 fps rung is repeated to 30: dropped frames
 count against it), and the bytes of every rung's segments.
 """
 
