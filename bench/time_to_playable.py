@@ -9,7 +9,9 @@ change every 20-60 s, a 384x216 talking-head inset under camera noise, a pointer
 tone; x264 veryfast CRF 18 + AAC), the issue's lecture-like material; `legacy` is issue 5's
 `transcode_ladder.make_source()` (held testsrc2 frames, a 440 Hz tone). `--minutes` long
 (default 10; `--quick` = 1), generated once and cached under bench/results/sources/. It is read
-once before the run so that every reader below finds it in the page cache.
+once before the run so that every reader below finds it in the page cache. `--repeat-minute`
+makes a long lecture by repeating the 1-minute one (stream copy): generating 10 minutes costs
+~14 CPU min, too slow on a shared machine.
 
 Stack: the scale-out setup of bench/worker_throughput.py (a RabbitMQ vhost of our own, one
 `coursecrafter-server` with `COURSECRAFTER_BROKER_URL` and no in-process transcoders, local
@@ -496,6 +498,23 @@ def _relative(marks: dict[str, float], t0: float) -> dict[str, float]:
     return {k: round(v - t0, 2) for k, v in sorted(marks.items(), key=lambda kv: kv[1])}
 
 
+def repeated_lecture(minutes: int, directory: Path) -> Path:
+    """The 1-minute `make_lecture()` source `minutes` times over (concat demuxer, stream copy):
+    the same picture, slides and voice every minute, made in seconds; cached."""
+    one = source_file("lecture", 60, directory, find_ffmpeg())
+    path = directory / f"lecture-{minutes * 60}s-1080p-repeated.mp4"
+    if not path.exists():
+        listing = directory / f".concat-{minutes}.txt"
+        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(minutes)))
+        tmp = path.with_name(".tmp-" + path.name)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                        "-movflags", "+faststart", str(tmp)], check=True)
+        os.replace(tmp, path)
+        listing.unlink()
+    return path
+
+
 def report_api_view(up: Upload) -> list[str]:
     out = []
     for t, status, phase, pct in up.seen:
@@ -516,6 +535,10 @@ def main() -> int:
                         help="lecture: transcode_ladder.make_lecture() (slides changing every "
                              "20-60 s, a noisy inset, a pointer, a voice; the issue's material); "
                              "legacy: make_source() (issue 5's held testsrc2 frames)")
+    parser.add_argument("--repeat-minute", action="store_true",
+                        help="with --material lecture: make the N-minute lecture by repeating the "
+                             "1-minute one N times (stream copy, seconds to make) instead of "
+                             "generating all of it (~1.4 CPU s per second of video)")
     parser.add_argument("--ssim-seconds", type=float, default=None, metavar="S",
                         help="SSIM over the first S s of each rung only (default: all of it)")
     parser.add_argument("--no-today", action="store_true",
@@ -528,7 +551,9 @@ def main() -> int:
     seconds = max(1, round(minutes * 60))
 
     machine = machine_info(PACKAGES)
-    if args.material == "lecture":
+    if args.material == "lecture" and args.repeat_minute and seconds > 60 and seconds % 60 == 0:
+        source = repeated_lecture(seconds // 60, BENCH_DIR / "results" / "sources")
+    elif args.material == "lecture":
         source = source_file("lecture", seconds, BENCH_DIR / "results" / "sources", find_ffmpeg())
     else:
         source = cached_source(seconds)
