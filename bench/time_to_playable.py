@@ -2,12 +2,16 @@
 time goes, against the floors of the same machine.
 
     .venv/bin/python bench/time_to_playable.py [--minutes 10] [--quick] [--poll 0.2] [--json PATH]
-        [--keep DIR] [--wait-quiet S]
+        [--keep DIR] [--wait-quiet S] [--material lecture|legacy] [--ssim-seconds S] [--no-today]
 
-Source: `transcode_ladder.make_source()` (1080p30, 80% held "slides", a 440 Hz voice, x264
-veryfast CRF 18 + AAC), `--minutes` long (default 10; `--quick` = 1), generated once and cached
-under bench/results/sources/ keyed by the generator's code and the length. It is read once
-before the run so that every reader below finds it in the page cache.
+Source (`--material`, default `lecture`): `transcode_ladder.make_lecture()` (1080p30 slides that
+change every 20-60 s, a 384x216 talking-head inset under camera noise, a pointer, a voice-like
+tone; x264 veryfast CRF 18 + AAC), the issue's lecture-like material; `legacy` is issue 5's
+`transcode_ladder.make_source()` (held testsrc2 frames, a 440 Hz tone). `--minutes` long
+(default 10; `--quick` = 1), generated once and cached under bench/results/sources/. It is read
+once before the run so that every reader below finds it in the page cache. `--repeat-minute`
+makes a long lecture by repeating the 1-minute one (stream copy): generating 10 minutes costs
+~14 CPU min, too slow on a shared machine.
 
 Stack: the scale-out setup of bench/worker_throughput.py (a RabbitMQ vhost of our own, one
 `coursecrafter-server` with `COURSECRAFTER_BROKER_URL` and no in-process transcoders, local
@@ -40,8 +44,15 @@ machine busy time minus ours and RabbitMQ's: the noise.
 Baselines in the same run, on the same file: (a) the bare FFmpeg ladder command, the very argv
 the worker runs (`build_command()`, as bench/transcode_ladder.py does), run directly: the encode
 floor; (b) a plain `shutil.copyfile` of the source (and the same + fsync, as local storage
-fsyncs what it stores): the upload floor on loopback. Reported: time to playable / (encode
-floor + copy floor), and media seconds per wall second (x realtime) of both.
+fsyncs what it stores): the upload floor on loopback; (c) today's ladder, the settings before
+the lecture-aware one (`transcode(content="motion")`, in process; `--no-today` skips it).
+Reported: time to playable / (encode floor + copy floor), media seconds per wall second
+(x realtime) of both, and a ladder table: upload complete -> playable and -> ready, CPU s (the
+worker with its FFmpegs between those marks; FFmpeg CPU for the baselines), x realtime on free
+cores (media s / (CPU s / cores)), the load average at the start and end of each, SSIM per
+rung against the source scaled to it (`transcode_ladder.ssim_per_rung`, the first
+`--ssim-seconds` only when given) and the bytes of every rung's segments. The worker runs the
+same FFmpeg binary as the baselines (`find_ffmpeg()` of this process, passed on).
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -69,7 +81,7 @@ from _common import (
     system_cpu_seconds,
     wait_for_quiet,
 )
-from transcode_ladder import Meter, run
+from transcode_ladder import Meter, run, source_file, ssim_per_rung
 from worker_throughput import (
     BIN,
     PACKAGES,
@@ -84,8 +96,8 @@ from worker_throughput import (
     workspace,
 )
 
-from coursecrafter_worker.pipeline import build_command, find_ffmpeg, plan_ladder, probe
-from coursecrafter_worker.pipeline.ladder import content_class
+from coursecrafter_worker.pipeline import build_command, find_ffmpeg, plan_ladder, probe, transcode
+from coursecrafter_worker.pipeline.ladder import CONTENT_MOTION, content_class
 from coursecrafter_worker.pipeline.motion import analyze
 
 USERNAME = "lecturer"
@@ -156,6 +168,7 @@ class Upload:
     video_id: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
     seen: list[tuple[float, str, str | None, int]] = field(default_factory=list)  # t, status, phase, %
+    playable_at: float | None = None  # first poll that saw `playable` true
 
     def first(self, status: str, phase: str | None = None) -> float | None:
         for t, s, p, _ in self.seen:
@@ -207,6 +220,8 @@ def follow_upload(argv: list[str], env: dict[str, str], client: Any, poll: float
         now = time.time()
         if record is not None:
             up.record = record
+            if record.get("playable") and up.playable_at is None:
+                up.playable_at = now
             state = (record["status"], record.get("phase"))
             if state != last:
                 up.seen.append((now, state[0], state[1], int(record.get("progress") or 0)))
@@ -301,21 +316,63 @@ def breakdown(up: Upload, marks: dict[str, float], sampler: CPUSampler,
 # Baselines
 
 
-def bare_ffmpeg(source: Path, out: Path) -> dict[str, float]:
+def bare_ffmpeg(source: Path, out: Path) -> dict[str, Any]:
     """The worker's own FFmpeg argv (build_command, default preset, the content class the
     worker's sampling pass picks), run directly; the pass itself is not timed here."""
     ffmpeg = find_ffmpeg()
     info = probe(source, ffmpeg=ffmpeg)
     content = content_class(analyze(source, info, ffmpeg=ffmpeg))
-    argv = build_command(source, info, plan_ladder(info, content), ffmpeg=ffmpeg)
+    rungs = plan_ladder(info, content)
+    argv = build_command(source, info, rungs, ffmpeg=ffmpeg)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    load0 = os.getloadavg()[0]
     with Meter() as m:
         run(argv, out)
+    got = {"content": content, "wall_s": round(m.wall, 2), "cpu_s": round(m.cpu, 1),
+           "cores": round(m.cpu / m.wall, 2),
+           "other_pct_of_one_core": round(100 * m.other / m.wall, 1),
+           "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
+           "rungs": [r.name for r in rungs], "bytes": rung_bytes(out / "hls", [r.name for r in rungs])}
     shutil.rmtree(out, ignore_errors=True)
-    return {"wall_s": round(m.wall, 2), "cpu_s": round(m.cpu, 1),
-            "cores": round(m.cpu / m.wall, 2),
-            "other_pct_of_one_core": round(100 * m.other / m.wall, 1)}
+    return got
+
+
+def today_pipeline(source: Path, out: Path, seconds: float, ssim_seconds: float | None,
+                   ) -> dict[str, Any]:
+    """Today's ladder (`transcode(content="motion")`: one FFmpeg, the settings before the
+    lecture-aware ladder), in process: probe + encode + checks, without the stack around it."""
+    ffmpeg = find_ffmpeg()
+    shutil.rmtree(out, ignore_errors=True)
+    load0 = os.getloadavg()[0]
+    with Meter() as m:
+        result = transcode(source, out, ffmpeg=ffmpeg, content=CONTENT_MOTION)
+    names = [r.playlist.split("/")[1] for r in result.renditions]
+    got = {"content": result.content, "wall_s": round(m.wall, 2), "cpu_s": round(m.cpu, 1),
+           "cores": round(m.cpu / m.wall, 2),
+           "other_pct_of_one_core": round(100 * m.other / m.wall, 1),
+           "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
+           "rungs": names, "bytes": rung_bytes(out / "hls", names),
+           "ssim": rung_ssim(source, out / "hls", names, ssim_seconds)}
+    shutil.rmtree(out, ignore_errors=True)
+    return got
+
+
+def rung_bytes(hls: Path, names: list[str]) -> list[int]:
+    return [sum(f.stat().st_size for f in (hls / n).glob("*.ts")) for n in names]
+
+
+def rung_ssim(source: Path, hls: Path, names: list[str], seconds: float | None) -> list[float]:
+    """SSIM per rung against the source scaled to it (bench/transcode_ladder.ssim_per_rung)."""
+    ffmpeg = find_ffmpeg()
+    info = probe(source, ffmpeg=ffmpeg)
+    renditions = []
+    for name in names:
+        first = next((hls / name).glob("*.ts"))
+        seg = probe(first, ffmpeg=ffmpeg)
+        renditions.append(SimpleNamespace(playlist=f"{name}/index.m3u8", width=seg.width,
+                                          height=seg.height))
+    return ssim_per_rung(source, hls, renditions, info.fps or 30.0, ffmpeg, seconds=seconds)
 
 
 def plain_copy(source: Path, target: Path, fsync: bool) -> dict[str, float]:
@@ -342,9 +399,12 @@ def warm(path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def measure(source: Path, work: Path, poll: float, duration: float) -> dict[str, Any]:
+def measure(source: Path, work: Path, poll: float, duration: float,
+            ssim_seconds: float | None = None) -> dict[str, Any]:
     """The pipeline run: stack up, upload, follow, stack down. Returns the raw observations."""
     with Stack(work / "stack") as stack:
+        # The worker runs the same FFmpeg as the baselines measured in this process.
+        stack.env["COURSECRAFTER_FFMPEG"] = find_ffmpeg()
         env = cli_env(stack.url, work / "cli-config")
         cli(env, "register", "--username", USERNAME, "--email", f"{USERNAME}@example.edu",
             "--password-stdin", stdin=PASSWORD + "\n")
@@ -383,8 +443,76 @@ def measure(source: Path, work: Path, poll: float, duration: float) -> dict[str,
                  **server_log_marks(stack.server.log_path, up.video_id),
                  **watcher.marks, **worker_log_marks(worker, up.video_id),
                  "cli_exit": up.cli_exit, "ready": up.first("ready") or time.time()}
+        hls = stack.blobs / "videos" / up.video_id / "hls"
+        names = sorted((p.parent.name for p in hls.glob("*p/index.m3u8")),
+                       key=lambda n: -int(n[:-1]))
+        outputs = {"rungs": names, "bytes": rung_bytes(hls, names),
+                   "ssim": rung_ssim(source, hls, names, ssim_seconds)}
         return {"upload": up, "marks": marks, "sampler": sampler, "worker_job_s": job_s,
-                "total_cpu": sampler.between(up.t0, marks["ready"])}
+                "total_cpu": sampler.between(up.t0, marks["ready"]), "outputs": outputs}
+
+
+def ladder_table(duration: float, up: Upload, marks: dict[str, float], got: dict[str, Any],
+                 bare: dict[str, Any], today: dict[str, Any] | None) -> dict[str, Any]:
+    """The lecture-aware pipeline against today's ladder and the bare command: wall, CPU, SSIM and
+    bytes per rung, with the load average at the start and end of each (all one run)."""
+    cores = os.cpu_count() or 1
+    done = marks["upload_complete"]
+    ready = marks["ready"] - done
+    playable = up.playable_at - done if up.playable_at else None
+    cpu = got["sampler"].between(done, marks["ready"]).get("workers", float("nan"))
+    outputs = got["outputs"]
+    names = outputs["rungs"]
+    header = ["run", "content", "wall s", "x realtime", "CPU s", "x RT free cores", "load avg",
+              *[f"SSIM {n}" for n in names], *[f"MB {n}" for n in names]]
+
+    def row(name: str, content: str, wall: float, cpu_s: float, load: list[float],
+            ssim: list[float] | None, size: list[int]) -> list[str]:
+        return [name, content, f"{wall:.1f}", f"{duration / wall:.2f}", f"{cpu_s:.0f}",
+                f"{duration / (cpu_s / cores):.2f}", f"{load[0]:.1f}-{load[1]:.1f}",
+                *([f"{v:.4f}" for v in ssim] if ssim else ["same argv"] * len(names)),
+                *[f"{b / 1e6:.2f}" for b in size]]
+
+    rows = [row("pipeline: upload complete -> ready (worker + FFmpeg CPU)",
+                bare.get("content", ""), ready, cpu, got["load"], outputs["ssim"],
+                outputs["bytes"])]
+    rows.append(row("bare FFmpeg, the worker's argv", bare["content"], bare["wall_s"],
+                    bare["cpu_s"], bare["load"], None, bare["bytes"]))
+    if today is not None:
+        rows.append(row("today's ladder, transcode(content=motion)", today["content"],
+                        today["wall_s"], today["cpu_s"], today["load"], today["ssim"],
+                        today["bytes"]))
+    notes = [f"upload complete -> playable: {playable:.2f} s" if playable is not None
+             else "upload complete -> playable: not seen before ready"]
+    notes.append(f"upload complete -> ready: {ready:.1f} s = {ready / duration:.3f}x the duration "
+                 "(goal <= 0.25x)")
+    if today is not None:
+        notes.append(f"CPU: pipeline / today's ladder = {cpu / today['cpu_s']:.2f}; bare "
+                     f"(still argv) / today = {bare['cpu_s'] / today['cpu_s']:.2f}")
+    return {"header": header, "rows": rows, "notes": notes, "playable_s": playable,
+            "ready_s": ready, "pipeline_cpu_s": cpu, "outputs": outputs, "today": today,
+            "bare": bare, "pipeline_load": got["load"]}
+
+
+def _relative(marks: dict[str, float], t0: float) -> dict[str, float]:
+    return {k: round(v - t0, 2) for k, v in sorted(marks.items(), key=lambda kv: kv[1])}
+
+
+def repeated_lecture(minutes: int, directory: Path) -> Path:
+    """The 1-minute `make_lecture()` source `minutes` times over (concat demuxer, stream copy):
+    the same picture, slides and voice every minute, made in seconds; cached."""
+    one = source_file("lecture", 60, directory, find_ffmpeg())
+    path = directory / f"lecture-{minutes * 60}s-1080p-repeated.mp4"
+    if not path.exists():
+        listing = directory / f".concat-{minutes}.txt"
+        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(minutes)))
+        tmp = path.with_name(".tmp-" + path.name)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                        "-movflags", "+faststart", str(tmp)], check=True)
+        os.replace(tmp, path)
+        listing.unlink()
+    return path
 
 
 def report_api_view(up: Upload) -> list[str]:
@@ -403,6 +531,18 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.2, help="API poll interval (s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="work (logs, storage) in this directory, kept")
+    parser.add_argument("--material", choices=("lecture", "legacy"), default="lecture",
+                        help="lecture: transcode_ladder.make_lecture() (slides changing every "
+                             "20-60 s, a noisy inset, a pointer, a voice; the issue's material); "
+                             "legacy: make_source() (issue 5's held testsrc2 frames)")
+    parser.add_argument("--repeat-minute", action="store_true",
+                        help="with --material lecture: make the N-minute lecture by repeating the "
+                             "1-minute one N times (stream copy, seconds to make) instead of "
+                             "generating all of it (~1.4 CPU s per second of video)")
+    parser.add_argument("--ssim-seconds", type=float, default=None, metavar="S",
+                        help="SSIM over the first S s of each rung only (default: all of it)")
+    parser.add_argument("--no-today", action="store_true",
+                        help="skip the today's-ladder baseline (the slowest part of the run)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                         help="before each measurement, wait up to S s for the machine to idle")
     args = parser.parse_args()
@@ -411,7 +551,12 @@ def main() -> int:
     seconds = max(1, round(minutes * 60))
 
     machine = machine_info(PACKAGES)
-    source = cached_source(seconds)
+    if args.material == "lecture" and args.repeat_minute and seconds > 60 and seconds % 60 == 0:
+        source = repeated_lecture(seconds // 60, BENCH_DIR / "results" / "sources")
+    elif args.material == "lecture":
+        source = source_file("lecture", seconds, BENCH_DIR / "results" / "sources", find_ffmpeg())
+    else:
+        source = cached_source(seconds)
     info = probe(source, ffmpeg=find_ffmpeg())
     size_mb = source.stat().st_size / 1e6
     rungs = plan_ladder(info)
@@ -423,7 +568,13 @@ def main() -> int:
 
     with interruptible(), workspace(args.keep, "cc-bench-ttp-") as work:
         quiet("the pipeline run")
-        got = measure(source, work, args.poll, info.duration)
+        load0 = os.getloadavg()[0]
+        got = measure(source, work, args.poll, info.duration, args.ssim_seconds)
+        got["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+        # Each result as soon as it is known (a long run interrupted later still has these).
+        print(f"  pipeline: marks {_relative(got['marks'], got['upload'].t0)}, playable at "
+              f"{got['upload'].playable_at}, outputs {got['outputs']}, load {got['load']}",
+              file=sys.stderr, flush=True)
         up: Upload = got["upload"]
         marks: dict[str, float] = got["marks"]
         rows = breakdown(up, marks, got["sampler"])
@@ -431,9 +582,17 @@ def main() -> int:
         quiet("the bare FFmpeg baseline")
         print("baseline: bare FFmpeg ladder ...", file=sys.stderr, flush=True)
         bare = bare_ffmpeg(source, work / "bare")
+        print(f"  bare: {bare}", file=sys.stderr, flush=True)
         warm(source)
         copy = plain_copy(source, work / "copy.mp4", fsync=False)
         copy_sync = plain_copy(source, work / "copy.mp4", fsync=True)
+        today = None
+        if not args.no_today:
+            quiet("today's ladder")
+            print("baseline: today's ladder (transcode(content='motion')) ...", file=sys.stderr,
+                  flush=True)
+            today = today_pipeline(source, work / "today", info.duration, args.ssim_seconds)
+            print(f"  today: {today}", file=sys.stderr, flush=True)
 
     floors = bare["wall_s"] + copy["wall_s"]
     encode = next(r for r in rows if r["mark"] == "encoded")
@@ -494,6 +653,11 @@ def main() -> int:
           f"{total - floors:+.1f} s over them")
     print(f"x realtime: {info.duration / total:.2f} (clip {info.duration:.0f} s / time to "
           f"playable); the floors alone: {info.duration / floors:.2f}")
+    ladder = ladder_table(info.duration, up, marks, got, bare, today)
+    print()
+    print(format_table(ladder["header"], ladder["rows"]))
+    for line in ladder["notes"]:
+        print(line)
     print(f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} "
           f"GiB, load at start {machine['loadavg_at_start']}")
     if cpu["other_pct_of_one_core"] > 10 or bare["other_pct_of_one_core"] > 10:
@@ -512,7 +676,7 @@ def main() -> int:
             "cli_transfer": transfer.group(0) if transfer else None,
             "cli_cpu_s": round(up.cli_cpu_s, 2), "worker_job_s": got["worker_job_s"],
             "cpu": cpu, "baselines": {"bare_ffmpeg": bare, "copy": copy, "copy_fsync": copy_sync},
-            "over_floors_x": round(total / floors, 3),
+            "over_floors_x": round(total / floors, 3), "ladder": ladder,
             "realtime_x": round(info.duration / total, 3), "machine": machine,
         }, indent=2))
     return 0

@@ -23,7 +23,7 @@ Reported: wall s, x realtime (media s / wall s), FFmpeg CPU s (children rusage: 
 the mode ran, the analysis included), x realtime on free cores (media s / (CPU s / cores), what
 the same work gives when nothing else runs), the CPU the rest of the machine used meanwhile,
 SSIM (FFmpeg's ssim filter, "All") of every rung against the source scaled to the rung with
-bicubic and compared at the source frame rate (a 15 fps rung is repeated to 30: dropped frames
+bicubic and compared at the source frame rate (a 10 fps rung is repeated to 30: dropped frames
 count against it), and the bytes of every rung's segments.
 """
 
@@ -194,12 +194,15 @@ def source_file(kind: str, seconds: int, directory: Path, ffmpeg: str) -> Path:
     return path
 
 
-def ssim_per_rung(source: Path, out: Path, renditions: list, fps: float, ffmpeg: str) -> list[float]:
-    """SSIM (All) of each rung against the source scaled to it, compared at `fps`."""
+def ssim_per_rung(source: Path, out: Path, renditions: list, fps: float, ffmpeg: str,
+                  seconds: float | None = None) -> list[float]:
+    """SSIM (All) of each rung against the source scaled to it, compared at `fps`; over the
+    first `seconds` of each (None: all)."""
     video = [r for r in renditions if r.height]
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(source)]
+    limit = ["-t", f"{seconds:g}"] if seconds else []
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", *limit, "-i", str(source)]
     for r in video:
-        argv += ["-i", str(out / r.playlist)]
+        argv += [*limit, "-i", str(out / r.playlist)]
     graph = [f"[0:v]setpts=PTS-STARTPTS,split={len(video)}" + "".join(f"[r{i}]" for i in range(len(video)))]
     for i, r in enumerate(video):
         graph.append(

@@ -1,8 +1,10 @@
-"""Lecture-aware encoding end to end: a still-slides clip gets the still ladder (15 fps on every
-rung, aligned 4 s segments), a high-motion clip keeps today's (source rate). Tiny clips."""
+"""Lecture-aware encoding end to end: a still-slides clip gets the still ladder (10 fps on every
+rung, aligned 4 s segments, the source's AAC copied), a high-motion clip keeps today's (source
+rate, AAC encoded per rung). Tiny clips."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -87,10 +89,24 @@ def test_still_slides_are_measured_still(slides: tuple[Path, TranscodeResult, Pa
     assert content_class(stats) == CONTENT_STILL
 
 
-def test_still_slides_get_15_fps_on_every_rung(slides: tuple[Path, TranscodeResult, Path]) -> None:
+def test_still_slides_get_10_fps_on_every_rung(slides: tuple[Path, TranscodeResult, Path]) -> None:
     _, result, out = slides
     assert result.content == CONTENT_STILL
-    check_ladder(result, out, ["720p", "480p", "360p"], 15.0)
+    check_ladder(result, out, ["720p", "480p", "360p"], 10.0)
+
+
+def first_segment(out: Path, rendition_playlist: str) -> Path:
+    playlist = out / rendition_playlist
+    return playlist.parent / read_playlist(playlist).segments[0]
+
+
+def test_still_slides_carry_the_source_audio_as_it_is(
+        slides: tuple[Path, TranscodeResult, Path]) -> None:
+    # The source's mono 64k AAC is copied (today's ladder encodes stereo 128k per rung).
+    _, result, out = slides
+    for rendition in result.renditions:
+        seg = probe(first_segment(out, rendition.playlist), ffmpeg=find_ffmpeg())
+        assert (seg.audio_codec, seg.audio_channels) == ("aac", 1)
 
 
 def test_high_motion_keeps_todays_rate(motion: tuple[Path, TranscodeResult, Path]) -> None:
@@ -99,6 +115,8 @@ def test_high_motion_keeps_todays_rate(motion: tuple[Path, TranscodeResult, Path
     assert stats is not None and stats.changed_p50 >= 50
     assert result.content == CONTENT_MOTION
     check_ladder(result, out, ["480p", "360p"], 30.0)
+    seg = probe(first_segment(out, result.renditions[0].playlist), ffmpeg=find_ffmpeg())
+    assert (seg.audio_codec, seg.audio_channels) == ("aac", 2)  # encoded, as today
 
 
 def test_content_can_be_forced(slides: tuple[Path, TranscodeResult, Path], tmp_path: Path) -> None:
@@ -116,14 +134,24 @@ def test_still_command_shape() -> None:
                      has_audio=True, video_index=0, audio_index=1, nominal_fps=30.0)
     still = build_command(Path("/s.mp4"), info, plan_ladder(info, CONTENT_STILL))
     graph = still[still.index("-filter_complex") + 1]
-    assert graph.count("fps=fps=") == 1 and graph.startswith("[0:0]fps=fps=15")
+    assert graph.count("fps=fps=") == 1
+    # The source splits into the poster's branch (every source frame) and one fps=10 for all rungs.
+    assert re.match(r"\[0:0\]split=2\[(\w+)\]\[(\w+)\];\[\1\]fps=fps=10\[", graph)
     # The source goes to 1080p, 720p and the poster; the 720p picture fans out to 480p and 360p.
     assert graph.count("scale=854:480") == 1
     assert re.search(r"scale=1280:720\[(\w+)\];\[\1\]split=3", graph)
     for i in range(4):
         assert still[still.index(f"-threads:v:{i}") + 1] == "1"
-        assert still[still.index(f"-g:v:{i}") + 1] == "60"  # 4 s at 15 fps
+        assert still[still.index(f"-g:v:{i}") + 1] == "40"  # 4 s at 10 fps
         assert "aq-mode=0" in still[still.index(f"-x264-params:v:{i}") + 1]
+    assert still[still.index("-c:a") + 1] == "aac"  # the codec/profile/rate were not stated
+    copied = dataclasses.replace(info, audio_codec="aac", audio_profile="LC",
+                                 audio_sample_rate=48000, audio_channels=2, audio_bitrate=128_000)
+    argv = build_command(Path("/s.mp4"), copied, plan_ladder(copied, CONTENT_STILL))
+    assert argv[argv.index("-c:a") + 1] == "copy"
+    assert not any(a.startswith(("-b:a", "-ac", "-ar")) for a in argv)
+    motion = build_command(Path("/s.mp4"), copied, plan_ladder(copied, CONTENT_MOTION))
+    assert motion[motion.index("-c:a") + 1] == "aac" and "-b:a:0" in motion
     motion = build_command(Path("/s.mp4"), info, plan_ladder(info, CONTENT_MOTION))
     graph = motion[motion.index("-filter_complex") + 1]
     assert graph.count("fps=fps=30") == 4

@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from pipeline_support import (
 )
 
 from coursecrafter_worker.pipeline import MediaError, TranscodeResult, probe, transcode
+from coursecrafter_worker.pipeline.ladder import still_rate
 from coursecrafter_worker.pipeline.process import MEMORY_LIMIT_ENV
 
 PRESET = "ultrafast"
@@ -299,9 +301,9 @@ def test_truncation_points_are_where_they_claim(clips: Clips) -> None:
 # Wrong extensions, index at the end
 
 
-def _rate(result: TranscodeResult) -> int:
-    """The rungs' frame rate for these 30 fps sources: 15 when the ladder is the still one."""
-    return 15 if result.content == "still" else 30
+def _rate(result: TranscodeResult) -> float:
+    """The rungs' frame rate for these 30 fps sources: the still ladder's (10) when it is that."""
+    return float(Fraction(still_rate("30"))) if result.content == "still" else 30.0
 
 
 @pytest.mark.parametrize("name,seconds", [("webm_named_mp4", 2.0), ("mp4_named_mov", 3.0),
@@ -314,7 +316,7 @@ def test_wrong_extension_transcodes(outcome_of: Callable[[str], Outcome], name: 
     assert result.duration == pytest.approx(seconds, abs=0.1)
     decoded = decode(outcome.out / result.renditions[0].playlist)
     assert decoded.has_audio
-    # A testsrc2 clip is mostly still: the lecture-aware ladder may halve its rate (ladder.py).
+    # A testsrc2 clip is mostly still: the lecture-aware ladder may lower its rate (ladder.py).
     assert decoded.frames == pytest.approx(seconds * _rate(result), abs=3)
 
 

@@ -8,6 +8,7 @@ from coursecrafter_worker.pipeline import MediaInfo, plan_ladder
 from coursecrafter_worker.pipeline.ladder import (
     CONTENT_MOTION,
     CONTENT_STILL,
+    audio_copyable,
     content_class,
     still_rate,
 )
@@ -159,10 +160,11 @@ def test_analysis_spans_are_few_and_inside_the_media(duration: float, count: int
 
 
 @pytest.mark.parametrize(
-    "rate,still", [("30", "15"), ("60", "15"), ("25", "25/2"), ("50", "25/2"),
-                   ("30000/1001", "15000/1001"), ("24", "12"), ("15", "15"), ("10", "10")]
+    "rate,still", [("30", "10"), ("60", "12"), ("25", "25/2"), ("50", "25/2"),
+                   ("30000/1001", "10000/1001"), ("24", "12"), ("24000/1001", "12000/1001"),
+                   ("48", "12"), ("20", "10"), ("15", "15"), ("12", "12"), ("10", "10")]
 )
-def test_still_rate_halves_down_to_15(rate: str, still: str) -> None:
+def test_still_rate_takes_every_kth_frame_down_to_12_5(rate: str, still: str) -> None:
     assert still_rate(rate) == still
 
 
@@ -173,14 +175,52 @@ def test_still_ladder_keeps_sizes_and_caps_and_lowers_the_rate() -> None:
     assert [(r.name, r.width, r.height, r.video_bitrate, r.audio_bitrate) for r in still] == [
         (r.name, r.width, r.height, r.video_bitrate, r.audio_bitrate) for r in today]
     assert {r.fps for r in today} == {"30"} and {r.content for r in today} == {CONTENT_MOTION}
-    assert {r.fps for r in still} == {"15"} and {r.content for r in still} == {CONTENT_STILL}
+    assert {r.fps for r in still} == {"10"} and {r.content for r in still} == {CONTENT_STILL}
     # Keyframes stay aligned in seconds: one segment is fps * 4 frames on every rung.
-    assert {round(r.fps_value * 4) for r in still} == {60}
+    assert {round(r.fps_value * 4) for r in still} == {40}
     # The rungs under 720p scale the 720p picture (a cascade), the top two the source.
     assert [r.scale_from for r in still] == [None, None, "720p", "720p"]
     assert all(r.preset is None and r.x264_params is None and r.scale_from is None
                and r.threads is None for r in today)
     assert all(r.x264_params and r.threads == 1 for r in still)
+
+
+def test_a_60_fps_still_ladder_has_one_rate_on_every_rung() -> None:
+    # Today: 60 on 1080/720, 30 below; still: 12 everywhere (every 5th frame), one fps filter.
+    assert [r.fps for r in plan_ladder(video(1920, 1080, fps=60.0))] == ["60", "60", "30", "30"]
+    assert {r.fps for r in plan_ladder(video(1920, 1080, fps=60.0), CONTENT_STILL)} == {"12"}
+
+
+def aac(**changes: object) -> MediaInfo:
+    base = dict(duration=60, width=1920, height=1080, fps=30.0, has_video=True, has_audio=True,
+                video_index=0, audio_index=1, audio_codec="aac", audio_profile="LC",
+                audio_sample_rate=48000, audio_channels=2, audio_bitrate=128_000)
+    return MediaInfo(**{**base, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes,copied",
+    [
+        ({}, True),  # a screen recorder's AAC: copied into every rung
+        ({"audio_channels": 1, "audio_sample_rate": 44100, "audio_bitrate": 64_000}, True),
+        ({"audio_codec": "opus"}, False),  # a WebM: browsers' HLS wants AAC
+        ({"audio_profile": "HE-AAC"}, False),
+        ({"audio_profile": None}, False),  # not stated: encode, as today
+        ({"audio_channels": 6}, False),  # 5.1 is downmixed to stereo by the encoder
+        ({"audio_sample_rate": 22050}, False),
+        ({"audio_bitrate": 320_000}, False),  # too many bytes for the 360p rung
+        ({"audio_bitrate": None}, False),
+    ],
+)
+def test_still_ladder_copies_browser_ready_aac(changes: dict, copied: bool) -> None:  # type: ignore[type-arg]
+    info = aac(**changes)
+    assert audio_copyable(info) is copied
+    still = plan_ladder(info, CONTENT_STILL)
+    assert {r.audio_copy for r in still} == {copied}
+    if copied:
+        assert {r.audio_bitrate for r in still} == {info.audio_bitrate}
+    # Today's ladder (and so high-motion material) always encodes.
+    assert not any(r.audio_copy for r in plan_ladder(info))
 
 
 def test_still_ladder_of_a_small_source_has_no_cascade() -> None:

@@ -21,6 +21,7 @@ def test_probe_normal_clip(clips: Clips) -> None:
     assert info.fps == pytest.approx(30)
     assert info.has_video and info.has_audio
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert info.audio_profile == "LC" and 32_000 <= (info.audio_bitrate or 0) <= 96_000  # 64k
     assert info.audio_streams == 1
     assert (info.video_index, info.audio_index) == (0, 1)
     # ffprobe when the FFmpeg under test has one next to it (Debian's package), else the banner.
@@ -150,6 +151,7 @@ def test_banner_old_rotate_spelling() -> None:
     assert video.rotation == 270 and video.fps == pytest.approx(29.98) and video.tbr == 30
     assert video.pix_fmt == "yuv420p" and not video.interlaced
     assert (audio.codec, audio.sample_rate, audio.channels) == ("aac", 44100, 2)
+    assert (audio.profile, audio.bitrate) == ("LC", 128_000)  # what decides copying (ladder.py)
     assert data.kind == "data"
 
 
@@ -161,6 +163,7 @@ def test_banner_mpegts_interlaced_no_duration() -> None:
     assert (video.width, video.height, video.sar) == (1440, 1080, (4, 3))
     assert video.interlaced and video.fps == 25 and video.tbr == 50
     assert (audio.codec, audio.channels) == ("mp2", 6)
+    assert (audio.profile, audio.bitrate) == (None, 384_000)  # "([3][0][0][0] / 0x0003)" is a tag
 
 
 def test_banner_container_aspect_ratio_wins() -> None:
@@ -188,7 +191,7 @@ FFPROBE_JSON = {
          "pix_fmt": "yuv420p", "field_order": "progressive", "disposition": {"default": 1},
          "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]},
         {"index": 1, "codec_type": "audio", "codec_name": "aac", "sample_rate": "48000",
-         "channels": 2, "disposition": {"default": 1}},
+         "channels": 2, "profile": "LC", "bit_rate": "96000", "disposition": {"default": 1}},
         {"index": 2, "codec_type": "video", "codec_name": "mjpeg", "width": 300, "height": 300,
          "disposition": {"attached_pic": 1}},
     ],
@@ -203,4 +206,5 @@ def test_ffprobe_json() -> None:
     video, audio, cover = parsed.streams
     assert video.rotation == 270 and video.fps == pytest.approx(29.97, abs=0.01)
     assert audio.sample_rate == 48000 and audio.channels == 2
+    assert (audio.profile, audio.bitrate) == ("LC", 96_000)
     assert cover.attached_pic

@@ -59,13 +59,20 @@ document.addEventListener('securitypolicyviolation',
 
 
 def make_clip(path: Path, seconds: int = 10, size: str = "854x480") -> Path:
-    """A short lecture-like clip (moving test pattern and a tone): two rungs, 480p and 360p."""
+    """A short lecture-like clip: a still slide (text-like bars), a small moving test-pattern
+    inset, a tone. Two rungs, 480p and 360p; the browsers play what lectures get: the still
+    ladder (12 fps from 24, the source's mono AAC copied into every rung)."""
     from coursecrafter_worker.pipeline import find_ffmpeg
 
+    bars = ",".join(f"drawbox=x=60:y={60 + 70 * i}:w={300 + 60 * i}:h=36:color=0x303030:t=fill"
+                    for i in range(4))
     subprocess.run(
         [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=s={size}:d={seconds}:r=24",
+         "-f", "lavfi", "-i", f"color=c=0xf4f1ea:s={size}:d={seconds}:r=24",
+         "-f", "lavfi", "-i", f"testsrc2=s=160x90:d={seconds}:r=24",
          "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
+         "-filter_complex", f"[0:v]{bars}[bg];[bg][1:v]overlay=x=W-w-20:y=H-h-20[v]",
+         "-map", "[v]", "-map", "2:a",
          "-c:v", "libx264", "-preset", "ultrafast", "-crf", "32", "-pix_fmt", "yuv420p",
          "-c:a", "aac", "-b:a", "48k", "-shortest", str(path)],
         check=True, timeout=120,

@@ -18,8 +18,9 @@ Rules (DESIGN.md "Transcoding", plus the choices below):
 - Video bitrate per tier (`VIDEO_BITRATES`) is the VBV cap (`-maxrate`, `-bufsize` 2x) of a
   capped-CRF encode: a lecture that is mostly still slides costs far less than the cap, motion
   never exceeds it. A sub-360 rung's cap scales with its pixel count from 800k (at least 150k).
-- Audio: AAC stereo 128k per rung (96k on a sub-360 rung); an audio-only source gets one
-  128k "audio" rendition.
+- Audio: AAC stereo 128k per rung (96k on a sub-360 rung), muxed into the rung's segments; an
+  audio-only source gets one 128k "audio" rendition. The still ladder copies browser-ready
+  source AAC instead (below).
 - Frame rate: constant per rung. Source rate = the probed average fps, or the nominal rate
   (tbr) when that is a standard rate above the average (a variable-frame-rate phone video
   averaging 29.6 fps becomes 30), snapped to the nearest standard rate within 2%; then halved
@@ -40,15 +41,18 @@ is >= 12/255). The rule, on those per-frame shares:
 Measured: the benchmark lecture (slides, a 384x216 inset under camera noise, a pointer) has
 p90 = 1 %, no cuts in the samples; a Mandelbrot zoom + scrolling panel p50 18 %, p90 59 %,
 20 % cuts; testsrc2 with noise (the tests' motion clip) >= 50 %; a slow pan over flat colour
-bars 8-10 % (motion: 15 fps would judder a pan).
+bars 8-10 % (motion: 10-15 fps would judder a pan).
 
 The table (per rung; sizes and bitrate caps are the same for both classes):
 
     setting              motion (today)            still
-    frame rate           source rate (<= 60/30)    halved while > 15.5: 30 -> 15, 60 -> 15,
-                                                   25 -> 25/2, 30000/1001 -> 15000/1001; GOP =
-                                                   4 s of frames, so keyframes stay aligned in
-                                                   seconds across rungs (and with today's grid)
+    frame rate           source rate (<= 60/30)    every k-th frame, k the smallest whole
+                                                   number giving <= 12.5 fps: 30 -> 10,
+                                                   25 -> 25/2, 60 -> 12, 24 -> 12, 30000/1001
+                                                   -> 10000/1001; kept when <= 15.5 (15, 12);
+                                                   one rate on every rung (from the top
+                                                   rung's); GOP = 4 s of frames, so keyframes
+                                                   stay aligned in seconds across rungs
     fps filter           per branch                once, before the split (all rungs share it)
     scaling              every rung from source    1080/720 from source; 480/360 from the
                                                    720p picture (cascade, bicubic)
@@ -57,11 +61,21 @@ The table (per rung; sizes and bitrate caps are the same for both classes):
     x264 threads         x264 default (auto)       1 per rung (4 encoders + decode already
                                                    fill 2 cores; frame threads only add sync)
     VBV cap / CRF        per tier / 23             same (still slides stay far under the caps)
+    audio                AAC encoded per rung,     the source's audio copied into every rung
+                         stereo 128k               when AAC-LC, 1-2 channels, 44.1/48 kHz,
+                                                   <= 192 kb/s (`audio_copyable()`); else as
+                                                   today. No decode, no encoder per rung.
 
-Why these (bench/transcode_ladder.py, docs/benchmarks.md "Lecture-aware ladder"): on a 1080p30
-lecture the still ladder used about 0.4x the FFmpeg CPU of today's at the same SSIM per rung
-(0.990/0.993/0.994/0.994 against the source scaled to each rung, 15 fps rungs repeated to 30
-for the comparison). Rejected after measuring: superfast/ultrafast (no mb-tree: the noisy inset
+Why these (bench/transcode_ladder.py, bench/time_to_playable.py, docs/benchmarks.md
+"Lecture-aware ladder"): profiled on 30 s of the 1080p30 benchmark lecture (FFmpeg CPU s):
+decoding 3.9, + fps and the cascaded scalers 5.8, four AAC encodes 3.2, the whole 15 fps still
+ladder 17.6 (x264 ~8.8). Copying the audio took it to 14.4, 10 fps to 12.0 (5.0x realtime on
+2 free cores; the 4x goal allows 15) at SSIM 0.989/0.994/0.994/0.995 against the source scaled to
+each rung (rungs repeated to 30 fps for the comparison; 15 fps gave 0.991 on 1080p). 10 fps
+costs ~20 % more bytes on the 1080p rung than 15 fps (x264's rate control gives each of the
+fewer frames more bits), still a quarter of its cap. Measured and not adopted (no CPU gain):
+`partitions=none:8x8dct=0:weightp=0:bframes=2`, scaling 360p from the 480p picture instead of
+the 720p one. Rejected earlier: superfast/ultrafast (no mb-tree: the noisy inset
 is re-coded at full quality every frame, 2-5x the bytes for little CPU); fast_bilinear or
 bilinear scaling for the low rungs (SSIM -0.005 on text, no CPU gain); `-tune stillimage`
 (no CPU gain, SSIM -0.001); dropping duplicate frames (mpdecimate, VFR): a still slide would get no frame
@@ -71,6 +85,7 @@ at the 4 s keyframe instants, so segments would stretch and stop lining up acros
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -91,7 +106,15 @@ CONTENT_STILL = "still"
 STILL_MIN_FRAMES = 20  # fewer measured frame differences: not enough to tell -> motion
 STILL_MAX_CHANGED_P90 = 5.0  # percent of the picture changed between frames, 90th percentile
 STILL_MAX_CUT_SHARE = 0.02  # frames where half the picture changed (slide changes, cuts)
-STILL_FPS_CAP = 15.5
+STILL_KEEP_FPS = 15.5  # a source at or under this rate keeps it on the still ladder
+STILL_FPS_CAP = 12.5  # above it, divided by the smallest whole number that gets under this
+# Source audio a still ladder copies into every rung instead of encoding it once per rung
+# (AAC-LC, as browsers play it in HLS; a bitrate a 360p rung can afford).
+COPY_AUDIO_CODECS = ("aac",)
+COPY_AUDIO_PROFILES = ("LC",)
+COPY_AUDIO_RATES = (44100, 48000)
+COPY_AUDIO_MAX_CHANNELS = 2
+COPY_AUDIO_MAX_BITRATE = 192_000
 STILL_PRESET = "veryfast"
 STILL_X264_PARAMS = "me=dia:subme=1:rc-lookahead=5:aq-mode=0"
 STILL_THREADS = 1
@@ -118,6 +141,7 @@ class Rung:
     x264_params: str | None = None  # extra -x264-params for this rung
     scale_from: str | None = None  # name of the larger rung whose scaled picture this one scales
     threads: int | None = None  # x264 threads for this rung; None: x264's default
+    audio_copy: bool = False  # the source's AAC is copied, not encoded (`audio_copyable()`)
 
     @property
     def is_audio_only(self) -> bool:
@@ -180,12 +204,26 @@ def content_class(stats: MotionStats | None) -> str:
 
 
 def still_rate(rate: str) -> str:
-    """A rung rate for still content: halved while above STILL_FPS_CAP (30 -> 15, 25 -> 12.5,
-    60 -> 15, 30000/1001 -> 15000/1001); a rate already at or under the cap is kept."""
+    """The rate for still content: `rate` divided by the smallest whole number that brings it
+    to STILL_FPS_CAP or under (30 -> 10, 25 -> 12.5, 60 -> 12, 24 -> 12, 30000/1001 ->
+    10000/1001): every k-th frame, so the cadence stays even. A rate at or under
+    STILL_KEEP_FPS (15, 12, 10) is kept."""
     frac = Fraction(rate)
-    while float(frac) > STILL_FPS_CAP:
-        frac /= 2
-    return _fraction_text(frac)
+    if float(frac) <= STILL_KEEP_FPS:
+        return _fraction_text(frac)
+    return _fraction_text(frac / math.ceil(frac / Fraction(STILL_FPS_CAP)))
+
+
+def audio_copyable(info: MediaInfo) -> bool:
+    """Whether the source's audio can go into the rungs as it is (see the module doc). Pure."""
+    return bool(
+        info.has_audio
+        and info.audio_codec in COPY_AUDIO_CODECS
+        and info.audio_profile in COPY_AUDIO_PROFILES
+        and info.audio_sample_rate in COPY_AUDIO_RATES
+        and info.audio_channels is not None and 1 <= info.audio_channels <= COPY_AUDIO_MAX_CHANNELS
+        and info.audio_bitrate is not None and 0 < info.audio_bitrate <= COPY_AUDIO_MAX_BITRATE
+    )
 
 
 def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
@@ -236,19 +274,24 @@ def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
             )
         )
     if content == CONTENT_STILL:
-        rungs = _still(rungs)
+        rungs = _still(rungs, info)
     return rungs
 
 
-def _still(rungs: list[Rung]) -> list[Rung]:
+def _still(rungs: list[Rung], info: MediaInfo) -> list[Rung]:
     """Today's rungs with the still-content settings of the module doc's table."""
     mid = next((r for r in rungs if r.tier == STILL_CASCADE_FROM), None)
+    # One rate for every rung, from the top rung's (the highest): decimated once before the split.
+    rate = still_rate(rungs[0].fps) if rungs[0].fps else None
+    copy = audio_copyable(info)
     out = []
     for r in rungs:
         out.append(dataclasses.replace(
             r,
             content=CONTENT_STILL,
-            fps=still_rate(r.fps) if r.fps else r.fps,
+            fps=rate,
+            audio_copy=copy,
+            audio_bitrate=info.audio_bitrate if copy and info.audio_bitrate else r.audio_bitrate,
             preset=STILL_PRESET,
             x264_params=STILL_X264_PARAMS,
             threads=STILL_THREADS,

@@ -102,6 +102,8 @@ class MediaInfo:
     interlaced: bool = False
     audio_sample_rate: int | None = None
     audio_channels: int | None = None
+    audio_profile: str | None = None  # "LC" for plain AAC; None when not stated
+    audio_bitrate: int | None = None  # bits/s of the chosen audio stream, when stated
     format_name: str | None = None
     bitrate: int | None = None  # bits/s of the whole file, as the container says
     start_time: float = 0.0
@@ -286,6 +288,8 @@ def _to_media_info(parsed: ParsedMedia, path: Path, ffmpeg: str, prober: str, ru
         interlaced=video.interlaced if video else False,
         audio_sample_rate=audio.sample_rate if audio else None,
         audio_channels=audio.channels if audio else None,
+        audio_profile=audio.profile if audio else None,
+        audio_bitrate=audio.bitrate if audio else None,
         format_name=parsed.format_name,
         bitrate=parsed.bitrate,
         start_time=parsed.start_time,

@@ -69,6 +69,8 @@ class ParsedStream:
     rotation: int = 0
     sample_rate: int | None = None
     channels: int | None = None
+    profile: str | None = None  # audio: "LC", "HE-AAC", ... as FFmpeg names it
+    bitrate: int | None = None  # audio: bits/s the stream declares
 
 
 _LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6,
@@ -82,6 +84,10 @@ def _parse_stream_fields(stream: ParsedStream, body: str) -> None:
     if not fields:
         return
     stream.codec = fields[0].split()[0].lower() if fields[0].split() else "none"
+    if stream.kind == "audio":
+        # "aac (LC) (mp4a / 0x6134706D)": the first parenthesised word that is not a codec tag.
+        profile = re.search(r"\(([^()/]+)\)", fields[0])
+        stream.profile = profile.group(1).strip() if profile else None
     for field in fields[1:]:
         field_clean = re.sub(r"(\s*\((?:default|attached pic|forced|dub|original|comment|"
                              r"lyrics|karaoke|hearing impaired|visual impaired|clean effects|"
@@ -118,6 +124,10 @@ def _parse_stream_fields(stream: ParsedStream, body: str) -> None:
             hz = re.match(r"^(\d+)\s*Hz$", field_clean)
             if hz:
                 stream.sample_rate = int(hz.group(1))
+                continue
+            kbps = re.match(r"^(\d+)\s*kb/s$", field_clean)
+            if kbps:
+                stream.bitrate = int(kbps.group(1)) * 1000
                 continue
             ch = re.match(r"^(\d+)\s*channels?", field_clean)
             if ch:
@@ -242,5 +252,8 @@ def parse_ffprobe_json(data: dict) -> ParsedMedia:  # type: ignore[type-arg]
             rate = raw.get("sample_rate")
             stream.sample_rate = int(rate) if rate and str(rate).isdigit() else None
             stream.channels = raw.get("channels") or None
+            stream.profile = raw.get("profile") or None
+            bits = str(raw.get("bit_rate") or "")
+            stream.bitrate = int(bits) if bits.isdigit() and int(bits) > 0 else None
         parsed.streams.append(stream)
     return parsed

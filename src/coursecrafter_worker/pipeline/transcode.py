@@ -21,8 +21,9 @@ The command (built with ffmpeg-python, see `build_command`) for a 1280x720 sourc
 
 That is the "motion" ladder (today's settings). Before planning, `transcode()` samples the
 source (`motion.analyze`) and a lecture of still slides gets the "still" ladder instead
-(ladder.py, "Lecture-aware encoding"): one `fps=15` before the split, the sub-720 rungs scaled
-from the 720p picture, and per-rung `-preset:v:N` / `-x264-params:v:N` / `-threads:v:N`.
+(ladder.py, "Lecture-aware encoding"): one `fps=10` (for 30 fps) before the split, the sub-720
+rungs scaled from the 720p picture, per-rung `-preset:v:N` / `-x264-params:v:N` /
+`-threads:v:N`, and `-c:a copy` when the source's audio is browser-ready AAC.
 
 Choices:
 - Keyframes: forced at every multiple of the segment duration by time (`-force_key_frames
@@ -37,7 +38,9 @@ Choices:
   its last frame up to 1 s (`tpad`), so it becomes a valid 1 s stream rather than a failure.
 - Interlaced sources get `bwdif` (one frame per frame) before the split.
 - Audio: the source's default (else first) audio track, encoded AAC stereo once per rung (muxed
-  into each rung's segments, so any rung plays alone; AAC encoding costs little next to x264).
+  into each rung's segments, so any rung plays alone). Four AAC encodes cost ~0.1 CPU s per
+  second of media, a fifth of a still ladder's CPU, so the still ladder copies browser-ready
+  AAC into every rung instead (`ladder.audio_copyable`); the segments keep their shape.
 - Poster: written by the same process, from one more branch of the split: the first frame at or
   after 10% of the probed duration (the first frame for clips under 1 s, or when the video ends
   before that point), at the top rung's size, JPEG. Cost: a `select` on every frame and at most
@@ -146,6 +149,9 @@ def build_command(
     video_rungs = [r for r in rungs if not r.is_audio_only]
     audio = inp[str(info.audio_index)] if info.has_audio and info.audio_index is not None else None
     poster_stream = None
+    # The source's AAC as it is in every rung (still ladders, `ladder.audio_copyable`): no
+    # decode, no encoder per rung.
+    copy_audio = audio is not None and bool(video_rungs) and all(r.audio_copy for r in video_rungs)
 
     if video_rungs:
         assert info.video_index is not None
@@ -160,12 +166,18 @@ def build_command(
                 "tpad", stop_mode="clone", stop_duration=f"{MIN_VIDEO_SECONDS - info.duration:.3f}"
             )
         rate_once = _shared_still_rate(video_rungs)
+        poster_source = None
         if rate_once is not None:
+            if poster:
+                # The poster picks its frame from the source's frames, not the decimated ones
+                # (fps=10 turns 30 fps frames 1-3 into its first frame, not frame 0).
+                pre = video.filter_multi_output("split", 2)
+                video, poster_source = pre.stream(0), pre.stream(1)
             # Still content, one rate for all: drop frames once, before the split.
             video = video.filter("fps", fps=rate_once)
         names = {r.name for r in video_rungs}
         roots = [r for r in video_rungs if r.scale_from not in names]
-        branches = len(roots) + (1 if poster else 0)
+        branches = len(roots) + (1 if poster and poster_source is None else 0)
         split = video.filter_multi_output("split", branches) if branches > 1 else None
         pictures: dict[str, object] = {}
 
@@ -204,13 +216,17 @@ def build_command(
                 out[f"threads:v:{i}"] = rung.threads
             if audio is not None:
                 streams.append(audio)
-                out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
+                if not copy_audio:
+                    out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
                 var_map.append(f"v:{i},a:{i},name:{rung.name}")
             else:
                 var_map.append(f"v:{i},name:{rung.name}")
         if poster:
             top = video_rungs[0]
-            branch = split.stream(len(roots)) if split is not None else video
+            if poster_source is not None:
+                branch = poster_source
+            else:
+                branch = split.stream(len(roots)) if split is not None else video
             # Frame 0 and the first frame at or after T; the image2 muxer (-update 1) keeps
             # the last one written. So the poster is the frame at T, or the first frame when
             # the video ends before T (a duration that lied), and this output never ends up
@@ -237,7 +253,9 @@ def build_command(
         out["b:a:0"] = _kbps(rungs[0].audio_bitrate)
         var_map.append(f"a:0,name:{rungs[0].name}")
 
-    if audio is not None:
+    if copy_audio:
+        out["c:a"] = "copy"
+    elif audio is not None:
         out["c:a"] = "aac"
         out["ac"] = 2
         if info.audio_sample_rate not in (44100, 48000):
