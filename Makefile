@@ -35,7 +35,7 @@ demo: $(STAMP) $(WEB_DIST)
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP) $(WEB_DIST)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: $(STAMP) $(WEB_DIST)
 	$(BIN)/python -m pytest -q -m "not slow"
