@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -205,28 +206,33 @@ class ChunkJobs:
 
     def _move(self, chunk: Chunk, status: ChunkStatus) -> bool:
         """Compare-and-set `chunk` to `status`; a benign change of the same attempt since it was
-        read (PENDING → PUBLISHED, a heartbeat) is read again and retried."""
-        for _ in range(5):
-            if chunk.status in (ChunkStatus.DONE, ChunkStatus.FAILED):
-                return chunk.status is status
-            moved = dataclasses.replace(chunk, status=status, updated_at=_now())
-            if self.store.update_chunk(moved, expected_status=chunk.status,
-                                       expected_attempt=chunk.attempt):
-                return True
-            fresh = self._row(chunk.job_id, chunk.job_attempt, chunk.index)
-            if fresh is None or fresh.attempt != chunk.attempt:
-                return False
-            chunk = fresh
-        return False
+        read (PENDING → PUBLISHED, a heartbeat) is read again and retried. A chunk already
+        settled counts as moved only when it settled in `status`."""
+        return self._write(chunk, lambda c: dataclasses.replace(c, status=status,
+                                                                 updated_at=_now()),
+                           settled=lambda c: (c.status is status
+                                              if c.status in (ChunkStatus.DONE, ChunkStatus.FAILED)
+                                              else None))
 
     def _beat(self, chunk: Chunk) -> bool:
-        for _ in range(5):
-            if chunk.status in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.WAITING):
-                return False
+        def beaten(c: Chunk) -> Chunk:
             now = _now()
-            beaten = dataclasses.replace(chunk, status=ChunkStatus.PROCESSING, heartbeat_at=now,
-                                         updated_at=now)
-            if self.store.update_chunk(beaten, expected_status=chunk.status,
+            return dataclasses.replace(c, status=ChunkStatus.PROCESSING, heartbeat_at=now,
+                                       updated_at=now)
+        quiet = (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.WAITING)
+        return self._write(chunk, beaten,
+                           settled=lambda c: False if c.status in quiet else None)
+
+    def _write(self, chunk: Chunk, change: Callable[[Chunk], Chunk], *,
+               settled: Callable[[Chunk], bool | None]) -> bool:
+        """Compare-and-set `change(chunk)` against the stored row's status and attempt; when
+        the row moved on within the same attempt, read it again and retry (a few times).
+        `settled(row)` answers for a row no change applies to (None: not settled)."""
+        for _ in range(5):
+            answer = settled(chunk)
+            if answer is not None:
+                return answer
+            if self.store.update_chunk(change(chunk), expected_status=chunk.status,
                                        expected_attempt=chunk.attempt):
                 return True
             fresh = self._row(chunk.job_id, chunk.job_attempt, chunk.index)

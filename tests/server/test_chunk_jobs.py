@@ -10,24 +10,16 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from server.test_jobs import FakePublisher, event, uploaded_video
+from server.test_jobs import event, make_world, uploaded_video
 
 from coursecrafter_server.chunk_jobs import ChunkStatus
 from coursecrafter_server.domain import JobStatus, VideoStatus
-from coursecrafter_server.jobs import JobService
-from coursecrafter_server.store.memory import MemoryStore
 from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
-from coursecrafter_worker.storage.local import LocalStorage
 
 
 @pytest.fixture
 def world(tmp_path):
-    store = MemoryStore()
-    storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
-    publisher = FakePublisher()
-    jobs = JobService(store, storage, publisher, callback_url="http://127.0.0.1:8000/cb",
-                      max_attempts=2, republish_after=30, heartbeat_timeout=120)
-    return store, storage, publisher, jobs
+    return make_world(tmp_path, max_attempts=2)
 
 
 def chunk_event(message: JobMessage, kind: str, **fields) -> JobEvent:

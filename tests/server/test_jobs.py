@@ -33,14 +33,19 @@ class FakePublisher:
         self.messages.append(message)
 
 
-@pytest.fixture
-def world(tmp_path):
+def make_world(tmp_path, *, max_attempts: int):
+    """A job service on the in-memory store, local storage and a fake publisher."""
     store = MemoryStore()
     storage = LocalStorage(tmp_path / "blobs", "http://127.0.0.1:8000", b"secret-0123456789abcdef")
     publisher = FakePublisher()
     jobs = JobService(store, storage, publisher, callback_url="http://127.0.0.1:8000/cb",
-                      max_attempts=3, republish_after=30, heartbeat_timeout=120)
+                      max_attempts=max_attempts, republish_after=30, heartbeat_timeout=120)
     return store, storage, publisher, jobs
+
+
+@pytest.fixture
+def world(tmp_path):
+    return make_world(tmp_path, max_attempts=3)
 
 
 def uploaded_video(store) -> Video:

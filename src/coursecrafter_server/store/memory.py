@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
@@ -289,22 +291,9 @@ class MemoryStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Job]:
-        if limit <= 0 or not statuses:
-            return []
-        wanted = {JobStatus(s) for s in statuses}
         with self._lock:
-            jobs = [
-                j
-                for j in self._jobs.values()
-                if j.status in wanted
-                and (updated_before is None or j.updated_at < updated_before)
-                and (
-                    heartbeat_before is None
-                    or (j.updated_at if j.heartbeat_at is None else j.heartbeat_at)
-                    < heartbeat_before
-                )
-            ]
-        return sorted(jobs, key=lambda j: (j.updated_at, j.id))[:limit]
+            return _in_status(self._jobs.values(), {JobStatus(s) for s in statuses},
+                              updated_before, heartbeat_before, limit)
 
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
@@ -405,15 +394,32 @@ class MemoryStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Chunk]:
-        if limit <= 0 or not statuses:
-            return []
-        wanted = {ChunkStatus(s) for s in statuses}
         with self._lock:
-            found = [
-                c for c in self._chunks.values()
-                if c.status in wanted
-                and (updated_before is None or c.updated_at < updated_before)
-                and (heartbeat_before is None
-                     or (c.heartbeat_at or c.updated_at) < heartbeat_before)
-            ]
-        return sorted(found, key=lambda c: (c.updated_at, c.id))[:limit]
+            return _in_status(self._chunks.values(), {ChunkStatus(s) for s in statuses},
+                              updated_before, heartbeat_before, limit)
+
+
+class _Beating(Protocol):
+    id: str
+    status: Any
+    updated_at: datetime
+    heartbeat_at: datetime | None
+
+
+B = TypeVar("B", bound=_Beating)
+
+
+def _in_status(records: Iterable[B], wanted: set[Any], updated_before: datetime | None,
+               heartbeat_before: datetime | None, limit: int) -> list[B]:
+    """Jobs or chunks in one of the `wanted` statuses, oldest change first; no heartbeat yet
+    counts from updated_at."""
+    if limit <= 0:
+        return []
+    found = [
+        r for r in records
+        if r.status in wanted
+        and (updated_before is None or r.updated_at < updated_before)
+        and (heartbeat_before is None
+             or (r.updated_at if r.heartbeat_at is None else r.heartbeat_at) < heartbeat_before)
+    ]
+    return sorted(found, key=lambda r: (r.updated_at, r.id))[:limit]

@@ -18,7 +18,6 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from coursecrafter_server.store.codec import RowCodec
 from coursecrafter_server.chunk_records import Chunk, ChunkStatus
 from coursecrafter_server.domain import (
     AlreadyExists,
@@ -426,24 +425,9 @@ class MongoStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Job]:
-        if limit <= 0 or not statuses:  # MongoDB reads limit 0 as "no limit"
-            return []
-        query: Document = {"status": {"$in": sorted({JobStatus(s).value for s in statuses})}}
-        if updated_before is not None:
-            query["updated_at"] = {"$lt": _encode_time(updated_before)}
-        if heartbeat_before is not None:
-            stamp = _encode_time(heartbeat_before)
-            # `None` matches a null or missing field: no heartbeat yet counts from updated_at.
-            query["$or"] = [
-                {"heartbeat_at": {"$lt": stamp}},
-                {"heartbeat_at": None, "updated_at": {"$lt": stamp}},
-            ]
-        cursor = (
-            self._jobs.find(query)
-            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
-        return _all(_DOCS.jobs, cursor)
+        return _all(_DOCS.jobs, _in_status(
+            self._jobs, [JobStatus(s).value for s in statuses], updated_before, heartbeat_before,
+            limit))
 
     # Chunks --------------------------------------------------------------------------------
     def add_chunks(self, chunks: list[Chunk]) -> int:
@@ -474,19 +458,9 @@ class MongoStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Chunk]:
-        if limit <= 0 or not statuses:
-            return []
-        query: Document = {"status": {"$in": sorted({ChunkStatus(s).value for s in statuses})}}
-        if updated_before is not None:
-            query["updated_at"] = {"$lt": _encode_time(updated_before)}
-        if heartbeat_before is not None:
-            stamp = _encode_time(heartbeat_before)
-            query["$or"] = [
-                {"heartbeat_at": {"$lt": stamp}},
-                {"heartbeat_at": None, "updated_at": {"$lt": stamp}},
-            ]
-        cursor = self._chunks.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
-        return [_CHUNK.decode(doc, doc["_id"]) for doc in cursor.limit(limit)]
+        docs = _in_status(self._chunks, [ChunkStatus(s).value for s in statuses],
+                          updated_before, heartbeat_before, limit)
+        return [_CHUNK.decode(doc, doc["_id"]) for doc in docs]
 
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
@@ -556,6 +530,26 @@ def _first(codec: RowCodec[T], doc: Mapping[str, Any] | None) -> T | None:
 
 def _all(codec: RowCodec[T], docs: Iterable[Mapping[str, Any]]) -> list[T]:
     return [codec.decode(doc, doc["_id"]) for doc in docs]
+
+
+def _in_status(collection: Collection[Document], statuses: list[str],
+               updated_before: datetime | None, heartbeat_before: datetime | None,
+               limit: int) -> list[Document]:
+    """Documents (jobs or chunks) in one of `statuses`, oldest change first."""
+    if limit <= 0 or not statuses:  # MongoDB reads limit 0 as "no limit"
+        return []
+    query: Document = {"status": {"$in": sorted(set(statuses))}}
+    if updated_before is not None:
+        query["updated_at"] = {"$lt": _encode_time(updated_before)}
+    if heartbeat_before is not None:
+        stamp = _encode_time(heartbeat_before)
+        # `None` matches a null or missing field: no heartbeat yet counts from updated_at.
+        query["$or"] = [
+            {"heartbeat_at": {"$lt": stamp}},
+            {"heartbeat_at": None, "updated_at": {"$lt": stamp}},
+        ]
+    cursor = collection.find(query).sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+    return list(cursor.limit(limit))
 
 
 def _count_by(collection: Collection[Document], field: str) -> dict[str, int]:

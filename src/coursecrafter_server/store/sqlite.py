@@ -572,20 +572,9 @@ class SQLiteStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Job]:
-        if limit <= 0 or not statuses:  # SQLite reads a negative LIMIT as "no limit"
-            return []
-        values = sorted({JobStatus(s).value for s in statuses})
-        sql = f"SELECT * FROM jobs WHERE status IN ({', '.join('?' for _ in values)})"
-        params: list[object] = list(values)
-        if updated_before is not None:
-            sql += " AND updated_at < ?"
-            params.append(_encode_time(updated_before))
-        if heartbeat_before is not None:
-            sql += " AND COALESCE(heartbeat_at, updated_at) < ?"
-            params.append(_encode_time(heartbeat_before))
-        sql += " ORDER BY updated_at, id LIMIT ?"
-        params.append(limit)
-        return _all(_ROWS.jobs, self._conn().execute(sql, params))
+        return _all(_ROWS.jobs, self._in_status(
+            "jobs", [JobStatus(s).value for s in statuses], updated_before, heartbeat_before,
+            limit))
 
     # Chunks --------------------------------------------------------------------------------
     def add_chunks(self, chunks: list[Chunk]) -> int:
@@ -618,10 +607,18 @@ class SQLiteStore:
         heartbeat_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Chunk]:
-        if limit <= 0 or not statuses:
+        rows = self._in_status("job_chunks", [ChunkStatus(s).value for s in statuses],
+                               updated_before, heartbeat_before, limit)
+        return [_CHUNK.decode(dict(row), row["id"]) for row in rows]
+
+    def _in_status(self, table: str, statuses: list[str], updated_before: datetime | None,
+                   heartbeat_before: datetime | None, limit: int) -> list[sqlite3.Row]:
+        """Rows of `table` (jobs or chunks) in one of `statuses`, oldest change first; no
+        heartbeat yet counts from updated_at."""
+        if limit <= 0 or not statuses:  # SQLite reads a negative LIMIT as "no limit"
             return []
-        values = sorted({ChunkStatus(s).value for s in statuses})
-        sql = f"SELECT * FROM job_chunks WHERE status IN ({', '.join('?' for _ in values)})"
+        values = sorted(set(statuses))
+        sql = f"SELECT * FROM {table} WHERE status IN ({', '.join('?' for _ in values)})"
         params: list[object] = list(values)
         if updated_before is not None:
             sql += " AND updated_at < ?"
@@ -631,7 +628,7 @@ class SQLiteStore:
             params.append(_encode_time(heartbeat_before))
         sql += " ORDER BY updated_at, id LIMIT ?"
         params.append(limit)
-        return [_CHUNK.decode(dict(row), row["id"]) for row in self._conn().execute(sql, params)]
+        return self._conn().execute(sql, params).fetchall()
 
     # Webhook events ------------------------------------------------------------------------
     def record_event(self, event_id: str, received_at: datetime) -> bool:
