@@ -22,7 +22,9 @@ import httpx
 from coursecrafter_worker.pipeline import find_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / ".demo"
+# DEMO_DIR and DEMO_CLIP_SECONDS let the test run the demo in a temporary folder with a short clip.
+DEMO = Path(os.environ.get("DEMO_DIR") or ROOT / ".demo")
+CLIP_SECONDS = int(os.environ.get("DEMO_CLIP_SECONDS") or 12)
 BIN = Path(sys.executable).parent
 PASSWORD = "demo lecture 2026"
 
@@ -58,7 +60,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None, check: bool =
     return done
 
 
-def make_lecture_clip(path: Path, seconds: int = 12) -> None:
+def make_lecture_clip(path: Path, seconds: int = CLIP_SECONDS) -> None:
     """A slide-like still with a moving pointer and a tone: what a lecture looks like to FFmpeg."""
     if path.exists():
         return
