@@ -182,7 +182,10 @@ def test_a_lecture_that_kills_every_worker_fails_clearly_and_can_be_retried(lab,
     assert failed["error"]["code"] == "worker_lost"
     assert "stopped 3 times" in failed["error"]["message"]
     assert "coursecrafter retry" in failed["error"]["message"]
-    assert "dead-lettered (delivery_limit)" in server.log()
+    # The server logs the dead letter once it has also removed the video's outputs: a moment
+    # after the status the poll saw.
+    wait_for(lambda: "dead-lettered (delivery_limit)" in server.log(), 30,
+             what="the server to log the dead letter")
     assert source_exists(server.storage, video_id)  # nothing lost: retry can use it
     vhost.wait_drained()  # the dead letter was taken off the dead-letter queue
 
