@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pika
 import pytest
+from test_worker_rabbitmq import counts, counts_become
 from worker_fakes import RunningConsumer, wait_until
 
 from coursecrafter_worker.messages import JobMessage
@@ -44,16 +45,6 @@ def stop_with_job_in_hand(queue, calls: list[str]) -> None:
     consumer.shutdown()
 
 
-def counts(amqp_url: str, names: tuple[str, str]) -> tuple[int, int]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        return tuple(channel.queue_declare(n, passive=True).method.message_count  # type: ignore[return-value]
-                     for n in names)
-    finally:
-        connection.close()
-
-
 def peek(amqp_url: str, queue_name: str, n: int = 1) -> list[tuple[pika.BasicProperties, bytes]]:
     """Look at the `n` waiting messages and leave them there (closing unacked returns them: that
     counts one delivery each)."""
@@ -82,7 +73,7 @@ def test_rabbitmq_graceful_stops_do_not_use_up_deliveries(make_rabbit, amqp_url,
     calls: list[str] = []
     for _ in range(GRACEFUL_STOPS):
         stop_with_job_in_hand(make_rabbit(max_attempts=2), calls)
-        assert counts(amqp_url, queue_names) == (1, 0)  # back, and not dead-lettered
+        assert counts_become(amqp_url, queue_names, (1, 0))  # back, and not dead-lettered
     assert calls == ["job1"] * GRACEFUL_STOPS
 
     [(properties, body)] = peek(amqp_url, queue_names[0])
@@ -112,7 +103,7 @@ def test_rabbitmq_graceful_stop_falls_back_to_nack_when_the_copy_cannot_be_publi
 
     monkeypatch.setattr(consumer_queue.publisher, "open_channel", broker_refuses)
     stop_with_job_in_hand(consumer_queue, [])
-    assert counts(amqp_url, queue_names) == (1, 0)  # not lost
+    assert counts_become(amqp_url, queue_names, (1, 0))  # not lost
     [(properties, _body)] = peek(amqp_url, queue_names[0])
     assert deliveries_used(properties) == 1  # nacked: counted
     assert RETURNS_HEADER not in (properties.headers or {})
@@ -142,7 +133,7 @@ def test_rabbitmq_message_arriving_while_stopping_goes_back_free(
     publisher.publish(msg(2))  # room for it in the prefetch window: it arrives while stopping
     consumer.shutdown()
     assert seen == ["job1"]
-    assert counts(amqp_url, queue_names) == (2, 0)
+    assert counts_become(amqp_url, queue_names, (2, 0))
     waiting = peek(amqp_url, queue_names[0], 2)
     assert sorted(JobMessage.from_json(body).job_id for _, body in waiting) == ["job1", "job2"]
     assert [deliveries_used(properties) for properties, _ in waiting] == [0, 0]
