@@ -192,7 +192,12 @@ class ChunkJobs:
                      if c.index == index), None)
 
     def _publish(self, job: Job, chunk: Chunk) -> None:
-        message = dataclasses.replace(self.jobs.message(job), chunk=chunk.ref())
+        end = None
+        if chunk.kind == "video" and chunk.index + 1 < chunk.pieces:
+            # The piece keeps its frames up to where the next one starts (seams on one grid).
+            following = self._row(job.id, job.attempt, chunk.index + 1)
+            end = following.start if following is not None else None
+        message = dataclasses.replace(self.jobs.message(job), chunk=chunk.ref(end))
         try:
             self.jobs.publisher.publish(message)
         except Exception as exc:  # the row keeps it; the sweeper tries again

@@ -40,10 +40,10 @@ class Chunk:
     updated_at: datetime
     heartbeat_at: datetime | None = None
 
-    def ref(self) -> ChunkRef:
+    def ref(self, end: float | None = None) -> ChunkRef:
         return ChunkRef(kind=self.kind, index=self.index, attempt=self.attempt,
                         pieces=self.pieces, audio=self.audio, start=self.start,
-                        content=self.content)
+                        content=self.content, end=end)
 
 
 def chunk_id(job_id: str, job_attempt: int, index: int) -> str:

@@ -99,13 +99,19 @@ def run_chunk(runner: JobRunner, message: JobMessage, prefix: str, job_dir: Path
         return runner._fail(message, cancel, "source_missing",
                             f"chunk {tag} of the source is not in storage", retryable=False)
     runner._check(cancel)
-    from coursecrafter_worker.pipeline.chunks import piece_offset, stage_chunk
+    from coursecrafter_worker.pipeline.chunks import TIMELINE_PAD, piece_offset, stage_chunk
+    from coursecrafter_worker.pipeline.piece_grid import PieceWindow
 
     out_dir = job_dir / "out"
     began = time.monotonic()
+    if chunk.kind == "audio":
+        placed = {"ts_offset": piece_offset(chunk.start)}
+    else:  # on the source's frame grid, keeping the frames before the next piece's start
+        placed = {"ts_offset": TIMELINE_PAD,
+                  "window": PieceWindow(chunk.start, chunk.end, first=chunk.index == 0)}
     result = runner._call_transcode(piece, out_dir, reporter, cancel, content=chunk.content,
-                                    ts_offset=piece_offset(chunk.start),
-                                    poster=chunk.index == 0)  # the lecture's poster: the first
+                                    poster=chunk.index == 0,  # the lecture's poster: the first
+                                    **placed)
     transcoded = time.monotonic() - began
     runner._check(cancel)
     reporter.update("uploading", 0)

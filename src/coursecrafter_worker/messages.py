@@ -60,6 +60,9 @@ class ChunkRef:
     audio: bool  # whether an audio piece exists
     start: float  # source seconds where the piece starts (0 for the join)
     content: str  # the ladder's content class, the same for every piece
+    #: Source seconds where the next picture piece starts (None: the last piece, the audio,
+    #: the join, or a message from before this field): the piece keeps the frames before it.
+    end: float | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> "ChunkRef":
@@ -74,10 +77,19 @@ class ChunkRef:
         ref = cls(kind=kind, index=_require(data, "index", int),
                   attempt=_require(data, "attempt", int), pieces=_require(data, "pieces", int),
                   audio=_require(data, "audio", bool), start=float(start),
-                  content=_require(data, "content", str))
+                  content=_require(data, "content", str), end=_optional_end(data, start))
         if ref.index < 0 or ref.attempt < 1 or ref.pieces < 1:
             raise MessageError("chunk index, attempt or pieces out of range")
         return ref
+
+
+def _optional_end(data: dict[str, Any], start: float) -> float | None:
+    end = data.get("end")
+    if end is None:
+        return None
+    if not isinstance(end, (int, float)) or isinstance(end, bool) or end <= start:
+        raise MessageError("field 'chunk.end' must be a number after 'chunk.start'")
+    return float(end)
 
 
 @dataclass(frozen=True)

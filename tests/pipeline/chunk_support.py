@@ -17,6 +17,7 @@ from pathlib import Path
 from coursecrafter_worker.pipeline import find_ffmpeg
 from coursecrafter_worker.pipeline.chunks import (
     AUDIO_RUNG,
+    TIMELINE_PAD,
     ChunkOutput,
     Joined,
     join_playlists,
@@ -24,6 +25,7 @@ from coursecrafter_worker.pipeline.chunks import (
     plan,
     stage_chunk,
 )
+from coursecrafter_worker.pipeline.piece_grid import PieceWindow
 from coursecrafter_worker.pipeline.transcode import parse_master, transcode
 
 
@@ -40,10 +42,17 @@ def transcode_chunked(source: Path, work: Path, chunk_seconds: float, *,
     made = plan(source, work / "pieces", chunk_seconds)
     assert made is not None, "the source was not chunked"
     store = work / "store"
+    pictures = made.pictures
     for piece in made.pieces:
         out = work / f"out-{piece.tag}"
-        transcode(piece.path, out, content=content or made.content,
-                  ts_offset=piece_offset(piece.start), poster=piece.tag == "v0000")
+        if piece.tag == AUDIO_RUNG:
+            transcode(piece.path, out, ts_offset=piece_offset(piece.start), poster=False)
+        else:
+            index = pictures.index(piece)
+            end = pictures[index + 1].start if index + 1 < len(pictures) else None
+            transcode(piece.path, out, content=content or made.content, ts_offset=TIMELINE_PAD,
+                      window=PieceWindow(piece.start, end, first=index == 0),
+                      poster=index == 0)
         for path, key in stage_chunk(out, piece.tag):
             (store / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, store / key)
@@ -69,10 +78,11 @@ class Packets:
 
 def packets(playlist: Path, stream: str) -> Packets:
     """Every packet of the first `stream` ("v" or "a") of an HLS playlist: FFmpeg's framecrc
-    (timestamps as the demuxer reads them, no decoding)."""
+    (timestamps as the segments carry them, `-copyts`: a separate audio playlist is compared
+    with the picture on the timeline a player uses; no decoding)."""
     done = subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(playlist),
-         "-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"],
+        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-copyts",
+         "-i", str(playlist), "-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"],
         capture_output=True, text=True, timeout=300, check=True)
     base = Fraction(1, 90000)
     found = re.search(r"#tb \d+: (\d+)/(\d+)", done.stdout)

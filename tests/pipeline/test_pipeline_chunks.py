@@ -73,6 +73,39 @@ def test_pictures_at_the_seams_are_as_good_as_elsewhere(runs):
     assert near >= far - 0.01, (near, far)
 
 
+@pytest.fixture(scope="module")
+def off_grid(tmp_path_factory):
+    """A still lecture at 30 fps with a keyframe every 31 frames: the cuts (4.133 s, 8.267 s) fall
+    between the still ladder's 10 fps frames, so each piece must be put on the source's grid."""
+    work = tmp_path_factory.mktemp("off-grid")
+    source = make_clip(work / "slides.mp4", size="320x240", rate=30, duration=12,
+                       out_args=("-g", "31", "-keyint_min", "31", "-sc_threshold", "0",
+                                 "-bf", "2"))
+    whole = work / "whole"
+    transcode(source, whole, content="still")
+    chunked = transcode_chunked(source, work / "chunked", 4.0, content="still")
+    return source, whole, chunked
+
+
+def test_cuts_off_the_frame_grid_still_give_the_whole_ladders_frames_and_sync(off_grid):
+    source, whole, chunked = off_grid
+    # Where the source has its keyframes (frames 124 and 248), not where B-frames put them in
+    # the pieces' files, and off the 10 fps grid.
+    assert chunked.starts == pytest.approx([0.0, 124 / 30, 248 / 30], abs=1e-5)
+    reference = seam_facts(whole / "hls" / "240p" / "index.m3u8")
+    joined = seam_facts(chunked.out / "hls" / "240p" / "index.m3u8",
+                        chunked.out / "hls" / "audio" / "index.m3u8")
+    assert joined.frames == reference.frames == 120  # 12 s at 10 fps: none doubled or lost
+    assert joined.irregular_steps == reference.irregular_steps == 0
+    # The segments' own timestamps: the picture where the single-process ladder puts it
+    # against the sound, at the start and at the end, to a millisecond.
+    assert abs(joined.av_start - reference.av_start) < 0.001
+    assert abs(joined.av_end - reference.av_end) < 0.001
+    near, far = seam_ssim(source, chunked.out / "hls" / "240p" / "index.m3u8", (320, 240),
+                          seams=chunked.starts[1:])
+    assert near >= far - 0.01, (near, far)
+
+
 def test_short_sources_are_not_cut():
     assert cut_times(150.0, 120.0) == []  # one piece and a bit: transcoded whole
     assert cut_times(600.0, 0) == []  # 0: never

@@ -7,6 +7,7 @@ removes every chunk's outputs and the pieces. Driven through JobService with the
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +15,7 @@ from server.test_jobs import event, make_world, uploaded_video
 
 from coursecrafter_server.chunk_jobs import ChunkStatus
 from coursecrafter_server.domain import JobStatus, VideoStatus
-from coursecrafter_worker.messages import JobEvent, JobMessage, Rendition
+from coursecrafter_worker.messages import JobEvent, JobMessage, MessageError, Rendition
 
 
 @pytest.fixture
@@ -55,8 +56,10 @@ def chunked_video(world, pieces: int = 2, audio: bool = True):
 def test_chunked_queues_every_piece_and_the_audio_then_one_join(world):
     store, _, publisher, jobs = world
     video, parent, chunks = chunked_video(world, pieces=3)
-    assert [(m.chunk.kind, m.chunk.index, m.chunk.start) for m in chunks] == [
-        ("video", 0, 0.0), ("video", 1, 120.0), ("video", 2, 240.0), ("audio", 3, 0.0)]
+    # Each picture piece also learns where the next one starts: it keeps the frames before.
+    assert [(m.chunk.kind, m.chunk.index, m.chunk.start, m.chunk.end) for m in chunks] == [
+        ("video", 0, 0.0, 120.0), ("video", 1, 120.0, 240.0), ("video", 2, 240.0, None),
+        ("audio", 3, 0.0, None)]
     assert all(m.job_id == parent.job_id and m.attempt == parent.attempt and
                m.chunk.content == "still" and m.chunk.attempt == 1 for m in chunks)
     for message in chunks:
@@ -139,7 +142,7 @@ def test_the_sweeper_requeues_a_silent_chunk_not_its_parent(world):
     assert counts["requeued"] == 0 and counts["chunks_requeued"] == 1
     assert store.get_job(parent.job_id).attempt == 1  # the job was not cut again
     retry = publisher.messages[-1]
-    assert (retry.chunk.index, retry.chunk.attempt) == (0, 2)
+    assert (retry.chunk.index, retry.chunk.attempt, retry.chunk.end) == (0, 2, 120.0)
     # Silent again, out of attempts: the video fails with the reason.
     assert jobs.handle_event(chunk_event(retry, "started")) == "applied"
     counts = jobs.sweep(later + timedelta(seconds=241))
@@ -180,6 +183,13 @@ def test_chunk_messages_round_trip_and_whole_jobs_stay_as_they_were(world):
     _, _, chunks = chunked_video(world, pieces=2)
     assert JobMessage.from_json(chunks[1].to_json()) == chunks[1]
     assert dataclasses.asdict(chunks[1])["chunk"]["kind"] == "video"
+    # A message from before `end` existed reads as "keep every frame"; a bad one is refused.
+    data = json.loads(chunks[0].to_json())
+    del data["chunk"]["end"]
+    assert JobMessage.from_json(json.dumps(data).encode()).chunk.end is None
+    data["chunk"]["end"] = data["chunk"]["start"]
+    with pytest.raises(MessageError, match="chunk.end"):
+        JobMessage.from_json(json.dumps(data).encode())
 
 
 def test_a_redelivered_whole_job_of_a_cut_attempt_is_skipped(world):

@@ -3,7 +3,8 @@
     split(source)  →  pieces/v0000.nut … v000N.nut (picture, cut at source keyframes, no re-encode)
                       pieces/audio.nut             (the whole audio track, decoded to FLAC)
     encode_piece(piece) on any worker → the ladder (transcode(), unchanged settings) of that piece,
-                      its timestamps kept on the source's timeline (`keep_timestamps`)
+                      on the source's frame grid and timeline (`transcode(window=...)`,
+                      pipeline/piece_grid.py): it keeps the frames before the next piece's start
     join_playlists(...) → each rung's playlist is the pieces' segments in order; the audio is one
                       rendition (EXT-X-MEDIA) that every rung names; the master names them all
 
@@ -24,6 +25,7 @@ import csv
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from .errors import MediaError, TranscodeError
@@ -39,6 +41,10 @@ MIN_PIECES = 2
 SPLIT_TIMEOUT_BASE = 120.0
 AUDIO_GROUP = "audio"
 AUDIO_RUNG = "audio"
+#: Packets read to find where the source's pictures start (enough to cover any B-frame
+#: reordering at the start).
+LEAD_PACKETS = 32
+_CRC_TB = re.compile(r"#tb \d+: (\d+)/(\d+)")
 #: Every piece's outputs are moved this much later on the timeline (on top of the piece's
 #: start): then no encoder output starts below zero, so the muxer never shifts one piece by its
 #: own B-frame delay or AAC priming, and pieces and audio line up exactly.
@@ -98,6 +104,11 @@ def split(
              "-segment_times", ",".join(f"{c:.3f}" for c in cuts),
              "-segment_list", "pieces.csv", "-segment_list_type", "csv",
              "v%04d.nut"]
+    # The first packets' timestamps as the source has them on FFmpeg's timeline: the NUT muxer
+    # moves a piece with B-frames later (its first DTS must not be negative), the audio
+    # piece not; the pieces' starts are put back by the same amount (below).
+    argv += ["-map", f"0:{info.video_index}", "-c", "copy", "-frames:v", str(LEAD_PACKETS),
+             "-f", "framecrc", "lead.crc"]
     if info.has_audio and info.audio_index is not None:
         # Decoded to FLAC (lossless), not copied: a copy loses the container's note of the
         # encoder priming to skip (an MP4 edit list), which would put the audio a frame late.
@@ -122,14 +133,30 @@ def split(
                 pieces.append(Piece(Path(name).stem, path, start, end))
     if not pieces:
         raise TranscodeError("split_failed", "cutting the source into chunks gave no piece")
+    moved = pieces[0].start - _first_pts(out_dir / "lead.crc", pieces[0].start)
     # The segment muxer names pieces by number; renumber in case one was empty and skipped.
-    pieces = [Piece(piece_tag(k), p.path.rename(out_dir / f"{piece_tag(k)}.nut"), p.start, p.end)
-              if p.tag != piece_tag(k) else p for k, p in enumerate(pieces)]
+    pieces = [Piece(piece_tag(k), p.path.rename(out_dir / f"{piece_tag(k)}.nut")
+                    if p.tag != piece_tag(k) else p.path, round(p.start - moved, 6), p.end)
+              for k, p in enumerate(pieces)]
     audio = out_dir / "audio.nut"
     if audio.is_file() and audio.stat().st_size > 0:
         start = probe(audio, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT).start_time
         pieces.append(Piece(AUDIO_RUNG, audio, start, info.duration))
     return pieces
+
+
+def _first_pts(crc: Path, default: float) -> float:
+    """The earliest presentation time (seconds) among the packets of a framecrc listing."""
+    base, times = Fraction(1, 1), []
+    for line in crc.read_text().splitlines() if crc.is_file() else []:
+        found = _CRC_TB.match(line)
+        if found:
+            base = Fraction(int(found.group(1)), int(found.group(2)))
+        elif line and not line.startswith("#"):
+            fields = line.split(",")
+            if len(fields) > 2:
+                times.append(int(fields[2]) * base)
+    return float(min(times)) if times else default
 
 
 @dataclass(frozen=True)

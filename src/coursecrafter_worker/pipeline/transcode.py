@@ -75,6 +75,7 @@ from coursecrafter_worker.messages import Rendition
 from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .ladder import CONTENT_MOTION, CONTENT_STILL, Rung, content_class, plan_ladder
 from .motion import ANALYSIS_TIMEOUT, analyze
+from .piece_grid import GridPlan, PieceWindow, grid_plan
 from coursecrafter_worker.storage.keys import MASTER_PLAYLIST, POSTER
 from coursecrafter_worker.transcoding import TranscodeResult
 
@@ -137,11 +138,14 @@ def build_command(
     poster: bool = True,
     progress: bool = True,
     ts_offset: float = 0.0,
+    grid: GridPlan | None = None,
 ) -> list[str]:
     """The one FFmpeg command for `rungs`; output paths are relative: run it in the output dir.
 
     `ts_offset` (seconds) shifts the HLS output's timestamps: a chunk of a longer source keeps
-    its place on the source's timeline, so joined chunks need no discontinuity (pipeline/chunks.py)."""
+    its place on the source's timeline, so joined chunks need no discontinuity (pipeline/chunks.py).
+    `grid`: a chunk's pictures go on the source's frame grid and keep only their share of it
+    (pipeline/piece_grid.py); its `origin` is added to `ts_offset`."""
     inp = ffmpeg_python.input(input_url(source), **input_options())
     streams: list = []  # type: ignore[type-arg]
     out: dict[str, object] = {}
@@ -165,6 +169,13 @@ def build_command(
             video = video.filter(
                 "tpad", stop_mode="clone", stop_duration=f"{MIN_VIDEO_SECONDS - info.duration:.3f}"
             )
+        if grid is not None:
+            if grid.shift:
+                video = video.filter("setpts", f"PTS+{grid.shift:.9f}/TB")
+            if grid.pad:
+                # The last picture held past the piece's end: the fps filter then fills every
+                # slot before the next piece's first (trimmed below), whatever its rounding.
+                video = video.filter("tpad", stop_mode="clone", stop_duration=f"{grid.pad:.6f}")
         rate_once = _shared_still_rate(video_rungs)
         poster_source = None
         if rate_once is not None:
@@ -201,7 +212,14 @@ def build_command(
             scaled(rung, split.stream(k) if split is not None else video)
         per_rung_presets = any(r.preset for r in video_rungs)
         for i, rung in enumerate(video_rungs):
-            v = pictures[rung.name].filter("setsar", 1).filter("format", "yuv420p")  # type: ignore[attr-defined]
+            v = pictures[rung.name]
+            if grid is not None and rung.fps:
+                begin, end = grid.trim(Fraction(rung.fps))
+                bounds = {k: f"{t:.6f}" for k, t in (("start", begin), ("end", end))
+                          if t is not None}
+                if bounds:
+                    v = v.filter("trim", **bounds)  # type: ignore[attr-defined]
+            v = v.filter("setsar", 1).filter("format", "yuv420p")  # type: ignore[attr-defined]
             streams.append(v)
             gop = max(1, round(rung.fps_value * SEGMENT_SECONDS))
             out[f"maxrate:v:{i}"] = _kbps(rung.video_bitrate)
@@ -245,7 +263,9 @@ def build_command(
             "profile:v": "high",
             "sc_threshold": 0,
             "force_key_frames": f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
-            "fps_mode": "cfr",
+            # A chunk's frames are on the source's grid already (fps filter, trim): FFmpeg must
+            # keep their times, where "cfr" would move the first one to zero.
+            "fps_mode": "cfr" if grid is None else "passthrough",
         })
     else:
         assert audio is not None and len(rungs) == 1
@@ -273,6 +293,8 @@ def build_command(
         "map_chapters": -1,
         "max_muxing_queue_size": 4096,
     })
+    if grid is not None:
+        ts_offset += grid.origin
     if ts_offset:
         out["output_ts_offset"] = f"{ts_offset:.6f}"
     outputs = [ffmpeg_python.output(*streams, "hls/%v/index.m3u8", **out)]
@@ -562,6 +584,7 @@ def transcode(
     ffmpeg: str | None = None,
     content: str | None = None,
     ts_offset: float = 0.0,
+    window: PieceWindow | None = None,
     poster: bool = True,
 ) -> TranscodeResult:
     """Probe `source`, write `out_dir/hls/...` and `out_dir/poster.jpg`, return what was made.
@@ -576,8 +599,11 @@ def transcode(
     "motion" / "still" force one (the benchmark's "today" is content="motion").
 
     `ts_offset` (seconds) moves the outputs on the timeline (FFmpeg starts them at zero): a
-    chunk cut from a longer source (pipeline/chunks.py) lands at its place. `poster=False`: no
-    poster (the chunks after the first one of a chunked source).
+    chunk cut from a longer source (pipeline/chunks.py) lands at its place. `window`: such a
+    chunk's place in its source; its pictures then go on the source's frame grid, keep only their
+    share of it, and are moved to their place (`ts_offset` is then only the timeline's padding;
+    pipeline/piece_grid.py). `poster=False`: no poster (the chunks after the first one of a
+    chunked source).
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -598,6 +624,8 @@ def transcode(
             if budget > 0:
                 content = content_class(analyze(source, info, ffmpeg=ffmpeg, timeout=budget))
     rungs = plan_ladder(info, content)
+    rates = [Fraction(r.fps) for r in rungs if r.fps]
+    grid = grid_plan(window, rates) if window is not None and rates else None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _cleanup_stale(out_dir)
@@ -605,7 +633,7 @@ def transcode(
     work.mkdir()
     try:
         argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset, poster=poster and info.has_video,
-                             ts_offset=ts_offset)
+                             ts_offset=ts_offset, grid=grid)
         progress = _Progress(on_progress, info.duration)
         progress.emit(0)
         budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
@@ -622,7 +650,7 @@ def transcode(
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset,
-                                 poster=poster, ts_offset=ts_offset)
+                                 poster=poster, ts_offset=ts_offset, grid=grid)
             budget = default_timeout(info.duration) if deadline is None else _remaining(deadline)
             if budget is not None and budget <= 0:
                 raise _timeout_error(timeout)
