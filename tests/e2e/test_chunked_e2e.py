@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from pipeline.pipeline_support import make_clip
 
 from coursecrafter_server.chunk_jobs import ChunkStatus
 from coursecrafter_server.domain import Video, VideoKind, VideoStatus
@@ -92,18 +93,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def lecture(tmp_path_factory) -> Path:
-    import subprocess
-
-    from coursecrafter_worker.pipeline import find_ffmpeg
-
-    path = tmp_path_factory.mktemp("clips") / "lecture.mp4"
-    subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=12",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "64k", str(path)], check=True)
-    return path
+    return make_clip(tmp_path_factory.mktemp("clips") / "lecture.mp4", size="320x240", rate=25,
+                     duration=12, out_args=("-g", "25"))
 
 
 def run(world: World, clip: Path) -> Video:

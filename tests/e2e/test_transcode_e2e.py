@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from livesupport import BIN, run_cli, start_live_server
+from pipeline.pipeline_support import make_clip
 
 from coursecrafter_worker.pipeline import find_ffmpeg
 
@@ -22,16 +23,8 @@ PASSWORD = "lecture hall 42"
 
 @pytest.fixture(scope="module")
 def lecture_clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("clips") / "lecture.mp4"
-    subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=s=854x480:r=25:d=3",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-shortest", str(path)],
-        check=True,
-    )
-    return path
+    return make_clip(tmp_path_factory.mktemp("clips") / "lecture.mp4", size="854x480", rate=25,
+                     duration=3)
 
 
 def decoded_duration(url: str) -> float:
