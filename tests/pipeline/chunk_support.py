@@ -39,18 +39,19 @@ class ChunkedRun:
 def transcode_chunked(source: Path, work: Path, chunk_seconds: float, *,
                       content: str | None = None) -> ChunkedRun:
     shutil.rmtree(work, ignore_errors=True)
-    made = plan(source, work / "pieces", chunk_seconds)
+    made = plan(source, work / "pieces", chunk_seconds, content=content)
     assert made is not None, "the source was not chunked"
     store = work / "store"
     pictures = made.pictures
     for piece in made.pieces:
         out = work / f"out-{piece.tag}"
         if piece.tag == AUDIO_RUNG:
-            transcode(piece.path, out, ts_offset=piece_offset(piece.start), poster=False)
+            transcode(piece.path, out, content=made.content, ts_offset=piece_offset(piece.start),
+                      poster=False)
         else:
             index = pictures.index(piece)
             end = pictures[index + 1].start if index + 1 < len(pictures) else None
-            transcode(piece.path, out, content=content or made.content, ts_offset=TIMELINE_PAD,
+            transcode(piece.path, out, content=made.content, ts_offset=TIMELINE_PAD,
                       window=PieceWindow(piece.start, end, first=index == 0),
                       poster=index == 0)
         for path, key in stage_chunk(out, piece.tag):

@@ -12,6 +12,7 @@ from chunk_support import audio_gaps, seam_facts, seam_ssim, transcode_chunked
 from pipeline_support import make_clip
 
 from coursecrafter_worker.pipeline.chunks import cut_times, join_playlists, ChunkOutput
+from coursecrafter_worker.pipeline.probe import probe
 from coursecrafter_worker.pipeline.transcode import transcode
 
 pytestmark = pytest.mark.slow
@@ -104,6 +105,16 @@ def test_cuts_off_the_frame_grid_still_give_the_whole_ladders_frames_and_sync(of
     near, far = seam_ssim(source, chunked.out / "hls" / "240p" / "index.m3u8", (320, 240),
                           seams=chunked.starts[1:])
     assert near >= far - 0.01, (near, far)
+
+
+def test_a_still_lectures_aac_is_copied_into_its_audio_rendition_not_encoded(off_grid):
+    """As the whole still ladder copies it: the chunked path costs no AAC encode, and the sound
+    is the source's own (64 kb/s here, not the 128 kb/s an encode would give)."""
+    _, _, chunked = off_grid
+    segments = sorted((chunked.out / "hls" / "audio").glob("*.ts"))
+    assert probe(segments[0]).audio_codec == "aac"
+    kbps = sum(p.stat().st_size for p in segments) * 8 / 12 / 1000
+    assert 55 < kbps < 100, kbps  # 64 kb/s and MPEG-TS overhead; an encode would be ~128+
 
 
 def test_short_sources_are_not_cut():

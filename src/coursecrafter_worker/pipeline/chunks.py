@@ -31,7 +31,7 @@ from pathlib import Path
 from .errors import MediaError, TranscodeError
 from .probe import MediaInfo, input_options, input_url, probe
 from .process import find_ffmpeg, run_ffmpeg
-from .ladder import content_class
+from .ladder import CONTENT_STILL, audio_copyable, content_class
 from .motion import ANALYSIS_TIMEOUT, analyze
 from .transcode import PROBE_TIMEOUT, parse_master, parse_media_playlist
 
@@ -88,10 +88,13 @@ def split(
     *,
     ffmpeg: str | None = None,
     timeout: float | None = None,
+    copy_audio: bool = False,
 ) -> list[Piece]:
     """Cut the picture at the first keyframe at or after each of `cuts` and copy the audio
     track whole, without re-encoding (one FFmpeg read of the source). Returns the picture pieces
-    in order, then the audio piece when the source has audio."""
+    in order, then the audio piece when the source has audio. `copy_audio`: the source's AAC
+    goes into the rungs as it is (the still ladder's `audio_copy`), so the audio piece is that
+    AAC, not FLAC."""
     ffmpeg = ffmpeg or find_ffmpeg()
     out_dir.mkdir(parents=True, exist_ok=True)
     assert info.video_index is not None
@@ -109,9 +112,14 @@ def split(
     # piece not; the pieces' starts are put back by the same amount (below).
     argv += ["-map", f"0:{info.video_index}", "-c", "copy", "-frames:v", str(LEAD_PACKETS),
              "-f", "framecrc", "lead.crc"]
-    if info.has_audio and info.audio_index is not None:
-        # Decoded to FLAC (lossless), not copied: a copy loses the container's note of the
-        # encoder priming to skip (an MP4 edit list), which would put the audio a frame late.
+    if info.has_audio and info.audio_index is not None and copy_audio:
+        # In MP4, whose edit list keeps the encoder priming to skip (NUT would lose it and put
+        # the audio a frame late); the audio job copies it into the segments as the whole
+        # ladder does (no decode, no AAC encode: the chunked path costs no more CPU).
+        argv += ["-map", f"0:{info.audio_index}", "-c:a", "copy", "-map_metadata", "-1",
+                 "-f", "mp4", "audio.nut"]
+    elif info.has_audio and info.audio_index is not None:
+        # Decoded to FLAC (lossless), not copied, for the same reason.
         argv += ["-map", f"0:{info.audio_index}", "-c:a", "flac", "-map_metadata", "-1",
                  "-f", "nut", "audio.nut"]
     limit = timeout if timeout is not None else SPLIT_TIMEOUT_BASE + info.duration
@@ -177,9 +185,10 @@ class Plan:
 
 
 def plan(source: Path, out_dir: Path, chunk_seconds: float, *,
-         ffmpeg: str | None = None) -> Plan | None:
-    """Probe `source` and, when it is long enough to chunk, measure its content class and cut it
-    (`split`). None: transcode it whole (short, no picture, or too few keyframes to cut)."""
+         ffmpeg: str | None = None, content: str | None = None) -> Plan | None:
+    """Probe `source` and, when it is long enough to chunk, measure its content class (unless
+    given) and cut it (`split`). None: transcode it whole (short, no picture, or too few
+    keyframes to cut)."""
     ffmpeg = ffmpeg or find_ffmpeg()
     info = probe(source, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT)
     if not info.has_video or info.video_index is None:
@@ -187,8 +196,11 @@ def plan(source: Path, out_dir: Path, chunk_seconds: float, *,
     cuts = cut_times(info.duration, chunk_seconds)
     if not cuts:
         return None
-    content = content_class(analyze(source, info, ffmpeg=ffmpeg, timeout=ANALYSIS_TIMEOUT))
-    made = Plan(info, content, split(source, info, cuts, out_dir, ffmpeg=ffmpeg))
+    if content is None:
+        content = content_class(analyze(source, info, ffmpeg=ffmpeg, timeout=ANALYSIS_TIMEOUT))
+    copy_audio = content == CONTENT_STILL and audio_copyable(info)
+    made = Plan(info, content, split(source, info, cuts, out_dir, ffmpeg=ffmpeg,
+                                     copy_audio=copy_audio))
     return made if len(made.pictures) >= MIN_PIECES else None
 
 

@@ -233,6 +233,10 @@ def plan_ladder(info: MediaInfo, content: str = CONTENT_MOTION) -> list[Rung]:
     if not info.has_video:
         if not info.has_audio:
             raise ValueError("nothing to transcode: no video and no audio")
+        if content == CONTENT_STILL and audio_copyable(info):
+            # The audio piece of a chunked still lecture: copied, as every still rung copies it.
+            return [Rung("audio", 0, 0, 0, info.audio_bitrate or AUDIO_BITRATE, None, 0,
+                         content=CONTENT_STILL, audio_copy=True)]
         return [Rung("audio", 0, 0, 0, AUDIO_BITRATE, None, 0)]
     if not info.width or not info.height:
         raise ValueError("video without dimensions")

@@ -270,7 +270,9 @@ def build_command(
     else:
         assert audio is not None and len(rungs) == 1
         streams.append(audio)
-        out["b:a:0"] = _kbps(rungs[0].audio_bitrate)
+        copy_audio = rungs[0].audio_copy
+        if not copy_audio:
+            out["b:a:0"] = _kbps(rungs[0].audio_bitrate)
         var_map.append(f"a:0,name:{rungs[0].name}")
 
     if copy_audio:
