@@ -127,18 +127,21 @@ def split(
     if run.timed_out or run.returncode != 0:
         raise TranscodeError("split_failed", "the source could not be cut into chunks",
                              detail=run.stderr[-4000:])
-    pieces: list[Piece] = []
+    made: list[tuple[Path, float]] = []
     with open(out_dir / "pieces.csv", newline="") as listing:
         for row in csv.reader(listing):
             if len(row) < 3:
                 continue
-            name, end = row[0], float(row[2])
-            path = out_dir / name
+            path = out_dir / row[0]
             if path.is_file() and path.stat().st_size > 0:
-                # Where the piece starts as its transcode will see it (the listing says where
-                # the cut was asked; with B-frames the first picture comes a little later).
-                start = probe(path, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT).start_time
-                pieces.append(Piece(Path(name).stem, path, start, end))
+                made.append((path, float(row[2])))
+    # Where each piece starts as its transcode will see it (the listing says where the cut was
+    # asked; with B-frames the first picture comes a little later).
+    audio = out_dir / "audio.nut"
+    sound = [audio] if audio.is_file() and audio.stat().st_size > 0 else []
+    starts = file_starts([path for path, _ in made] + sound, ffmpeg=ffmpeg)
+    pieces = [Piece(path.stem, path, start, end)
+              for (path, end), start in zip(made, starts)]
     if not pieces:
         raise TranscodeError("split_failed", "cutting the source into chunks gave no piece")
     moved = pieces[0].start - _first_pts(out_dir / "lead.crc", pieces[0].start)
@@ -146,11 +149,44 @@ def split(
     pieces = [Piece(piece_tag(k), p.path.rename(out_dir / f"{piece_tag(k)}.nut")
                     if p.tag != piece_tag(k) else p.path, round(p.start - moved, 6), p.end)
               for k, p in enumerate(pieces)]
-    audio = out_dir / "audio.nut"
-    if audio.is_file() and audio.stat().st_size > 0:
-        start = probe(audio, ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT).start_time
-        pieces.append(Piece(AUDIO_RUNG, audio, start, info.duration))
+    if sound:
+        pieces.append(Piece(AUDIO_RUNG, audio, starts[-1], info.duration))
     return pieces
+
+
+_INPUT = re.compile(r"^Input #(\d+),")
+_START = re.compile(r"^\s*Duration:.*?,\s*start:\s*(-?[\d.]+)")
+#: Files opened by one FFmpeg process to read their start times (one process per batch rather
+#: than a probe per piece: a 2-hour lecture has up to a few hundred pieces).
+STARTS_BATCH = 64
+
+
+def file_starts(paths: list[Path], *, ffmpeg: str) -> list[float]:
+    """Each file's start time as FFmpeg reports it (the `start:` of its input banner)."""
+    starts: list[float] = []
+    for first in range(0, len(paths), STARTS_BATCH):
+        batch = paths[first:first + STARTS_BATCH]
+        argv = [ffmpeg, "-hide_banner", "-nostdin"]
+        for path in batch:
+            for name, value in input_options().items():
+                argv += [f"-{name}", value]
+            argv += ["-i", input_url(path)]
+        run = run_ffmpeg(argv, timeout=PROBE_TIMEOUT + len(batch))  # no output: exits 1
+        found: dict[int, float] = {}
+        current = None
+        for line in run.stderr.splitlines():
+            opened = _INPUT.match(line)
+            if opened:
+                current = int(opened.group(1))
+                continue
+            start = _START.match(line)
+            if start and current is not None and current not in found:
+                found[current] = float(start.group(1))
+        if len(found) != len(batch):
+            raise TranscodeError("split_failed", "the pieces cut from the source cannot be read",
+                                 detail=run.stderr[-4000:])
+        starts += [found[k] for k in range(len(batch))]
+    return starts
 
 
 def _first_pts(crc: Path, default: float) -> float:
