@@ -100,12 +100,23 @@ class ChunkJobs:
             if event.type == "started":
                 self.jobs._set_video(video, status=VideoStatus.PROCESSING,
                                      phase="transcoding")
+            elif chunk.kind != "join" and event.phase == "transcoding" and event.progress:
+                self._show_progress(job, video, event.progress)
             return "applied"
         if event.type == "completed":
             return self._on_completed(job, video, chunk, event)
         if event.type == "failed":
             return self._on_failed(job, video, chunk, event)
         return "illegal"  # playable / chunked come from the whole job only
+
+    def _show_progress(self, job: Job, video: Video, percent: int) -> None:
+        """The video's progress while its pieces run: the pieces done, plus the share of the one
+        reporting; never backwards (pieces running side by side report in turn)."""
+        pieces = [c for c in self.store.list_chunks(job.id, job.attempt) if c.kind != "join"]
+        done = sum(c.status is ChunkStatus.DONE for c in pieces)
+        shown = min(99, (done * 100 + min(100, percent)) // max(1, len(pieces)))
+        if video.phase == "transcoding" and shown > (video.progress or 0):
+            self.jobs._set_video(video, progress=shown)
 
     def _on_completed(self, job: Job, video: Video, chunk: Chunk, event: JobEvent) -> str:
         if chunk.status is not ChunkStatus.DONE and not self._move(chunk, ChunkStatus.DONE):
@@ -120,8 +131,9 @@ class ChunkJobs:
         pieces = [c for c in chunks if c.kind != "join"]
         done = sum(c.status is ChunkStatus.DONE for c in pieces)
         if done < len(pieces):
-            self.jobs._set_video(video, phase="transcoding",
-                                 progress=min(99, done * 100 // max(1, len(pieces))))
+            shown = min(99, done * 100 // max(1, len(pieces)))
+            if shown > (video.progress or 0) or video.phase != "transcoding":
+                self.jobs._set_video(video, phase="transcoding", progress=shown)
             return "applied"
         join = next((c for c in chunks if c.kind == "join"), None)
         # Compare-and-set: of the completions (and their retries) that find every piece done,

@@ -208,3 +208,23 @@ def test_a_restarted_embedded_server_hands_the_open_chunks_back_not_the_whole_jo
     again = [(m.chunk.kind, m.chunk.index, m.chunk.attempt) for m in publisher.messages]
     assert again == [("video", 1, 1), ("audio", 2, 1)]
     assert store.get_job(parent.job_id).attempt == 1
+
+
+def test_the_videos_progress_moves_with_its_pieces_and_never_back(world):
+    store, _, _, jobs = world
+    video, _, chunks = chunked_video(world, pieces=2)  # two pictures and the audio: 3 pieces
+    first, second, _ = chunks
+    for message in chunks:
+        assert jobs.handle_event(chunk_event(message, "started")) == "applied"
+
+    def progress(message: JobMessage, percent: int) -> int:
+        event = chunk_event(message, "progress", progress=percent, phase="transcoding")
+        assert jobs.handle_event(event) == "applied"
+        return status_of(store, video).progress
+
+    assert progress(first, 60) == 20  # 60 % of one piece in three
+    assert progress(second, 30) == 20  # pieces side by side report in turn: not back to 10
+    assert jobs.handle_event(completed(first)) == "applied"
+    assert status_of(store, video).progress == 33
+    assert progress(second, 90) == 63  # one done, 90 % of another
+    assert status_of(store, video).phase == "transcoding"
