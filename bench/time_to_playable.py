@@ -3,6 +3,7 @@ time goes, against the floors of the same machine.
 
     .venv/bin/python bench/time_to_playable.py [--minutes 10] [--quick] [--poll 0.2] [--json PATH]
         [--keep DIR] [--wait-quiet S] [--material lecture|legacy] [--ssim-seconds S] [--no-today]
+        [--workers N]
 
 Source (`--material`, default `lecture`): `transcode_ladder.make_lecture()` (1080p30 slides that
 change every 20-60 s, a 384x216 talking-head inset under camera noise, a pointer, a voice-like
@@ -252,14 +253,16 @@ def server_log_marks(log_path: Path, video_id: str) -> dict[str, float]:
     return {}
 
 
-def wait_job_finished(worker: WorkerProcess, video_id: str, timeout: float = 60) -> float | None:
-    """Until the worker logged the job's outcome (after `ready` it still deletes the source and
+def wait_job_finished(workers: list[WorkerProcess], video_id: str,
+                      timeout: float = 60) -> float | None:
+    """Until a worker logged the job's outcome (after `ready` it still deletes the source and
     its job dir): stopping it earlier would cut that short. The job's own seconds, if logged."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = next((j for j in worker.jobs().values() if j.video_id == video_id), None)
-        if job is not None and job.seconds is not None:
-            return job.seconds
+        for worker in workers:
+            job = next((j for j in worker.jobs().values() if j.video_id == video_id), None)
+            if job is not None and job.seconds is not None:
+                return job.seconds
         time.sleep(0.2)
     return None
 
@@ -400,7 +403,7 @@ def warm(path: Path) -> None:
 
 
 def measure(source: Path, work: Path, poll: float, duration: float,
-            ssim_seconds: float | None = None) -> dict[str, Any]:
+            ssim_seconds: float | None = None, workers: int = 1) -> dict[str, Any]:
     """The pipeline run: stack up, upload, follow, stack down. Returns the raw observations."""
     with Stack(work / "stack") as stack:
         # The worker runs the same FFmpeg as the baselines measured in this process.
@@ -413,8 +416,12 @@ def measure(source: Path, work: Path, poll: float, duration: float,
 
         client = Client(stack.url, credential_store=MemoryCredentialStore(), timeout=60)
         client.login(USERNAME, PASSWORD)
-        worker = stack.add_workers(1)[0]
-        worker.wait_consuming()
+        # More than one: a long lecture's chunks run side by side (COURSECRAFTER_CHUNK_SECONDS);
+        # the work-dir marks and log marks are the first worker's (the one that takes the job).
+        crew = stack.add_workers(workers)
+        for one in crew:
+            one.wait_consuming()
+        worker = crew[0]
         warm(source)
 
         sampler = stack.sampler(0.5).start()
@@ -427,7 +434,7 @@ def measure(source: Path, work: Path, poll: float, duration: float,
             up = follow_upload(argv, env, client, poll, timeout=600 + 20 * duration,
                                log_dir=work)
             sampler.stop()
-            job_s = wait_job_finished(worker, up.video_id) if up.video_id else None
+            job_s = wait_job_finished(crew, up.video_id) if up.video_id else None
         finally:
             watcher.stop()
             sampler.stop()
@@ -543,6 +550,9 @@ def main() -> int:
                         help="SSIM over the first S s of each rung only (default: all of it)")
     parser.add_argument("--no-today", action="store_true",
                         help="skip the today's-ladder baseline (the slowest part of the run)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (concurrency 1 each); 2 lets a chunked lecture "
+                             "use both cores of this machine")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                         help="before each measurement, wait up to S s for the machine to idle")
     args = parser.parse_args()
@@ -569,7 +579,7 @@ def main() -> int:
     with interruptible(), workspace(args.keep, "cc-bench-ttp-") as work:
         quiet("the pipeline run")
         load0 = os.getloadavg()[0]
-        got = measure(source, work, args.poll, info.duration, args.ssim_seconds)
+        got = measure(source, work, args.poll, info.duration, args.ssim_seconds, args.workers)
         got["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
         # Each result as soon as it is known (a long run interrupted later still has these).
         print(f"  pipeline: marks {_relative(got['marks'], got['upload'].t0)}, playable at "
@@ -604,9 +614,9 @@ def main() -> int:
     print()
     print(f"Time to playable: {info.duration:.1f} s {info.width}x{info.height} {info.fps} fps "
           f"lecture-like source, {size_mb:.1f} MB; ladder "
-          + ", ".join(r.name for r in rungs) + " + poster. Scale-out stack: RabbitMQ vhost, one "
-          "`coursecrafter-worker --concurrency 1`, local storage; `coursecrafter upload` -> "
-          "`ready`.")
+          + ", ".join(r.name for r in rungs) + " + poster. Scale-out stack: RabbitMQ vhost, "
+          f"{args.workers} x `coursecrafter-worker --concurrency 1`, local storage; "
+          "`coursecrafter upload` -> `ready`.")
     table = []
     for r in rows:
         note = "" if r["observed"] else " (mark not observed: 0)"
