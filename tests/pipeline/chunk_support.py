@@ -67,11 +67,13 @@ class Packets:
     durations: list[Fraction]
 
 
-def packets(playlist: Path, stream: str) -> Packets:
+def packets(playlist: Path, stream: str, *, copyts: bool = False) -> Packets:
     """Every packet of the first `stream` ("v" or "a") of an HLS playlist: FFmpeg's framecrc
-    (timestamps as the demuxer reads them, no decoding)."""
+    (timestamps as the demuxer reads them, no decoding). Without `copyts` the stream starts at
+    zero; with it, where the segments put it (to compare two playlists' timelines)."""
     done = subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(playlist),
+        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error",
+         *(["-copyts"] if copyts else []), "-i", str(playlist),
          "-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"],
         capture_output=True, text=True, timeout=300, check=True)
     base = Fraction(1, 90000)
