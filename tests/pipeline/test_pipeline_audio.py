@@ -211,3 +211,17 @@ def test_an_empty_audio_track_leaves_no_audio_rendition(tmp_path: Path) -> None:
     assert read_audio_media(master) == []
     assert all("mp4a" not in v.codecs and v.audio is None for v in read_master(master))
     assert not (tmp_path / "out/hls/audio").exists()
+
+
+def test_a_sound_shorter_than_half_a_second_is_still_a_valid_rendition(tmp_path: Path) -> None:
+    """0.3 s of sound next to 3 s of picture: FFmpeg writes the audio playlist with
+    TARGETDURATION:0 (players reject it); the ladder gives it 1 and keeps the sound."""
+    source = tmp_path / "blip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=854x480:r=30:d=3", "-f", "lavfi", "-i",
+           "sine=frequency=440:sample_rate=48000:duration=0.3", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", source)
+    result = transcode(source, tmp_path / "out", preset=PRESET, content=CONTENT_MOTION)
+    assert result.has_audio and result.duration == pytest.approx(3.0, abs=0.05)
+    audio = read_playlist(tmp_path / "out/hls/audio/index.m3u8")
+    assert audio.ended and audio.target_duration == 1 and audio.total == pytest.approx(0.3, abs=0.1)
+    assert decode(tmp_path / "out/hls/audio/index.m3u8").has_audio

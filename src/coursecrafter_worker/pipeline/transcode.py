@@ -402,7 +402,13 @@ def _verify(work: Path, rungs: list[Rung], run: FFmpegRun,
         if not ended or not segments:
             raise incomplete(f"{uri} has no #EXT-X-ENDLIST or no segments")
         target = re.search(r"^#EXT-X-TARGETDURATION:(\d+)", text, re.MULTILINE)
-        if target is not None and int(target.group(1)) < 1:
+        if target is not None and int(target.group(1)) < 1 and uri == audio_uri:
+            # A sound under half a second next to a longer picture (muxed, the rung carried
+            # it): FFmpeg writes TARGETDURATION:0, which players reject. It is real audio (an
+            # empty track never gets here), so the playlist is given the smallest valid one.
+            text = text.replace(target.group(0), "#EXT-X-TARGETDURATION:1", 1)
+            playlist.write_text(text)
+        elif target is not None and int(target.group(1)) < 1:
             # Under half a second of media in all (sources under 1 s are padded to 1 s): FFmpeg
             # 7+ leaves such a variant out of the master playlist, 5.x lists it with
             # TARGETDURATION:0, which players reject. Either way, not a playable stream.
@@ -421,10 +427,11 @@ def _verify(work: Path, rungs: list[Rung], run: FFmpegRun,
     master_text = master_path.read_text(errors="replace")
     by_uri = {v.uri: v for v in parse_master(master_text)}
     audio = None
-    if own_audio:
+    audio_uri = f"{AUDIO_RUNG}/index.m3u8" if own_audio else None
+    if audio_uri is not None:
         # FFmpeg 7+ writes measured BANDWIDTH, 5.x the nominal rates (plus 10 %): measured
         # here, the same on both.
-        audio = Audio(*bandwidths(segments_of(f"{AUDIO_RUNG}/index.m3u8")))
+        audio = Audio(*bandwidths(segments_of(audio_uri)))
     attrs = stream_inf(master_text)
     renditions: list[Rendition] = []
     variants: list[Variant] = []
