@@ -43,10 +43,10 @@ Choices:
   rendition `hls/audio/` (`separate_audio`), declared by an EXT-X-MEDIA of group "audio" that
   every rung names, the layout of the chunked path (pipeline/chunks.py); FFmpeg's master is
   replaced by one written here (playlists.py: FFmpeg names the group "group_audio" and lists
-  the audio as a variant of its own). Four AAC encodes, one per rung, cost ~0.1 CPU s per second
-  of media (a fifth of a still ladder's CPU). A still ladder copies browser-ready AAC into every
-  rung instead (`ladder.audio_copyable`: no encoder at all), and a single rung (or a source
-  under 1 s) keeps its audio muxed in: those segments keep their shape.
+  the audio as a variant of its own). Saved: three of four AAC encodes and the audio muxing of
+  three rungs, ~1.5 CPU s on a 25 s 1080p VP9/Opus lecture (docs/benchmarks.md). A still ladder
+  copies browser-ready AAC into every rung instead (`ladder.audio_copyable`: no encoder at all),
+  and a single rung (or a source under 1 s) keeps its audio muxed in: those keep their shape.
 - Poster: written by the same process, from one more branch of the split: the first frame at or
   after 10% of the probed duration (the first frame for clips under 1 s, or when the video ends
   before that point), at the top rung's size, JPEG. Cost: a `select` on every frame and at most
@@ -57,9 +57,8 @@ Choices:
 
 Output is built in a temporary directory inside `out_dir`, verified (master and every rendition
 playlist, the audio one too, exist and end with #EXT-X-ENDLIST, every listed segment exists and
-is non-empty), and
-only then moved over `out_dir/hls` and `out_dir/poster.jpg`: a re-run replaces a previous run's
-output cleanly, and a failed run leaves the previous output untouched.
+is non-empty), and only then moved over `out_dir/hls` and `out_dir/poster.jpg`: a re-run
+replaces a previous run's output cleanly, and a failed run leaves the previous output untouched.
 """
 
 from __future__ import annotations
@@ -146,8 +145,7 @@ def _shared_still_rate(rungs: list[Rung]) -> str | None:
 def separate_audio(info: MediaInfo, rungs: list[Rung]) -> bool:
     """Whether the ladder's audio is its own rendition (`hls/audio/`, encoded once) rather than
     muxed into every rung: audio to encode (not copied) and more than one video rung. Not for a
-    source under MIN_VIDEO_SECONDS: its picture is padded to 1 s, its audio would stay a
-    rendition too short to be one (TARGETDURATION:0)."""
+    source under MIN_VIDEO_SECONDS (its picture is padded to 1 s): its sound stays with it."""
     video_rungs = [r for r in rungs if not r.is_audio_only]
     return (info.has_audio and info.audio_index is not None and len(video_rungs) > 1
             and not all(r.audio_copy for r in video_rungs)
