@@ -147,7 +147,9 @@ def seams(whole: dict[str, Any], chunked: dict[str, Any], source: Path) -> dict[
     w, c = Path(whole["out"]) / "hls", Path(chunked["out"]) / "hls"
     top = max(r["height"] for r in whole["renditions"])
     rung = f"{top}p/index.m3u8"
-    ref = seam_facts(w / rung)
+    # The whole ladder's audio: its own rendition when encoded for several rungs, else in the rung.
+    whole_audio = w / "audio" / "index.m3u8"
+    ref = seam_facts(w / rung, whole_audio if whole_audio.is_file() else None)
     got = seam_facts(c / rung, c / "audio" / "index.m3u8")
     sound_packets, sound_gaps = audio_gaps(c / "audio" / "index.m3u8")
     # Seams from the playlist: the running time where each piece's first segment begins.

@@ -59,6 +59,10 @@ def assert_playable(video: dict, expected_duration: float) -> None:
     base = video["playback_url"].split("master.m3u8")[0]
     for variant in variants:
         assert abs(decoded_duration(base + variant) - expected_duration) < 0.5
+    # The sound (encoded to AAC once for both rungs): one audio rendition every rung names.
+    assert master.text.count("#EXT-X-MEDIA:TYPE=AUDIO") == 1
+    assert master.text.count('AUDIO="audio"') == 2
+    assert abs(decoded_duration(base + "audio/index.m3u8") - expected_duration) < 0.5
     assert abs(decoded_duration(video["playback_url"]) - expected_duration) < 0.5
     poster = httpx.get(video["poster_url"], timeout=10)
     assert poster.status_code == 200 and poster.content[:2] == b"\xff\xd8"  # a JPEG

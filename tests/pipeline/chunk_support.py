@@ -77,13 +77,15 @@ class Packets:
     durations: list[Fraction]
 
 
-def packets(playlist: Path, stream: str) -> Packets:
+def packets(playlist: Path, stream: str, *, copyts: bool = True) -> Packets:
     """Every packet of the first `stream` ("v" or "a") of an HLS playlist: FFmpeg's framecrc
-    (timestamps as the segments carry them, `-copyts`: a separate audio playlist is compared
-    with the picture on the timeline a player uses; no decoding)."""
+    (timestamps as the segments carry them, `-copyts`, by default: a separate audio playlist is
+    compared with the picture on the timeline a player uses; no decoding). `copyts=False`: the
+    stream starts at zero."""
     done = subprocess.run(
-        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-copyts",
-         "-i", str(playlist), "-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"],
+        [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error",
+         *(["-copyts"] if copyts else []), "-i", str(playlist),
+         "-map", f"0:{stream}:0", "-c", "copy", "-f", "framecrc", "-"],
         capture_output=True, text=True, timeout=300, check=True)
     base = Fraction(1, 90000)
     found = re.search(r"#tb \d+: (\d+)/(\d+)", done.stdout)

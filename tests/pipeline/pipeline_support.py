@@ -69,6 +69,8 @@ class Variant:
     resolution: tuple[int, int] | None
     codecs: str
     uri: str
+    audio: str | None = None  # the AUDIO group it names
+    average: int | None = None  # AVERAGE-BANDWIDTH
 
 
 def read_master(path: Path) -> list[Variant]:
@@ -79,8 +81,10 @@ def read_master(path: Path) -> list[Variant]:
         if line.startswith("#EXT-X-STREAM-INF:"):
             attrs = line.split(":", 1)[1]
             bw = re.search(r"(?:^|,)BANDWIDTH=(\d+)", attrs)
+            average = re.search(r"(?:^|,)AVERAGE-BANDWIDTH=(\d+)", attrs)
             res = re.search(r"RESOLUTION=(\d+)x(\d+)", attrs)
             codecs = re.search(r'CODECS="([^"]*)"', attrs)
+            audio = re.search(r'(?:^|,)AUDIO="([^"]*)"', attrs)
             assert bw, line
             out.append(
                 Variant(
@@ -88,9 +92,30 @@ def read_master(path: Path) -> list[Variant]:
                     resolution=(int(res.group(1)), int(res.group(2))) if res else None,
                     codecs=codecs.group(1) if codecs else "",
                     uri=lines[i + 1].strip(),
+                    audio=audio.group(1) if audio else None,
+                    average=int(average.group(1)) if average else None,
                 )
             )
     return out
+
+
+def read_audio_media(path: Path) -> list[dict[str, str]]:
+    """The attributes of every #EXT-X-MEDIA:TYPE=AUDIO line of a master playlist (quotes off)."""
+    found = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#EXT-X-MEDIA:") and "TYPE=AUDIO" in line:
+            found.append({k: v.strip('"') for k, v in
+                          re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1])})
+    return found
+
+
+def audio_playlist(master: Path, rendition_playlist: str) -> Path:
+    """The playlist that carries a rung's sound: the ladder's audio rendition when the master
+    declares one, else the rung's own (audio muxed in)."""
+    media = read_audio_media(master)
+    if media:
+        return master.parent / media[0]["URI"]
+    return master.parent.parent / rendition_playlist
 
 
 @dataclass

@@ -183,7 +183,7 @@ video.play().catch(() => {});
 def hls_chunk() -> Path:
     from coursecrafter_server import web
 
-    return next((web.DIST / "assets").glob("hls.light-*.js"))
+    return next((web.DIST / "assets").glob("hls-*.js"))
 
 
 @dataclass

@@ -6,7 +6,8 @@
 
 `transcode()` probes by itself; `probe()`/`plan_ladder()` are public for the runner and tests.
 Outputs (relative to out_dir): `hls/master.m3u8`, `hls/{tier}p/index.m3u8` + `seg_NNNNN.ts`
-(audio-only: `hls/audio/...`), `poster.jpg` (video only).
+(audio-only, or the audio rendition of a ladder whose audio is encoded: `hls/audio/...`),
+`poster.jpg` (video only).
 
 Errors: `MediaError` (bad source, not retryable) and `TranscodeError` (machine failure,
 retryable), both with `.code`, `.message` (for the instructor) and `.detail` (for logs).

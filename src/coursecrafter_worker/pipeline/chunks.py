@@ -33,14 +33,13 @@ from .probe import MediaInfo, input_options, input_url, probe
 from .process import find_ffmpeg, run_ffmpeg
 from .ladder import CONTENT_STILL, audio_copyable, content_class
 from .motion import ANALYSIS_TIMEOUT, analyze
+from .playlists import AUDIO_RUNG, Audio, Variant, master_playlist, stream_inf
 from .transcode import PROBE_TIMEOUT, parse_master, parse_media_playlist
 
 #: A source shorter than this many target chunks is transcoded whole: one more piece would not
 #: shorten the wait enough to pay for the split, the extra jobs and the join.
 MIN_PIECES = 2
 SPLIT_TIMEOUT_BASE = 120.0
-AUDIO_GROUP = "audio"
-AUDIO_RUNG = "audio"
 #: Packets read to find where the source's pictures start (enough to cover any B-frame
 #: reordering at the start).
 LEAD_PACKETS = 32
@@ -243,8 +242,6 @@ def plan(source: Path, out_dir: Path, chunk_seconds: float, *,
 # --------------------------------------------------------------------------------------------
 # The join
 
-_ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
-
 
 @dataclass(frozen=True)
 class ChunkOutput:
@@ -280,17 +277,6 @@ def _media_playlist(segments: list[tuple[float, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stream_inf(master: str) -> dict[str, dict[str, str]]:
-    """Rung name → the attributes of its #EXT-X-STREAM-INF line."""
-    out: dict[str, dict[str, str]] = {}
-    lines = master.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("#EXT-X-STREAM-INF:") and i + 1 < len(lines):
-            attrs = {k: v for k, v in _ATTR.findall(line.split(":", 1)[1])}
-            out[lines[i + 1].strip().split("/")[0]] = attrs
-    return out
-
-
 def join_playlists(pictures: list[ChunkOutput], audio: ChunkOutput | None) -> Joined:
     """The ladder's playlists from the pieces' (in order): pure text work, no media touched.
     Raises TranscodeError when the pieces do not fit together (a rung missing from one)."""
@@ -307,39 +293,28 @@ def join_playlists(pictures: list[ChunkOutput], audio: ChunkOutput | None) -> Jo
         if not segments or not ended:
             raise TranscodeError("join_failed", "the audio chunk's playlist is incomplete")
         files[f"{AUDIO_RUNG}/index.m3u8"] = _media_playlist(segments)
-    master = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio is not None:
-        master.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",'
-                      f'DEFAULT=YES,AUTOSELECT=YES,URI="{AUDIO_RUNG}/index.m3u8"')
+    variants: list[Variant] = []
     total = 0.0
     for name in names:
         segments: list[tuple[float, str]] = []
         bandwidth = 0
         for number, chunk in enumerate(pictures):
             found, ended = parse_media_playlist(chunk.playlists.get(name, ""))
-            variant = _stream_inf(chunk.master).get(name)
+            variant = stream_inf(chunk.master).get(name)
             if not found or not ended or variant is None:
                 raise TranscodeError("join_failed", f"chunk {number} has no complete {name}")
             segments += found
             bandwidth = max(bandwidth, int(variant.get("BANDWIDTH", "0")))
-        first = _stream_inf(pictures[0].master)[name]
+        first = stream_inf(pictures[0].master)[name]
         width, _, height = first.get("RESOLUTION", "0x0").partition("x")
         duration = sum(d for d, _ in segments)
         total = max(total, duration)
         files[f"{name}/index.m3u8"] = _media_playlist(segments)
-        attrs = [f"BANDWIDTH={bandwidth + audio_bandwidth}"]
-        if "RESOLUTION" in first:
-            attrs.append(f"RESOLUTION={first['RESOLUTION']}")
-        if "CODECS" in first:
-            codecs = first["CODECS"].strip('"')
-            attrs.append(f'CODECS="{codecs},mp4a.40.2"' if audio is not None else
-                         f'CODECS="{codecs}"')
-        if audio is not None:
-            attrs.append(f'AUDIO="{AUDIO_GROUP}"')
-        master += ["#EXT-X-STREAM-INF:" + ",".join(attrs), f"{name}/index.m3u8"]
+        variants.append(Variant(name, bandwidth, first.get("RESOLUTION"), first.get("CODECS")))
         rungs.append(JoinedRung(name, int(width or 0), int(height or 0),
                                 bandwidth + audio_bandwidth, duration))
-    files["master.m3u8"] = "\n".join(master) + "\n"
+    files["master.m3u8"] = master_playlist(
+        variants, Audio(audio_bandwidth) if audio is not None else None)
     return Joined(files=files, rungs=rungs, duration=round(total, 3))
 
 

@@ -36,6 +36,7 @@ from .errors import MediaError
 from coursecrafter_worker.storage.keys import EARLY_DIR, EARLY_PLAYLIST, MASTER_PLAYLIST
 
 from .ladder import plan_ladder
+from .playlists import bandwidths
 from .probe import MediaInfo, classify_failure, input_options, input_url, probe
 from .process import find_ffmpeg, run_ffmpeg
 from .transcode import PROBE_TIMEOUT, SEGMENT_SECONDS, default_timeout, parse_media_playlist
@@ -181,9 +182,7 @@ def _segments(out_dir: Path, info: MediaInfo, stderr: str) -> list[tuple[float, 
 def write_master(out_dir: Path, segments: list[tuple[float, Path]],
                  width: int | None, height: int | None) -> int:
     """Write the one-rendition master playlist; return its BANDWIDTH (peak segment bit rate)."""
-    peak = max(int(p.stat().st_size * 8 / max(d, 0.1)) for d, p in segments)
-    total = sum(d for d, _ in segments)
-    average = int(sum(p.stat().st_size for _, p in segments) * 8 / max(total, 0.1))
+    peak, average = bandwidths(segments)
     attrs = f"BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}"
     if width and height:
         attrs += f",RESOLUTION={width}x{height}"

@@ -18,9 +18,10 @@ Rules (DESIGN.md "Transcoding", plus the choices below):
 - Video bitrate per tier (`VIDEO_BITRATES`) is the VBV cap (`-maxrate`, `-bufsize` 2x) of a
   capped-CRF encode: a lecture that is mostly still slides costs far less than the cap, motion
   never exceeds it. A sub-360 rung's cap scales with its pixel count from 800k (at least 150k).
-- Audio: AAC stereo 128k per rung (96k on a sub-360 rung), muxed into the rung's segments; an
-  audio-only source gets one 128k "audio" rendition. The still ladder copies browser-ready
-  source AAC instead (below).
+- Audio: AAC stereo 128k (96k on a sub-360 rung), encoded once into its own "audio" rendition
+  when there are several rungs (transcode.py `separate_audio`), muxed into the one rung's
+  segments otherwise; an audio-only source gets one 128k "audio" rendition. The still ladder
+  copies browser-ready source AAC into every rung instead (below).
 - Frame rate: constant per rung. Source rate = the probed average fps, or the nominal rate
   (tbr) when that is a standard rate above the average (a variable-frame-rate phone video
   averaging 29.6 fps becomes 30), snapped to the nearest standard rate within 2%; then halved
@@ -61,10 +62,10 @@ The table (per rung; sizes and bitrate caps are the same for both classes):
     x264 threads         x264 default (auto)       1 per rung (4 encoders + decode already
                                                    fill 2 cores; frame threads only add sync)
     VBV cap / CRF        per tier / 23             same (still slides stay far under the caps)
-    audio                AAC encoded per rung,     the source's audio copied into every rung
-                         stereo 128k               when AAC-LC, 1-2 channels, 44.1/48 kHz,
-                                                   <= 192 kb/s (`audio_copyable()`); else as
-                                                   today. No decode, no encoder per rung.
+    audio                AAC stereo 128k, encoded  the source's audio copied into every rung
+                         once (its own rendition   when AAC-LC, 1-2 channels, 44.1/48 kHz,
+                         with several rungs)       <= 192 kb/s (`audio_copyable()`); else as
+                                                   motion. No decode, no encoder.
 
 Why these (bench/transcode_ladder.py, bench/time_to_playable.py, docs/benchmarks.md
 "Lecture-aware ladder"): profiled on 30 s of the 1080p30 benchmark lecture (FFmpeg CPU s):

@@ -8,14 +8,15 @@ The command (built with ffmpeg-python, see `build_command`) for a 1280x720 sourc
                        [s0]fps=30[..];[..]scale=1280:720[..];[..]setsar=1[..];[..]format=yuv420p[v720];
                        [s1]fps=30, scale=854:480, setsar=1, format=yuv420p [v480]  (same shape)
                        [s2]select=(frame 0 and first frame at T),scale=1280:720,setsar=1[poster]"
-      -map [v720] -map 0:1 -map [v480] -map 0:1
+      -map [v720] -map [v480] -map 0:1
       -c:v libx264 -preset veryfast -crf 23 -profile:v high -sc_threshold 0
       -force_key_frames expr:gte(t,n_forced*4) -fps_mode cfr
       -maxrate:v:0 2800k -bufsize:v:0 5600k -g:v:0 120 -keyint_min:v:0 120   (per rung)
-      -c:a aac -ac 2 -b:a:0 128k -b:a:1 128k
+      -c:a aac -ac 2 -b:a:0 128k
       -f hls -hls_time 4 -hls_playlist_type vod -hls_flags independent_segments
       -hls_segment_type mpegts -hls_segment_filename hls/%v/seg_%05d.ts
-      -master_pl_name master.m3u8 -var_stream_map "v:0,a:0,name:720p v:1,a:1,name:480p"
+      -master_pl_name master.m3u8
+      -var_stream_map "a:0,agroup:audio,name:audio v:0,agroup:audio,name:720p v:1,agroup:audio,name:480p"
       -map_metadata -1 -map_chapters -1 hls/%v/index.m3u8
       -map [poster] -f image2 -fps_mode passthrough -update 1 -q:v 3 poster.jpg
 
@@ -37,10 +38,15 @@ Choices:
 - A video shorter than 1 s (a 1-frame "video", a still image in a video container) is held on
   its last frame up to 1 s (`tpad`), so it becomes a valid 1 s stream rather than a failure.
 - Interlaced sources get `bwdif` (one frame per frame) before the split.
-- Audio: the source's default (else first) audio track, encoded AAC stereo once per rung (muxed
-  into each rung's segments, so any rung plays alone). Four AAC encodes cost ~0.1 CPU s per
-  second of media, a fifth of a still ladder's CPU, so the still ladder copies browser-ready
-  AAC into every rung instead (`ladder.audio_copyable`); the segments keep their shape.
+- Audio: the source's default (else first) audio track, AAC stereo. Encoded (a motion ladder,
+  or audio that is not browser-ready AAC) for more than one rung: encoded ONCE into its own
+  rendition `hls/audio/` (`separate_audio`), declared by an EXT-X-MEDIA of group "audio" that
+  every rung names, the layout of the chunked path (pipeline/chunks.py); FFmpeg's master is
+  replaced by one written here (playlists.py: FFmpeg names the group "group_audio" and lists
+  the audio as a variant of its own). Saved: three of four AAC encodes and the audio muxing of
+  three rungs, ~1.5 CPU s on a 25 s 1080p VP9/Opus lecture (docs/benchmarks.md). A still ladder
+  copies browser-ready AAC into every rung instead (`ladder.audio_copyable`: no encoder at all),
+  and a single rung (or a source under 1 s) keeps its audio muxed in: those keep their shape.
 - Poster: written by the same process, from one more branch of the split: the first frame at or
   after 10% of the probed duration (the first frame for clips under 1 s, or when the video ends
   before that point), at the top rung's size, JPEG. Cost: a `select` on every frame and at most
@@ -50,9 +56,9 @@ Choices:
 - Metadata (GPS position of phone videos, encoder tags) is not copied to the outputs.
 
 Output is built in a temporary directory inside `out_dir`, verified (master and every rendition
-playlist exist and end with #EXT-X-ENDLIST, every listed segment exists and is non-empty), and
-only then moved over `out_dir/hls` and `out_dir/poster.jpg`: a re-run replaces a previous run's
-output cleanly, and a failed run leaves the previous output untouched.
+playlist, the audio one too, exist and end with #EXT-X-ENDLIST, every listed segment exists and
+is non-empty), and only then moved over `out_dir/hls` and `out_dir/poster.jpg`: a re-run
+replaces a previous run's output cleanly, and a failed run leaves the previous output untouched.
 """
 
 from __future__ import annotations
@@ -74,6 +80,15 @@ from coursecrafter_worker.messages import Rendition
 
 from .errors import TRUNCATED_MESSAGE, MediaError, TranscodeError
 from .ladder import CONTENT_MOTION, CONTENT_STILL, Rung, content_class, plan_ladder
+from .playlists import (
+    AUDIO_GROUP,
+    AUDIO_RUNG,
+    Audio,
+    Variant,
+    bandwidths,
+    master_playlist,
+    stream_inf,
+)
 from .motion import ANALYSIS_TIMEOUT, analyze
 from .piece_grid import GridPlan, PieceWindow, grid_plan
 from coursecrafter_worker.storage.keys import MASTER_PLAYLIST, POSTER
@@ -128,6 +143,16 @@ def _shared_still_rate(rungs: list[Rung]) -> str | None:
     return None
 
 
+def separate_audio(info: MediaInfo, rungs: list[Rung]) -> bool:
+    """Whether the ladder's audio is its own rendition (`hls/audio/`, encoded once) rather than
+    muxed into every rung: audio to encode (not copied) and more than one video rung. Not for a
+    source under MIN_VIDEO_SECONDS (its picture is padded to 1 s): its sound stays with it."""
+    video_rungs = [r for r in rungs if not r.is_audio_only]
+    return (info.has_audio and info.audio_index is not None and len(video_rungs) > 1
+            and not all(r.audio_copy for r in video_rungs)
+            and info.duration >= MIN_VIDEO_SECONDS)
+
+
 def build_command(
     source: Path,
     info: MediaInfo,
@@ -156,6 +181,9 @@ def build_command(
     # The source's AAC as it is in every rung (still ladders, `ladder.audio_copyable`): no
     # decode, no encoder per rung.
     copy_audio = audio is not None and bool(video_rungs) and all(r.audio_copy for r in video_rungs)
+    # Audio to encode for several rungs: encoded once, into its own rendition (`hls/audio/`)
+    # that every rung names (`separate_audio`), as the chunked path publishes it.
+    one_audio = separate_audio(info, rungs)
 
     if video_rungs:
         assert info.video_index is not None
@@ -232,13 +260,19 @@ def build_command(
                 out[f"x264-params:v:{i}"] = rung.x264_params
             if rung.threads:
                 out[f"threads:v:{i}"] = rung.threads
-            if audio is not None:
+            if one_audio:
+                var_map.append(f"v:{i},agroup:{AUDIO_GROUP},name:{rung.name}")
+            elif audio is not None:
                 streams.append(audio)
                 if not copy_audio:
                     out[f"b:a:{i}"] = _kbps(rung.audio_bitrate)
                 var_map.append(f"v:{i},a:{i},name:{rung.name}")
             else:
                 var_map.append(f"v:{i},name:{rung.name}")
+        if one_audio:
+            streams.append(audio)
+            out["b:a:0"] = _kbps(max(r.audio_bitrate for r in video_rungs))
+            var_map.insert(0, f"a:0,agroup:{AUDIO_GROUP},name:{AUDIO_RUNG}")
         if poster:
             top = video_rungs[0]
             if poster_source is not None:
@@ -360,7 +394,11 @@ def parse_media_playlist(text: str) -> tuple[list[tuple[float, str]], bool]:
     return segments, "#EXT-X-ENDLIST" in text
 
 
-def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Rendition], float]:
+def _verify(work: Path, rungs: list[Rung], run: FFmpegRun,
+            own_audio: bool = False) -> tuple[list[Rendition], float]:
+    """Check every playlist and segment FFmpeg wrote; the renditions (video rungs, or the one
+    audio-only rendition) and the top rung's duration. `own_audio`: the ladder has its audio
+    rendition (`hls/audio/`), and the master is written here (playlists.py) over FFmpeg's."""
     def incomplete(why: str) -> MediaError | TranscodeError:
         lower = run.stderr.lower()
         if "partial file" in lower:
@@ -377,18 +415,7 @@ def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Renditi
             detail=f"{why}\n{run.stderr[-3000:]}",
         )
 
-    master_path = work / MASTER_PLAYLIST
-    if not master_path.is_file():
-        raise incomplete("no master playlist")
-    variants = parse_master(master_path.read_text(errors="replace"))
-    by_uri = {v.uri: v for v in variants}
-    renditions: list[Rendition] = []
-    durations: list[float] = []
-    for rung in rungs:
-        uri = f"{rung.name}/index.m3u8"
-        variant = by_uri.get(uri)
-        if variant is None:
-            raise incomplete(f"{uri} missing from the master playlist")
+    def segments_of(uri: str) -> list[tuple[float, Path]]:
         playlist = master_path.parent / uri
         if not playlist.is_file():
             raise incomplete(f"{uri} not written")
@@ -397,24 +424,64 @@ def _verify(work: Path, rungs: list[Rung], run: FFmpegRun) -> tuple[list[Renditi
         if not ended or not segments:
             raise incomplete(f"{uri} has no #EXT-X-ENDLIST or no segments")
         target = re.search(r"^#EXT-X-TARGETDURATION:(\d+)", text, re.MULTILINE)
-        if target is not None and int(target.group(1)) < 1:
+        if target is not None and int(target.group(1)) < 1 and uri == audio_uri:
+            # A sound under half a second next to a longer picture (muxed, the rung carried
+            # it): FFmpeg writes TARGETDURATION:0, which players reject. It is real audio (an
+            # empty track never gets here), so the playlist is given the smallest valid one.
+            text = text.replace(target.group(0), "#EXT-X-TARGETDURATION:1", 1)
+            playlist.write_text(text)
+        elif target is not None and int(target.group(1)) < 1:
             # Under half a second of media in all (sources under 1 s are padded to 1 s): FFmpeg
             # 7+ leaves such a variant out of the master playlist, 5.x lists it with
             # TARGETDURATION:0, which players reject. Either way, not a playable stream.
             raise incomplete(f"{uri} holds under half a second (TARGETDURATION:0)")
-        for _, seg in segments:
+        found = []
+        for duration, seg in segments:
             seg_path = playlist.parent / seg
             if not seg_path.is_file() or seg_path.stat().st_size == 0:
                 raise incomplete(f"segment {seg} of {uri} missing or empty")
+            found.append((duration, seg_path))
+        return found
+
+    master_path = work / MASTER_PLAYLIST
+    if not master_path.is_file():
+        raise incomplete("no master playlist")
+    master_text = master_path.read_text(errors="replace")
+    by_uri = {v.uri: v for v in parse_master(master_text)}
+    audio = None
+    audio_uri = f"{AUDIO_RUNG}/index.m3u8" if own_audio else None
+    if audio_uri is not None:
+        # FFmpeg 7+ writes measured BANDWIDTH, 5.x the nominal rates (plus 10 %): measured
+        # here, the same on both.
+        audio = Audio(*bandwidths(segments_of(audio_uri)))
+    attrs = stream_inf(master_text)
+    renditions: list[Rendition] = []
+    variants: list[Variant] = []
+    durations: list[float] = []
+    for rung in rungs:
+        uri = f"{rung.name}/index.m3u8"
+        variant = by_uri.get(uri)
+        if variant is None:
+            raise incomplete(f"{uri} missing from the master playlist")
+        segments = segments_of(uri)
         durations.append(sum(d for d, _ in segments))
+        bandwidth = variant.bandwidth
+        if audio is not None:
+            peak, average = bandwidths(segments)
+            codecs = attrs.get(rung.name, {}).get("CODECS")
+            resolution = attrs.get(rung.name, {}).get("RESOLUTION", f"{rung.width}x{rung.height}")
+            variants.append(Variant(rung.name, peak, resolution, codecs, average))
+            bandwidth = peak + audio.bandwidth
         renditions.append(
             Rendition(
                 height=rung.height,
                 width=rung.width,
-                bitrate=variant.bandwidth,
+                bitrate=bandwidth,
                 playlist=f"hls/{uri}",
             )
         )
+    if audio is not None:
+        master_path.write_text(master_playlist(variants, audio))
     return renditions, (durations[0] if durations else 0.0)
 
 
@@ -546,15 +613,26 @@ def _ts_audio_pids(data: bytes) -> set[int]:
     return set()
 
 
-def _has_audio_packets(work: Path, rung: Rung) -> bool:
-    """Whether the rung's segments carry any audio packet (reading stops at the first one).
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _has_audio_packets(work: Path, name: str) -> bool:
+    """Whether the segments of rendition `name` (a rung with its audio muxed in, or the audio
+    rendition) carry any audio packet (reading stops at the first one).
 
     True when this cannot be told (no playlist, no PMT): `_verify` judges those outputs."""
-    playlist = work / "hls" / rung.name / "index.m3u8"
+    playlist = work / "hls" / name / "index.m3u8"
     try:
         segments, _ = parse_media_playlist(playlist.read_text(errors="replace"))
     except OSError:
         return True
+    if name == AUDIO_RUNG and not any(_size(playlist.parent / uri) for _, uri in segments):
+        # The ladder's audio rendition without a byte (FFmpeg 5.x: one empty 0 s segment).
+        return False
     pids: set[int] | None = None
     for _, uri in segments:
         try:
@@ -644,11 +722,14 @@ def transcode(
         run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
         if run.timed_out or run.returncode != 0:
             raise classify_failure(run, source, what="transcode")
+        own_audio = separate_audio(info, rungs)
         if info.has_video and info.has_audio and (
-                _EMPTY_AUDIO.search(run.stderr) or not _has_audio_packets(work, rungs[0])):
+                _EMPTY_AUDIO.search(run.stderr) or not _has_audio_packets(
+                    work, AUDIO_RUNG if own_audio else rungs[0].name)):
             # A declared audio track without a single packet: segments would announce an AAC
             # stream that never comes (players wait for it). Encode again, picture only.
             info = dataclasses.replace(info, has_audio=False, audio_index=None)
+            own_audio = False
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             argv = build_command(source, info, rungs, ffmpeg=ffmpeg, preset=preset,
@@ -659,7 +740,7 @@ def transcode(
             run = run_ffmpeg(argv, timeout=budget, cwd=work, on_stdout_line=progress.on_line)
             if run.timed_out or run.returncode != 0:
                 raise classify_failure(run, source, what="transcode")
-        renditions, produced = _verify(work, rungs, run)
+        renditions, produced = _verify(work, rungs, run, own_audio)
 
         with_poster = False
         if info.has_video and poster:

@@ -56,7 +56,7 @@ function nativeHls(videoEl) {
 // Where hls.js will be needed, start loading it at once (on arrival at a watch page, while the
 // session and the lecture are still being fetched): the player's own import then finds it ready.
 export function warmPlayer() {
-  if (!nativeHls(document.createElement("video"))) import("hls.js/light").catch(() => {});
+  if (!nativeHls(document.createElement("video"))) import("hls.js").catch(() => {});
 }
 
 export function mountPlayer(container, initialVideo) {
@@ -140,7 +140,9 @@ export function mountPlayer(container, initialVideo) {
       }
       return;
     }
-    const { default: Hls } = await import("hls.js/light");
+    // The full build, not hls.js/light: the light one has no alternate-audio support and plays a
+    // ladder whose sound is its own rendition (EXT-X-MEDIA, every encoded-audio ladder) silently.
+    const { default: Hls } = await import("hls.js");
     if (destroyed) return;
     if (!Hls.isSupported()) {
       engine.textContent = "(this browser cannot play HLS)";
@@ -149,8 +151,8 @@ export function mountPlayer(container, initialVideo) {
     if (hls) hls.destroy();
     hls = new Hls({
       startPosition: startAt > 0 ? startAt : -1, capLevelToPlayerSize: false,
-      // hls.js/light (an ES module) has no worker inside; its worker file, shipped beside the app
-      // and started on demand, made the first frame 1.4x later (docs/benchmarks.md): transmux here.
+      // hls.js as an ES module has no worker inside; its worker file, shipped beside the app and
+      // started on demand, made the first frame 1.4x later (docs/benchmarks.md): transmux here.
       enableWorker: false,
     });
     hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
