@@ -21,7 +21,13 @@ The watch page's user is already signed in (the session cookie is set in the con
 session refresh (which brings the video's record and playback URL) and the playlists.
 Time = `performance.mark` at the first presented frame (requestVideoFrameCallback), from the
 navigation's start; beside it, the medians of when the script, the session answer and the first
-segment ended and when the first playlist request started (`phases_ms_median`).
+segment ended, when the page set the element's `src` and when the first playlist request started
+(`phases_ms_median`). Nothing of Playwright's runs in the page before its first frame (an init
+script says "first frame" on the console): its first evaluation costs the page's main thread
+~18 ms, and used to land on the watch page's critical path only (docs/benchmarks.md).
+`--trace DIR` writes a Chromium performance trace of each variant's round 1; `bench/trace_gap.py`
+lists its requests, marks and main-thread tasks. `--baseline-src SRC` adds `watch-base`: the watch
+page of another source tree (e.g. `git archive <commit> src`, its web app built), in the same run.
 JavaScript: every script response of the page, gzip -9 each, summed; beside it the hls.js chunk
 alone."""
 
@@ -78,8 +84,9 @@ PAGE_PROBE = """(() => {
     }
   }).observe({ type: "mark" });
 })();"""
-TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "blink.user_timing",
-                    "loading", "blink.resource", "netlog", "media", "v8.execute", "toplevel"]
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline",
+                    "blink.user_timing", "loading", "blink.resource", "netlog", "media",
+                    "v8.execute", "toplevel"]
 
 
 def start_baseline(tmp: Path, server, src: Path, port: int):
@@ -123,12 +130,12 @@ def main() -> None:
                         help="print each page's resource timings (start, end ms) of round 1")
     parser.add_argument("--baseline-src", type=Path, metavar="SRC",
                         help="also measure `watch-base`: the same watch page served by a second"
-                             " server run from SRC (e.g. `git archive <commit> src` with its web app"
+                             " server run from SRC (e.g. `git archive <commit> src`, its web app"
                              " built), on a copy of the first one's data, behind a second gateway:"
                              " an older app and this one in the same run")
     parser.add_argument("--trace", type=Path, metavar="DIR",
                         help="write a Chromium performance trace of each variant's round 1 there"
-                             " (chrome://tracing / Perfetto; bench/trace_gap.py sums it up)")
+                             " (Perfetto or chrome://tracing; bench/trace_gap.py sums one up)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
