@@ -21,7 +21,13 @@ The watch page's user is already signed in (the session cookie is set in the con
 session refresh (which brings the video's record and playback URL) and the playlists.
 Time = `performance.mark` at the first presented frame (requestVideoFrameCallback), from the
 navigation's start; beside it, the medians of when the script, the session answer and the first
-segment ended and when the first playlist request started (`phases_ms_median`).
+segment ended, when the page set the element's `src` and when the first playlist request started
+(`phases_ms_median`). Nothing of Playwright's runs in the page before its first frame (an init
+script says "first frame" on the console): its first evaluation costs the page's main thread
+~18 ms, and used to land on the watch page's critical path only (docs/benchmarks.md).
+`--trace DIR` writes a Chromium performance trace of each variant's round 1; `bench/trace_gap.py`
+lists its requests, marks and main-thread tasks. `--baseline-src SRC` adds `watch-base`: the watch
+page of another source tree (e.g. `git archive <commit> src`, its web app built), in the same run.
 JavaScript: every script response of the page, gzip -9 each, summed; beside it the hls.js chunk
 alone."""
 
@@ -65,6 +71,51 @@ if (!hlsjs && video.canPlayType("application/vnd.apple.mpegurl")) {
 }
 video.play().catch(() => {});
 """
+PAGE_PROBE = """(() => {
+  const d = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "src");
+  Object.defineProperty(HTMLMediaElement.prototype, "src", { configurable: true, get: d.get,
+    set(v) { if (!performance.getEntriesByName("bench:src-set").length)
+               performance.mark("bench:src-set");
+             d.set.call(this, v); } });
+  new PerformanceObserver((list, observer) => {
+    if (list.getEntriesByName("coursecrafter:first-frame").length) {
+      observer.disconnect();
+      console.log("bench:first-frame");
+    }
+  }).observe({ type: "mark" });
+})();"""
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline",
+                    "blink.user_timing", "loading", "blink.resource", "netlog", "media",
+                    "v8.execute", "toplevel"]
+
+
+def start_baseline(tmp: Path, server, src: Path, port: int):
+    """A second server on a copy of the first one's home (same video id, keys and blobs), run from
+    the package in `src`, its public URL the second gateway at `port`."""
+    import os
+    import shutil
+    import sqlite3
+
+    from livesupport import start_live_server
+
+    home = tmp / "home-base"
+    shutil.copytree(server.home, home, ignore=shutil.ignore_patterns("coursecrafter.sqlite3*",
+                                                                     "server.log"))
+    with sqlite3.connect(server.home / "coursecrafter.sqlite3") as live, \
+            sqlite3.connect(home / "coursecrafter.sqlite3") as copy:
+        live.backup(copy)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = f"{src.resolve()}" + (f":{before}" if before else "")
+    try:
+        return start_live_server(home, {
+            "COURSECRAFTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1",
+            "COURSECRAFTER_LOGIN_RATE_LIMIT_ADDRESS": "100000/minute"})
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def main() -> None:
@@ -77,6 +128,14 @@ def main() -> None:
                              " after round 0)")
     parser.add_argument("--timeline", action="store_true",
                         help="print each page's resource timings (start, end ms) of round 1")
+    parser.add_argument("--baseline-src", type=Path, metavar="SRC",
+                        help="also measure `watch-base`: the same watch page served by a second"
+                             " server run from SRC (e.g. `git archive <commit> src`, its web app"
+                             " built), on a copy of the first one's data, behind a second gateway:"
+                             " an older app and this one in the same run")
+    parser.add_argument("--trace", type=Path, metavar="DIR",
+                        help="write a Chromium performance trace of each variant's round 1 there"
+                             " (Perfetto or chrome://tracing; bench/trace_gap.py sums one up)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -91,7 +150,7 @@ def main() -> None:
         "COURSECRAFTER_TRUSTED_PROXIES": "127.0.0.1",
         # Every measurement signs in afresh (a new context); the default 30/minute would refuse.
         "COURSECRAFTER_LOGIN_RATE_LIMIT_ADDRESS": "100000/minute"})
-    nginx = None
+    nginx = base_server = None
     try:
         api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=60)
         assert api.post("/auth/register", json={"username": "ada", "email": "ada@example.edu",
@@ -141,6 +200,13 @@ server {{
     location /assets/ {{ {cached} }}
     location /api/v1/play/ {{ {cached} }}
     location / {{""", 1))
+        if args.baseline_src:
+            base_port = free_port()
+            base_server = start_baseline(tmp, server, args.baseline_src, base_port)
+            gateway_conf += render_gateway(base_server.url.split("//")[1], "127.0.0.1",
+                                           f"127.0.0.1:{base_port}").replace(
+                "upstream coursecrafter", "upstream coursecrafter_base").replace(
+                "http://coursecrafter;", "http://coursecrafter_base;")
         nginx = start_nginx(tmp / "nginx", gateway_conf + bare_server, gateway_port)
         gateway, bare = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{bare_port}"
         # Self-registration made ada an instructor: she may watch her own (unpublished) lecture.
@@ -148,6 +214,8 @@ server {{
             "watch-nginx": f"{gateway}/watch/{video['id']}",
             "bare-nginx": f"{bare}/?src={bare}/hls/master.m3u8",
         }
+        if base_server is not None:
+            urls["watch-base"] = f"http://127.0.0.1:{base_port}/watch/{video['id']}"
         results: dict[str, list[float]] = {}
         busy: dict[str, list[float]] = {}  # main-thread task time until 3 s played (hls.js)
         phases: dict[str, dict[str, list[float]]] = {}
@@ -156,8 +224,8 @@ server {{
             browser = playwright.chromium.launch(
                 executable_path=chromium_path(),
                 args=["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
-            variants = [("watch-nginx", "native"), ("bare-nginx", "native"),
-                        ("watch-nginx", "hlsjs"), ("bare-nginx", "hlsjs")]
+            variants = [(name, engine) for engine in ("native", "hlsjs")
+                        for name in ("watch-nginx", "watch-base", "bare-nginx") if name in urls]
             for round_ in range(args.rounds + 1):  # round 0 warms up the machine, not counted
                 for name, engine in variants:
                     url = urls[name]
@@ -173,7 +241,17 @@ server {{
                         # What the app keeps after a sign-in: "a session cookie exists".
                         context.add_init_script(
                             "localStorage.setItem('coursecrafter.session', '1')")
+                    # A mark when the page hands the element its source (`src` set: the
+                    # browser's HLS, or hls.js's MediaSource blob URL): splits "session answer ->
+                    # first playlist request" into the page's own part and the browser's; and
+                    # "first frame" said on the console.
+                    context.add_init_script(PAGE_PROBE)
                     page = context.new_page()
+                    tracing = args.trace is not None and round_ == 1
+                    if tracing:
+                        args.trace.mkdir(parents=True, exist_ok=True)
+                        browser.start_tracing(page=page, categories=TRACE_CATEGORIES, path=str(
+                            args.trace / f"{key.replace(' ', '-')}.json"))
                     bodies: dict[str, int] = {}
                     page.on("response", lambda r, b=bodies: b.__setitem__(
                         r.url.rsplit("/", 1)[-1], len(gzip.compress(r.body(), 9)))
@@ -181,11 +259,16 @@ server {{
                     sep = "&" if "?" in url else "?"
                     cdp = context.new_cdp_session(page)
                     cdp.send("Performance.enable")
-                    page.goto(url + f"{sep}player={engine}")
+                    # No Playwright evaluation in the page before its first frame: the first one
+                    # compiles Playwright's injected script on the page's main thread (18 ms in a
+                    # trace), and `goto` returns at the load event, which the watch page reaches
+                    # before its <video> exists (the bare page's <video> holds its load event
+                    # back until the first frame): a `wait_for_function` there landed on the watch
+                    # page's critical path only. The page says "first frame" on the console.
                     try:
-                        page.wait_for_function(
-                            "() => performance.getEntriesByName('coursecrafter:first-frame')"
-                            ".length > 0", timeout=120_000)
+                        with page.expect_console_message(
+                                lambda m: m.text == "bench:first-frame", timeout=120_000):
+                            page.goto(url + f"{sep}player={engine}", wait_until="commit")
                     except Exception:
                         page.screenshot(path=str(tmp / "stuck.png"))
                         print(f"{key}: no first frame; screenshot {tmp / 'stuck.png'}",
@@ -193,6 +276,8 @@ server {{
                         raise
                     ms = page.evaluate("() => performance.getEntriesByName("
                                        "'coursecrafter:first-frame')[0].startTime")
+                    if tracing:
+                        browser.stop_tracing()
                     print(f"round {round_} {key}: {ms:.0f} ms", file=sys.stderr)
                     if args.timeline and round_ == 1:
                         for entry in page.evaluate(
@@ -208,8 +293,10 @@ server {{
                                               return e ? Math.round(e.responseEnd) : null; };
                         const start = (re) => { const e = r.find(x => re.test(x.name));
                                                 return e ? Math.round(e.startTime) : null; };
+                        const src = performance.getEntriesByName('bench:src-set')[0];
                         return {script: end(/(app-[^/]*|bare)\\.js$/),
                                 session: end(/session\\/refresh$/),
+                                src_set: src ? Math.round(src.startTime) : null,
                                 master_start: start(/master\\.m3u8$/),
                                 first_segment: end(/\\.ts$/)}; }""")
                     if round_:
@@ -249,7 +336,7 @@ server {{
                                        text=True, check=False).stdout.strip(),
         }
         for name, engine in variants:
-            if name != "bare-nginx":
+            if name != "bare-nginx" and f"{name} {engine}" in report["first_frame_ms"]:
                 bare_ms = report["first_frame_ms"][f"bare-nginx {engine}"]["median"]
                 report["first_frame_ms"][f"{name} {engine}"]["ratio_to_bare"] = round(
                     report["first_frame_ms"][f"{name} {engine}"]["median"] / bare_ms, 2)
@@ -259,6 +346,8 @@ server {{
     finally:
         if nginx is not None:
             nginx.stop()
+        if base_server is not None:
+            base_server.stop()
         server.stop()
 
 
