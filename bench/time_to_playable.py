@@ -2,7 +2,7 @@
 time goes, against the floors of the same machine.
 
     .venv/bin/python bench/time_to_playable.py [--minutes 10] [--quick] [--poll 0.2] [--json PATH]
-        [--keep DIR] [--wait-quiet S] [--material lecture|legacy] [--ssim-seconds S] [--no-today]
+        [--keep DIR] [--wait-quiet S] [--material lecture|webm|legacy] [--ssim-seconds S] [--no-today]
         [--workers N]
 
 Source (`--material`, default `lecture`): `transcode_ladder.make_lecture()` (1080p30 slides that
@@ -522,6 +522,33 @@ def repeated_lecture(minutes: int, directory: Path) -> Path:
     return path
 
 
+def repeated_webm(minutes: int, directory: Path) -> Path:
+    """The same lecture as VP9 + Opus WebM (what a browser's MediaRecorder or OBS's WebM gives):
+    the 1-minute `make_lecture()` source encoded once (libvpx-vp9 realtime, Opus 96k), then
+    repeated `minutes` times by stream copy; cached."""
+    one_mp4 = source_file("lecture", 60, directory, find_ffmpeg())
+    one = directory / "lecture-60s-1080p-vp9-opus.webm"
+    if not one.exists():
+        tmp = one.with_name(".tmp-" + one.name)
+        print(f"making {one.name} ...", file=sys.stderr, flush=True)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                        "-i", str(one_mp4), "-c:v", "libvpx-vp9", "-deadline", "realtime",
+                        "-cpu-used", "8", "-row-mt", "1", "-b:v", "2500k", "-g", "240",
+                        "-c:a", "libopus", "-b:a", "96k", "-f", "webm", str(tmp)], check=True)
+        os.replace(tmp, one)
+    path = directory / f"lecture-{minutes * 60}s-1080p-vp9-opus-repeated.webm"
+    if not path.exists():
+        listing = directory / f".concat-webm-{minutes}.txt"
+        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(minutes)))
+        tmp = path.with_name(".tmp-" + path.name)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                        "-f", "webm", str(tmp)], check=True)
+        os.replace(tmp, path)
+        listing.unlink()
+    return path
+
+
 def report_api_view(up: Upload) -> list[str]:
     out = []
     for t, status, phase, pct in up.seen:
@@ -538,10 +565,11 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.2, help="API poll interval (s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="work (logs, storage) in this directory, kept")
-    parser.add_argument("--material", choices=("lecture", "legacy"), default="lecture",
+    parser.add_argument("--material", choices=("lecture", "webm", "legacy"), default="lecture",
                         help="lecture: transcode_ladder.make_lecture() (slides changing every "
                              "20-60 s, a noisy inset, a pointer, a voice; the issue's material); "
-                             "legacy: make_source() (issue 5's held testsrc2 frames)")
+                             "webm: the same lecture as VP9 + Opus WebM, minutes made by "
+                             "repeating one; legacy: make_source() (issue 5's held testsrc2 frames)")
     parser.add_argument("--repeat-minute", action="store_true",
                         help="with --material lecture: make the N-minute lecture by repeating the "
                              "1-minute one N times (stream copy, seconds to make) instead of "
@@ -561,7 +589,9 @@ def main() -> int:
     seconds = max(1, round(minutes * 60))
 
     machine = machine_info(PACKAGES)
-    if args.material == "lecture" and args.repeat_minute and seconds > 60 and seconds % 60 == 0:
+    if args.material == "webm":
+        source = repeated_webm(max(1, seconds // 60), BENCH_DIR / "results" / "sources")
+    elif args.material == "lecture" and args.repeat_minute and seconds > 60 and seconds % 60 == 0:
         source = repeated_lecture(seconds // 60, BENCH_DIR / "results" / "sources")
     elif args.material == "lecture":
         source = source_file("lecture", seconds, BENCH_DIR / "results" / "sources", find_ffmpeg())
