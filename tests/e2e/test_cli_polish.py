@@ -194,8 +194,11 @@ def test_early_ctrl_c_keeps_the_parts_in_flight(cli_env, tmp_path):
     config = Path(cli_env["COURSECRAFTER_CONFIG_DIR"])
     args = [str(BIN / "coursecrafter"), "upload", str(notes), "--attachment", "--no-checksum",
             "-c", "2"]
+    # SIGINT as a terminal delivers it, even when this suite runs as a background job (which
+    # starts with SIGINT ignored, inherited by the CLI: its Python would never see the Ctrl-C).
     proc = subprocess.Popen([*args, "--limit-rate", "4M"], env=cli_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Once the upload exists and 3 MiB of the file were read, two parts are on their way
         # and neither is finished (8 MiB each at 2 MiB/s): Ctrl-C now.
