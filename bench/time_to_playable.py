@@ -505,21 +505,26 @@ def _relative(marks: dict[str, float], t0: float) -> dict[str, float]:
     return {k: round(v - t0, 2) for k, v in sorted(marks.items(), key=lambda kv: kv[1])}
 
 
+def _repeated(one: Path, times: int, path: Path, *out_args: str) -> Path:
+    """`one` `times` over into `path` (concat demuxer, stream copy), made once."""
+    if not path.exists():
+        listing = path.with_name(f".concat-{path.stem}.txt")
+        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(times)))
+        tmp = path.with_name(".tmp-" + path.name)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                        *out_args, str(tmp)], check=True)
+        os.replace(tmp, path)
+        listing.unlink()
+    return path
+
+
 def repeated_lecture(minutes: int, directory: Path) -> Path:
     """The 1-minute `make_lecture()` source `minutes` times over (concat demuxer, stream copy):
     the same picture, slides and voice every minute, made in seconds; cached."""
     one = source_file("lecture", 60, directory, find_ffmpeg())
-    path = directory / f"lecture-{minutes * 60}s-1080p-repeated.mp4"
-    if not path.exists():
-        listing = directory / f".concat-{minutes}.txt"
-        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(minutes)))
-        tmp = path.with_name(".tmp-" + path.name)
-        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-                        "-movflags", "+faststart", str(tmp)], check=True)
-        os.replace(tmp, path)
-        listing.unlink()
-    return path
+    return _repeated(one, minutes, directory / f"lecture-{minutes * 60}s-1080p-repeated.mp4",
+                     "-movflags", "+faststart")
 
 
 def repeated_webm(minutes: int, directory: Path) -> Path:
@@ -536,17 +541,9 @@ def repeated_webm(minutes: int, directory: Path) -> Path:
                         "-cpu-used", "8", "-row-mt", "1", "-b:v", "2500k", "-g", "240",
                         "-c:a", "libopus", "-b:a", "96k", "-f", "webm", str(tmp)], check=True)
         os.replace(tmp, one)
-    path = directory / f"lecture-{minutes * 60}s-1080p-vp9-opus-repeated.webm"
-    if not path.exists():
-        listing = directory / f".concat-webm-{minutes}.txt"
-        listing.write_text("".join(f"file '{one.resolve()}'\n" for _ in range(minutes)))
-        tmp = path.with_name(".tmp-" + path.name)
-        subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-                        "-f", "webm", str(tmp)], check=True)
-        os.replace(tmp, path)
-        listing.unlink()
-    return path
+    return _repeated(one, minutes,
+                     directory / f"lecture-{minutes * 60}s-1080p-vp9-opus-repeated.webm",
+                     "-f", "webm")
 
 
 def report_api_view(up: Upload) -> list[str]:
