@@ -60,4 +60,4 @@ def test_every_slot_is_kept_by_exactly_one_piece(rates):
             assert kept == list(range(kept[0], kept[0] + len(kept))), (rates, starts)
             # Each later piece begins at the first slot at or after its first picture.
             for start in starts[1:]:
-                assert math.ceil(start * rate - 1e-3) in kept
+                assert math.ceil((start - 1e-3) * rate) in kept

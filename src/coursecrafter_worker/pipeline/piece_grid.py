@@ -53,7 +53,7 @@ def common_period(rates: list[Fraction]) -> Fraction:
 
 def first_slot(t: float, rate: Fraction) -> int:
     """The first grid slot at or after `t` seconds (slot k is at k/rate)."""
-    return math.ceil(t * rate - ON_SLOT)
+    return math.ceil((Fraction(t) - Fraction(ON_SLOT)) * rate)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class GridPlan:
 
 def grid_plan(window: PieceWindow, rates: list[Fraction]) -> GridPlan:
     period = common_period(rates)
-    periods = math.floor(Fraction(window.start) / period + Fraction(ON_SLOT))
+    periods = math.floor((Fraction(window.start) + Fraction(ON_SLOT)) / period)
     origin = float(periods * period)
     shift = max(0.0, window.start - origin)
     pad = 0.0 if window.end is None else float(2 / min(rates))
