@@ -36,6 +36,13 @@ def _now() -> datetime:
 __all__ = ["Chunk", "ChunkJobs", "ChunkStatus", "chunk_id"]
 
 
+def _pieces_progress(chunks: list[Chunk], percent: int = 0) -> int:
+    """Percent done of a cut job's pieces (the join aside), one of them `percent` of the way."""
+    pieces = [c for c in chunks if c.kind != "join"]
+    done = sum(c.status is ChunkStatus.DONE for c in pieces)
+    return min(99, (done * 100 + min(100, percent)) // max(1, len(pieces)))
+
+
 class ChunkJobStore(ChunkStore, JobStore, VideoStore, Protocol):
     """What the chunk state machine reads and writes (video writes go through the job service)."""
 
@@ -112,9 +119,8 @@ class ChunkJobs:
     def _show_progress(self, job: Job, video: Video, percent: int) -> None:
         """The video's progress while its pieces run: the pieces done, plus the share of the one
         reporting; never backwards (pieces running side by side report in turn)."""
-        pieces = [c for c in self.store.list_chunks(job.id, job.attempt) if c.kind != "join"]
-        done = sum(c.status is ChunkStatus.DONE for c in pieces)
-        shown = min(99, (done * 100 + min(100, percent)) // max(1, len(pieces)))
+        chunks = self.store.list_chunks(job.id, job.attempt)
+        shown = _pieces_progress(chunks, percent)
         if video.phase == "transcoding" and shown > (video.progress or 0):
             self.jobs._set_video(video, progress=shown)
 
@@ -131,7 +137,7 @@ class ChunkJobs:
         pieces = [c for c in chunks if c.kind != "join"]
         done = sum(c.status is ChunkStatus.DONE for c in pieces)
         if done < len(pieces):
-            shown = min(99, done * 100 // max(1, len(pieces)))
+            shown = _pieces_progress(chunks)
             if shown > (video.progress or 0) or video.phase != "transcoding":
                 self.jobs._set_video(video, phase="transcoding", progress=shown)
             return "applied"

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .errors import MediaError, TranscodeError
 from .probe import MediaInfo, input_options, input_url, probe
+from .probe_parsing import _DURATION_RE as DURATION_LINE
 from .process import find_ffmpeg, run_ffmpeg
 from .ladder import CONTENT_STILL, audio_copyable, content_class
 from .motion import ANALYSIS_TIMEOUT, analyze
@@ -154,7 +155,6 @@ def split(
 
 
 _INPUT = re.compile(r"^Input #(\d+),")
-_START = re.compile(r"^\s*Duration:.*?,\s*start:\s*(-?[\d.]+)")
 #: Files opened by one FFmpeg process to read their start times (one process per batch rather
 #: than a probe per piece: a 2-hour lecture has up to a few hundred pieces).
 STARTS_BATCH = 64
@@ -178,9 +178,9 @@ def file_starts(paths: list[Path], *, ffmpeg: str) -> list[float]:
             if opened:
                 current = int(opened.group(1))
                 continue
-            start = _START.match(line)
-            if start and current is not None and current not in found:
-                found[current] = float(start.group(1))
+            banner = DURATION_LINE.match(line)  # the line probe reads the start from
+            if banner and banner.group(4) and current is not None and current not in found:
+                found[current] = float(banner.group(4))
         if len(found) != len(batch):
             raise TranscodeError("split_failed", "the pieces cut from the source cannot be read",
                                  detail=run.stderr[-4000:])
