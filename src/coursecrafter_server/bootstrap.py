@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from coursecrafter_server.auth.api_tokens import ApiTokenService
 from coursecrafter_server.auth.devices import DeviceCookies, device_key
+from coursecrafter_server.auth.viewer_cookies import ViewerCookies
 from coursecrafter_server.auth.keys import SigningKey, load_signing_key
 from coursecrafter_server.auth.passwords import PasswordHasherService
 from coursecrafter_server.auth.service import AuthService, RateLimits
@@ -145,6 +146,7 @@ def build_container(settings: Settings) -> Container:
         ),
         refresh_ttl=settings.refresh_token_ttl,
         devices=DeviceCookies(device_key(key)),
+        viewers=ViewerCookies(key.derived_secret(b"coursecrafter viewer cookie v1")),
     )
     jobs = JobService(
         store,

@@ -197,3 +197,134 @@ def test_a_refresh_naming_a_video_answers_with_the_video_only_when_it_is_readabl
     api.cookies.clear()
     assert api.post("/api/v1/session/refresh", headers=CSRF,
                     json={"video_id": video_id}).status_code == 401
+
+
+def _page_state(response) -> dict | None:
+    import json
+    import re
+
+    found = re.search(r'<script type="application/json" id="coursecrafter-page-state">(.*?)</script>',
+                      response.text, re.S)
+    return json.loads(found.group(1)) if found else None
+
+
+def _watch_with(api, video_id: str, viewer_cookie: str):
+    """GET the watch page presenting only `viewer_cookie` (the client's own cookies are kept)."""
+    import httpx
+
+    kept = httpx.Cookies(api.cookies)
+    api.cookies.clear()
+    api.cookies.set("coursecrafter_viewer", viewer_cookie, path="/watch")
+    try:
+        return api.get(f"/watch/{video_id}")
+    finally:
+        api.cookies = kept
+
+
+def test_a_watch_page_holds_its_viewer_and_lecture_only_for_a_live_viewer_cookie(
+        api, monkeypatch, tmp_path) -> None:
+    """The watch page's HTML carries the viewer and the lecture (playback URL included) for the
+    browser that signed in (its viewer cookie), so the player needs no API answer to start; a
+    forged, signed-out or replayed session's cookie gets the bare page."""
+    import dataclasses
+    import html
+    import re
+
+    from coursecrafter_server import web
+    from coursecrafter_server.domain import VideoStatus
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html><html><head><title>t</title></head>"
+                                     f"<body><main>{web.LOADING}</main></body></html>")
+    monkeypatch.setattr(web, "DIST", dist)
+    _user(api)
+    _user(api, "sam", Role.STUDENT)
+    signed = _sign_in(api)
+    viewer_cookie = next(c for c in signed.headers.get_list("set-cookie")
+                         if c.startswith("coursecrafter_viewer="))
+    for attribute in ("HttpOnly", "Path=/watch", "SameSite=lax", "Max-Age="):
+        assert attribute.lower() in viewer_cookie.lower(), viewer_cookie
+    ada = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    hostile = "</script><img src=x onerror=alert(1)> & co"
+    course = api.post("/api/v1/courses", headers=ada, json={"title": "Draft course"}).json()
+    started = api.post("/api/v1/uploads", headers=ada, json={
+        "filename": "l.mp4", "size": 10, "content_type": "video/mp4", "course_id": course["id"],
+        "title": hostile})
+    video_id = started.json()["video_id"]
+    store = api.app.state.container.store
+    assert store.update_video(dataclasses.replace(
+        store.get_video(video_id), status=VideoStatus.READY, progress=100, duration=4.0))
+
+    page = api.get(f"/watch/{video_id}")
+    state = _page_state(page)
+    assert state is not None and state["user"]["username"] == "ada"
+    assert state["video"]["title"] == hostile  # as text, in the data, and nowhere as markup
+    assert "<img" not in page.text and page.text.count("</script>") == 1
+    assert state["video"]["playback_url"] == api.get(
+        f"/api/v1/videos/{video_id}", headers=ada).json()["playback_url"]
+    # The page's <main> is there too (the way back, the title as text, the player's <video> with
+    # the same playback URL): the app's first lines hand it to the browser and adopt the element.
+    player = re.search(r'<video id="page-video" data-video-id="(\w+)"[^>]* data-src="([^"]+)">'
+                       r'</video>', page.text)
+    assert player is not None and player.group(1) == video_id
+    assert html.unescape(player.group(2)) == state["video"]["playback_url"]
+    assert f'<h1 tabindex="-1" id="page-heading">{html.escape(hostile)}</h1>' in page.text
+    assert f'href="/courses/{course["id"]}"' in page.text
+    assert web.LOADING not in page.text
+    assert "page-video" not in api.get(f"/watch/{video_id}?player=hlsjs").text  # hls.js: none
+    assert page.headers["cache-control"] == "private, no-store"
+    assert page.headers["vary"] == "Cookie"
+    assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+    # Other pages and unknown lectures: no lecture; pages other than /watch hold nothing.
+    assert _page_state(api.get(f"/watch/{'0' * 32}"))["video"] is None
+    assert _page_state(api.get(f"/watch/{'x' * 200}"))["video"] is None
+    assert _page_state(api.get(f"/courses/{course['id']}")) is None
+    assert "page-video" not in api.get(f"/watch/{'0' * 32}").text
+
+    cookie = api.cookies.get("coursecrafter_viewer", path="/watch")
+    api.cookies.clear()
+    bare = api.get(f"/watch/{video_id}")
+    assert _page_state(bare) is None and bare.headers["cache-control"] == "no-cache"
+    assert "page-video" not in bare.text and web.LOADING in bare.text
+    user_id, family, expires, signature = cookie.split(".")
+    for forged in (f"{user_id}.{family}.{int(expires) + 1}.{signature}",
+                   f"{user_id}.{family}.{expires}.{'0' * 64}", "nonsense"):
+        assert _page_state(_watch_with(api, video_id, forged)) is None
+
+    # A student of the unpublished course: the viewer, but no lecture.
+    api.cookies.clear()
+    _sign_in(api, "sam")
+    sam = _page_state(api.get(f"/watch/{video_id}"))
+    assert sam["user"]["username"] == "sam" and sam["video"] is None
+
+    # Signed out: the cookie is cleared, and a copy of it opens nothing any more.
+    api.cookies.clear()
+    _sign_in(api)
+    copy = api.cookies.get("coursecrafter_viewer", path="/watch")
+    out = api.delete("/api/v1/session", headers=CSRF)
+    assert out.status_code == 204
+    assert any(c.startswith("coursecrafter_viewer=") and "max-age=0" in c.lower()
+               for c in out.headers.get_list("set-cookie"))
+    assert _page_state(_watch_with(api, video_id, copy)) is None
+
+    # A replayed refresh token revokes its family: the viewer cookie of that session dies too.
+    api.cookies.clear()
+    _sign_in(api)
+    first = api.cookies.get("coursecrafter_refresh", path="/api/v1/session")
+    assert api.post("/api/v1/session/refresh", headers=CSRF).status_code == 200
+    live = api.cookies.get("coursecrafter_viewer", path="/watch")
+    assert _page_state(_watch_with(api, video_id, live)) is not None
+    api.cookies.set("coursecrafter_refresh", first, path="/api/v1/session")
+    assert api.post("/api/v1/session/refresh", headers=CSRF).status_code == 401
+    assert _page_state(_watch_with(api, video_id, live)) is None
+
+
+def test_a_viewer_cookie_ends_when_it_says() -> None:
+    from coursecrafter_server.auth.viewer_cookies import ViewerCookies
+
+    cookies = ViewerCookies(b"k" * 32)
+    cookie = cookies.issue("user1", "family1", expires=1_000)
+    assert cookies.read(cookie, now=999).user_id == "user1"
+    assert cookies.read(cookie, now=1_000) is None
+    assert ViewerCookies(b"o" * 32).read(cookie, now=0) is None  # another deployment's key

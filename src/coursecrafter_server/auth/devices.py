@@ -9,8 +9,6 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.hazmat.primitives import serialization
-
 from coursecrafter_server.auth.keys import SigningKey
 
 COOKIE_NAME = "coursecrafter_device"
@@ -19,13 +17,7 @@ COOKIE_MAX_AGE = 180 * 24 * 3600
 
 
 def device_key(signing_key: SigningKey) -> bytes:
-    """Derived from the JWT key, so every server of a deployment accepts the same cookies and a
-    new key (a compromise) invalidates them with the tokens."""
-    der = signing_key.private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return hmac.new(der, b"coursecrafter device cookie v1", hashlib.sha256).digest()
+    return signing_key.derived_secret(b"coursecrafter device cookie v1")
 
 
 class DeviceCookies:

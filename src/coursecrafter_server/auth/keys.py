@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,15 @@ class SigningKey:
     def public_jwk(self) -> dict[str, object]:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.public_key))
         return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
+
+    def derived_secret(self, purpose: bytes) -> bytes:
+        """An HMAC key for one purpose (a cookie's signature), derived from this key: every server
+        of a deployment derives the same one, and a new key (a compromise) invalidates them all."""
+        der = self.private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return hmac.new(der, purpose, hashlib.sha256).digest()
 
 
 def _generate_pem() -> bytes:

@@ -13,6 +13,7 @@ from typing import Protocol
 from coursecrafter_server.auth.devices import DeviceCookies
 from coursecrafter_server.auth.passwords import PasswordHasherService, check_password_strength
 from coursecrafter_server.auth.tokens import LEEWAY_SECONDS, AccessClaims, AccessTokenService
+from coursecrafter_server.auth.viewer_cookies import ViewerCookies
 from coursecrafter_server.domain import (
     AlreadyExists,
     InvalidCredentials,
@@ -80,6 +81,7 @@ class AuthService:
         limits: RateLimits,
         refresh_ttl: int,
         devices: DeviceCookies,
+        viewers: ViewerCookies,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -89,6 +91,7 @@ class AuthService:
         self.limits = limits
         self.refresh_ttl = refresh_ttl
         self.devices = devices
+        self.viewers = viewers
 
     # Accounts --------------------------------------------------------------------------------
     def register(
@@ -203,6 +206,22 @@ class AuthService:
         if user is None:
             raise InvalidToken("access token is invalid")
         return user, claims
+
+    # Watch pages ------------------------------------------------------------------------------
+    def viewer_cookie(self, claims: AccessClaims) -> str | None:
+        """The viewer cookie of a session just signed in or refreshed: it lasts as long as the
+        refresh token issued with it."""
+        if not claims.family:
+            return None
+        expires = int(_now().timestamp()) + self.refresh_ttl
+        return self.viewers.issue(claims.sub, claims.family, expires)
+
+    def viewer(self, cookie: str | None) -> User | None:
+        """Who a watch page's viewer cookie names, while its session lives; None otherwise."""
+        seen = self.viewers.read(cookie, _now().timestamp())
+        if seen is None or self.store.is_refresh_family_revoked(seen.family_id):
+            return None
+        return self.store.get_user(seen.user_id)
 
     # Internals -------------------------------------------------------------------------------
     def _issue(self, user: User, family_id: str) -> TokenPair:

@@ -3,22 +3,33 @@ index.html, `/assets/…` with its built scripts and styles. The app is built fr
 sources by `make web` (`npm ci && npm run build`) into `dist/` (package data, never committed);
 no Node.js runs at serving time. Without a build, the pages say how to make one.
 
+A watch page for a viewer whose viewer cookie is live (auth/viewer_cookies.py) carries the viewer
+and the lecture's record, playback URL included, in a JSON data block: the player starts on it at
+once instead of after an API round trip. Such a page is `private, no-store`.
+
 Every HTML answer carries its own Content-Security-Policy (no inline script, no workers; media and
 connections as hls.js and the direct-to-storage upload need): middlewares that add a default CSP to
 API answers must leave an existing one alone."""
 
 from __future__ import annotations
 
+import json
 import re
+from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
+from coursecrafter_server.api.routes.session import watch_page_state
+from coursecrafter_server.auth import viewer_cookies
 from coursecrafter_server.settings import Settings
 
 DIST = Path(__file__).resolve().parent / "dist"
+PAGE_STATE_ID = "coursecrafter-page-state"  # read by src/api.js
+LOADING = '<p class="muted">Loading…</p>'  # src/index.html's placeholder in <main>
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".map": "application/json", ".svg": "image/svg+xml", ".ico": "image/x-icon"}
@@ -63,6 +74,38 @@ def content_security_policy(settings: Settings) -> str:
     ])
 
 
+def page_state_element(state: dict[str, object]) -> str:
+    """A data block, never run (`type="application/json"`; the CSP allows no inline script), that
+    the app reads at start. `<`, `>` and `&` are escaped in the JSON, so no title or name can end
+    the element or open a tag."""
+    data = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="{PAGE_STATE_ID}">{data}</script>'
+
+
+def watch_shell(video: dict[str, Any]) -> str:
+    """The watch page's <main> as the app will show it, in place of the "Loading…" line: the way
+    back, the title and the player's <video> with its playback URL (`data-src`). The page's first
+    render (the video's controls are most of it) is done before the app's script runs; its first
+    lines hand the URL to the browser's own HLS, or to hls.js, and the rest of the app waits for
+    the first frame (player.js). The app builds around this player and never moves it: a moved
+    <video> has its controls rebuilt, on the first frame's path (docs/benchmarks.md)."""
+    course = video.get("course_id")
+    back = (f'<a href="/courses/{escape(course)}" data-link>← Back to the course</a>' if course
+            else '<a href="/" data-link>← All courses</a>')
+    poster = f' poster="{escape(video["poster_url"])}"' if video.get("poster_url") else ""
+    return (
+        f'<p class="crumbs">{back}</p>'
+        f'<h1 tabindex="-1" id="page-heading">{escape(video["title"])}</h1>'
+        '<div class="watch"><figure class="player"><div class="player-frame">'
+        f'<video id="page-video" data-video-id="{escape(video["id"])}" class="player-video"'
+        f' controls autoplay playsinline preload="auto"{poster}'
+        f' aria-label="Lecture video: {escape(video["title"])}"'
+        f' data-src="{escape(video["playback_url"])}"></video>'
+        '</div></figure></div>'
+    )
+
+
 def web_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     csp = content_security_policy(settings)
@@ -74,14 +117,21 @@ def web_router(settings: Settings) -> APIRouter:
         "Cache-Control": "no-cache",
     }
 
-    def page() -> Response:
+    def page(state: dict[str, object] | None = None, *, vary: bool = False,
+             main: str | None = None) -> Response:
         index = DIST / "index.html"
         try:
             html = index.read_text(encoding="utf-8")
         except FileNotFoundError:
             return PlainTextResponse(NOT_BUILT, status_code=503,
                                      headers={**html_headers, "Cache-Control": "no-store"})
-        return HTMLResponse(html, headers=html_headers)
+        headers = {**html_headers, "Vary": "Cookie"} if vary else html_headers
+        if state is not None:  # one viewer's page: never stored by a cache
+            html = html.replace("</head>", f"{page_state_element(state)}\n</head>", 1)
+            if main is not None:
+                html = html.replace(LOADING, main, 1)
+            headers = {**headers, "Cache-Control": "private, no-store"}
+        return HTMLResponse(html, headers=headers)
 
     @router.get("/")
     def home() -> Response:
@@ -92,8 +142,15 @@ def web_router(settings: Settings) -> APIRouter:
         return page()
 
     @router.get("/watch/{video_id}")
-    def watch(video_id: str) -> Response:
-        return page()
+    def watch(video_id: str, request: Request) -> Response:
+        # The viewer and the lecture in the page itself: its player starts without waiting for
+        # an API answer (auth/viewer_cookies.py says why and what the cookie may open).
+        state = watch_page_state(request.app.state.container,
+                                 request.cookies.get(viewer_cookies.COOKIE_NAME), video_id)
+        video = state and state["video"]
+        early = isinstance(video, dict) and video.get("playback_url") and \
+            request.query_params.get("player") != "hlsjs"
+        return page(state, vary=True, main=watch_shell(video) if early else None)
 
     @router.get("/assets/{name}")
     def asset(name: str) -> Response:

@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from coursecrafter_server.api.deps import AuthDep, ClientAddress, ContainerDep
 from coursecrafter_server.api.routes.videos import VideoOut, video_out
 from coursecrafter_server.api.schemas import ErrorResponse, LoginRequest, UserOut
-from coursecrafter_server.auth import devices
+from coursecrafter_server.auth import devices, viewer_cookies
 from coursecrafter_server.auth.service import TokenPair
+from coursecrafter_server.bootstrap import Container
 from coursecrafter_server.domain import DomainError, Forbidden, InvalidToken, User
 
 PATH = "/api/v1/session"
@@ -95,11 +96,16 @@ def _answer(pair: TokenPair, auth: AuthDep, request: Request, response: Response
 
 
 def _set_cookie(pair: TokenPair, auth: AuthDep, request: Request, response: Response) -> User:
-    user = auth.authenticate(pair.access_token)[0]
-    response.set_cookie(
-        COOKIE, pair.refresh_token, max_age=request.app.state.container.settings.refresh_token_ttl,
-        path=PATH, secure=_secure(request), httponly=True, samesite="strict",
-    )
+    user, claims = auth.authenticate(pair.access_token)
+    max_age = request.app.state.container.settings.refresh_token_ttl
+    response.set_cookie(COOKIE, pair.refresh_token, max_age=max_age, path=PATH,
+                        secure=_secure(request), httponly=True, samesite="strict")
+    # Watch pages read it to hold their viewer and lecture in the HTML (auth/viewer_cookies.py).
+    viewer = auth.viewer_cookie(claims)
+    if viewer is not None:
+        response.set_cookie(viewer_cookies.COOKIE_NAME, viewer, max_age=max_age,
+                            path=viewer_cookies.COOKIE_PATH, secure=_secure(request),
+                            httponly=True, samesite="lax")
     response.headers["Cache-Control"] = "no-store"
     return user
 
@@ -107,6 +113,8 @@ def _set_cookie(pair: TokenPair, auth: AuthDep, request: Request, response: Resp
 def _forget(response: Response, request: Request) -> None:
     response.delete_cookie(COOKIE, path=PATH, secure=_secure(request), httponly=True,
                            samesite="strict")
+    response.delete_cookie(viewer_cookies.COOKIE_NAME, path=viewer_cookies.COOKIE_PATH,
+                           secure=_secure(request), httponly=True, samesite="lax")
 
 
 @router.post("", responses=_errors, openapi_extra=_no_bearer)
@@ -143,11 +151,28 @@ def refresh(auth: AuthDep, address: ClientAddress, request: Request, response: R
     answer = RefreshedOut(access_token=pair.access_token, expires_in=pair.expires_in,
                           user=UserOut.of(user))
     if body is not None and body.video_id is not None:
-        try:
-            answer.video = video_out(container.videos.get_readable(user, body.video_id), container)
-        except DomainError:  # not found, not published...: the page's GET tells the user why
-            answer.video = None
+        answer.video = _readable_video(container, user, body.video_id)
     return answer
+
+
+def _readable_video(container: Container, user: User, video_id: str) -> VideoOut | None:
+    try:
+        return video_out(container.videos.get_readable(user, video_id), container)
+    except DomainError:  # not found, not published...: the page's GET tells the user why
+        return None
+
+
+def watch_page_state(container: Container, viewer_cookie: str | None,
+                     video_id: str) -> dict[str, object] | None:
+    """What a watch page's HTML holds for the viewer its cookie names (auth/viewer_cookies.py):
+    the user and the lecture's record (null when this user cannot read it), as a refresh naming
+    the video would answer them; None without a live viewer cookie."""
+    user = container.auth.viewer(viewer_cookie)
+    if user is None:
+        return None
+    video = _readable_video(container, user, video_id) if len(video_id) <= 64 else None
+    return {"user": UserOut.of(user).model_dump(mode="json"),
+            "video": video.model_dump(mode="json") if video is not None else None}
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=_errors,
