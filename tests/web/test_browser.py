@@ -101,6 +101,47 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     assert page.evaluate("() => document.cookie") == ""
 
 
+def test_a_watch_page_opened_afresh_plays_before_the_session_answers(any_site: Site, new_page) -> None:
+    """The watch page's HTML holds its viewer, lecture and <video> (the viewer cookie): the
+    browser's HLS starts while the app's script loads and nothing waits for the API. The session
+    refresh is held back here until the lecture has played a second; the page then gets its access
+    token and works as ever (its account menu, the way back to the course)."""
+    site = any_site
+    p = new_page()
+    page = p.page
+    sign_in(p, site, "sam")
+    held: list = []
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/session/refresh", hold)
+    # The media element's own requests carry a Range header (the quality menu's fetch does not).
+    loads: list[str] = []
+    page.on("request", lambda r: loads.append(r.url)
+            if r.url.endswith("/hls/master.m3u8") and "range" in r.headers else None)
+    page.goto(f"{site.url}/watch/{site.video_id}")
+    page.wait_for_function("() => (document.querySelector('video') || {}).currentTime > 1",
+                           timeout=WAIT)
+    # The page's own element, adopted by the player: one element that loaded once (a second
+    # element, or the player starting it again, would ask for the master playlist again).
+    assert page.locator("video").count() == 1
+    assert len(loads) == 1, loads
+    assert page.get_by_role("heading", name="Lecture 1: Sampling").is_visible()
+    assert page.get_by_role("button", name="Sign out").is_visible()
+    page.wait_for_function("() => document.querySelectorAll('#quality option').length === 3",
+                           timeout=WAIT)
+    p.shot(f"{site.tag}watch-before-session")
+    assert [r.request.method for r in held] == ["POST"]  # asked for, still unanswered
+    held[0].continue_()
+    page.unroute("**/api/v1/session/refresh")
+    page.get_by_role("link", name="← Back to the course").click()
+    page.get_by_role("heading", name="Signals and Systems").wait_for()
+    page.get_by_role("link", name="Lecture 1: Sampling").wait_for()
+    assert p.csp_violations() == []
+    assert p.dialogs == [] and p.errors == []
+
+
 def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page,
                                                         short_clip) -> None:
     """Directly and through the NGINX gateway (any_site)."""

@@ -92,9 +92,38 @@ export function user() {
   return currentUser;
 }
 
+// What the server put in a watch page for its viewer (web/__init__.py, auth/viewer_cookies.py):
+// {user, video}, or null. Read once: it describes the page as it arrived.
+function pageState() {
+  const element = document.getElementById("coursecrafter-page-state");
+  if (!element) return null;
+  element.remove();
+  try {
+    const state = JSON.parse(element.textContent);
+    return state && state.user ? state : null;
+  } catch { return null; }
+}
+
 // On arrival: the session from its cookie, if there is one; with `videoId` (a watch page) the
-// video's record comes in the same answer (see takeVideo).
+// video's record comes in the same answer (see takeVideo). A watch page whose HTML already names
+// its viewer and lecture starts on those at once. Its access token comes from a refresh after
+// the page's load event (which a playing <video> holds back until its first frame is in, so the
+// refresh does not compete with the playlists), or sooner when an API call needs it.
 export async function restore(videoId) {
+  const state = pageState();
+  if (state) {
+    currentUser = state.user;
+    if (state.video && state.video.id === videoId) prefetched = state.video;
+    const later = () => {
+      if (access || !currentUser) return;
+      refresh().catch((error) => {
+        if (error instanceof ApiError && error.status === 401) signedOut();
+      });
+    };
+    if (document.readyState === "complete") later();
+    else window.addEventListener("load", later, { once: true });
+    return currentUser;
+  }
   let hinted = false;
   try { hinted = localStorage.getItem(HINT) === "1"; } catch { /* fine */ }
   if (!hinted) return null;
@@ -123,6 +152,7 @@ export async function signOut() {
 
 // Calls /api/v1{path} with the access token; after a 401, refreshes once and tries again.
 export async function api(method, path, body) {
+  if (!access && currentUser) await refresh().catch(() => {}); // a page that started on its state
   const call = () => {
     const headers = {};
     if (access) headers.Authorization = `Bearer ${access}`;

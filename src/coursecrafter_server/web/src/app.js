@@ -4,7 +4,7 @@
 
 import { api, ApiError, restore, signIn, signOut, takeVideo, user } from "./api.js";
 import { announce, bytes, duration, h, link, replace, statusText, watchable } from "./dom.js";
-import { mountPlayer, warmPlayer } from "./player.js";
+import { mountPlayer, pagePlayerArea, pagePlayerStarted, warmPlayer } from "./player.js";
 import { ATTACHMENT_TYPES, uploadFile } from "./upload.js";
 
 const main = document.getElementById("main");
@@ -326,8 +326,9 @@ async function coursePage(courseId) {
 }
 
 async function watchPage(videoId) {
-  replace(main, h("p", { class: "muted" }, "Loading lecture…"));
   let video = takeVideo(videoId);
+  // Without the lecture at hand, say so while it comes (a page served with its player keeps it).
+  if (!video) replace(main, h("p", { class: "muted" }, "Loading lecture…"));
   try {
     video ??= await api("GET", `/videos/${encodeURIComponent(videoId)}`);
   } catch (e) {
@@ -338,9 +339,18 @@ async function watchPage(videoId) {
   setTitle(video.title);
   const back = video.course_id ? link(`/courses/${encodeURIComponent(video.course_id)}`, "← Back to the course")
     : link("/", "← All courses");
-  const area = h("div", { class: "watch" });
   const meta = h("p", { class: "meta" });
-  replace(main, h("p", { class: "crumbs" }, back), heading(video.title), area, meta);
+  let area = pagePlayerArea(video.id);
+  if (area) {
+    // The page came with this lecture's player (web/__init__.py): build around it, never move it
+    // (a moved <video> has its controls rebuilt, on the first frame's path).
+    for (const child of [...main.children]) if (child !== area) child.remove();
+    area.before(h("p", { class: "crumbs" }, back), heading(video.title));
+    area.after(meta);
+  } else {
+    area = h("div", { class: "watch" });
+    replace(main, h("p", { class: "crumbs" }, back), heading(video.title), area, meta);
+  }
   const showMeta = (v) => {
     meta.textContent = [v.duration ? duration(v.duration) : null,
       v.renditions?.length ? v.renditions.map((r) => `${r.height}p`).join(" / ") : null,
@@ -421,5 +431,6 @@ window.addEventListener("coursecrafter:signed-out", () => render());
   try {
     await restore(watching ? decodeURIComponent(watching[1]) : undefined);
   } catch { /* offline or server down: show the sign-in form */ }
+  await pagePlayerStarted();
   render();
 })();

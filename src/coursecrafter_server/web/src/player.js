@@ -59,6 +59,56 @@ export function warmPlayer() {
   if (!nativeHls(document.createElement("video"))) import("hls.js").catch(() => {});
 }
 
+// The page's own <video>, when the server put the watch page's player in its HTML
+// (web/__init__.py): the browser's own HLS gets its source here, as this module is evaluated
+// (the page has had its first render by then; the rest of the app waits for the first frame,
+// see pagePlayerStarted), and the player adopts the element where it is rather than start again.
+// First frame on screen: a performance mark (the browser tests and bench/first_frame.py read it).
+function watchFirstFrame(el) {
+  const mark = () => {
+    if (performance.getEntriesByName("coursecrafter:first-frame").length === 0) {
+      performance.mark("coursecrafter:first-frame");
+    }
+  };
+  if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(mark);
+  else el.addEventListener("playing", mark, { once: true });
+}
+
+let pageVideo = document.getElementById("page-video");
+if (pageVideo) {
+  pageVideo.removeAttribute("id");
+  watchFirstFrame(pageVideo);
+  if (nativeHls(pageVideo)) pageVideo.src = pageVideo.dataset.src;
+  // Before its metadata, this sets where playback will start (HTML's default playback start
+  // position): a remembered position is where the page's autoplaying element begins.
+  const at = savedPosition(pageVideo.dataset.videoId);
+  if (at) pageVideo.currentTime = at;
+}
+
+// Resolves once the page's own player has its first frame, failed, or cannot play here (no HLS
+// of its own: hls.js will); at once without one. The app renders the rest of the page then, so
+// that nothing competes with the player's requests for the page's thread (docs/benchmarks.md).
+export function pagePlayerStarted() {
+  const el = pageVideo;
+  // (Not networkState: loading starts with NETWORK_NO_SOURCE until the browser picks the source.)
+  if (!el || el.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA || el.error || !nativeHls(el)) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    // The first frame on screen, not `loadeddata` (before it: a render then would hold it back).
+    if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(() => resolve());
+    else el.addEventListener("loadeddata", resolve, { once: true });
+    for (const type of ["error", "abort", "emptied"]) el.addEventListener(type, resolve, { once: true });
+    setTimeout(resolve, 3000); // whatever happens, the page is not held back longer
+  });
+}
+
+// The player's area (div.watch) the page came with for `videoId`, still in the page; else null.
+export function pagePlayerArea(videoId) {
+  const area = pageVideo && pageVideo.dataset.videoId === videoId ? pageVideo.closest(".watch") : null;
+  return area && area.isConnected ? area : null;
+}
+
 export function mountPlayer(container, initialVideo) {
   let video = initialVideo;
   let hls = null;
@@ -71,33 +121,34 @@ export function mountPlayer(container, initialVideo) {
   // own HLS does) before the page learns why, so the element's `paused` cannot tell.
   let wantsToPlay = false;
 
-  const el = h("video", {
+  const early = pageVideo;
+  pageVideo = null;
+  const adopted = early && early.dataset.videoId === video.id && container.contains(early) ? early : null;
+  const el = adopted || h("video", {
     controls: true, playsinline: true, preload: "metadata", class: "player-video",
     poster: video.poster_url || undefined, "aria-label": `Lecture video: ${video.title}`,
-    "aria-describedby": "player-keys",
   });
+  el.setAttribute("aria-describedby", "player-keys");
+  if (early && !adopted) { // another lecture's (never, today): stop its loading
+    early.removeAttribute("src");
+    early.load();
+  }
   const quality = h("select", { id: "quality", "aria-label": "Quality" },
     h("option", { value: "auto" }, "Auto"));
   const engine = h("span", { class: "muted small", id: "player-engine" });
-  const figure = h("figure", { class: "player" },
-    h("div", { class: "player-frame" }, el),
-    h("figcaption", { class: "player-bar" },
-      h("label", { for: "quality" }, "Quality "), quality, " ", engine),
-    h("p", { id: "player-keys", class: "muted small" }, KEYS_HELP));
-  container.append(figure);
+  const bar = h("figcaption", { class: "player-bar" },
+    h("label", { for: "quality" }, "Quality "), quality, " ", engine);
+  const keys = h("p", { id: "player-keys", class: "muted small" }, KEYS_HELP);
+  const figure = adopted ? adopted.closest("figure") : h("figure", { class: "player" },
+    h("div", { class: "player-frame" }, el));
+  figure.append(bar, keys);
+  if (!adopted) container.append(figure);
 
   const useNative = nativeHls(el);
   engine.textContent = useNative ? "(browser HLS)" : "(hls.js)";
   engine.dataset.engine = useNative ? "native" : "hlsjs";
 
-  // First frame on screen: a performance mark (the browser tests read it).
-  const markFirstFrame = () => {
-    if (performance.getEntriesByName("coursecrafter:first-frame").length === 0) {
-      performance.mark("coursecrafter:first-frame");
-    }
-  };
-  if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(markFirstFrame);
-  else el.addEventListener("playing", markFirstFrame, { once: true });
+  if (!adopted) watchFirstFrame(el);
 
   function fillMenu() {
     const current = quality.value;
@@ -110,12 +161,16 @@ export function mountPlayer(container, initialVideo) {
     if (destroyed) return;
     if (useNative) {
       const start = (url) => {
-        el.src = url;
+        // An adopted element already loading this very URL carries on.
+        const loading = el.getAttribute("src") === url && !el.error;
+        if (!loading) el.src = url;
         if (startAt > 0) {
-          el.addEventListener("loadedmetadata", () => {
+          const seek = () => {
             el.currentTime = startAt;
             if (resume) el.play().catch(() => {});
-          }, { once: true });
+          };
+          if (loading && el.readyState >= HTMLMediaElement.HAVE_METADATA) seek();
+          else el.addEventListener("loadedmetadata", seek, { once: true });
         } else if (resume) {
           el.play().catch(() => {}); // at once: waiting for the metadata first costs a round trip
         }
@@ -127,6 +182,7 @@ export function mountPlayer(container, initialVideo) {
       if (choice === "auto") {
         start(video.playback_url);
         await new Promise((resolve) => {
+          if (el.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) resolve(); // adopted, ahead
           el.addEventListener("loadeddata", resolve, { once: true });
           el.addEventListener("error", resolve, { once: true });
         });
