@@ -148,9 +148,8 @@ def web_router(settings: Settings) -> APIRouter:
         state = watch_page_state(request.app.state.container,
                                  request.cookies.get(viewer_cookies.COOKIE_NAME), video_id)
         video = state and state["video"]
-        early = isinstance(video, dict) and video.get("playback_url") and \
-            request.query_params.get("player") != "hlsjs"
-        return page(state, vary=True, main=watch_shell(video) if early else None)
+        playable = isinstance(video, dict) and video.get("playback_url")
+        return page(state, vary=True, main=watch_shell(video) if playable else None)
 
     @router.get("/assets/{name}")
     def asset(name: str) -> Response:
