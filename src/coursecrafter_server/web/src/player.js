@@ -59,10 +59,6 @@ export function warmPlayer() {
   if (!nativeHls(document.createElement("video"))) import("hls.js").catch(() => {});
 }
 
-// The page's own <video>, when the server put the watch page's player in its HTML
-// (web/__init__.py): the browser's own HLS gets its source here, as this module is evaluated
-// (the page has had its first render by then; the rest of the app waits for the first frame,
-// see pagePlayerStarted), and the player adopts the element where it is rather than start again.
 // First frame on screen: a performance mark (the browser tests and bench/first_frame.py read it).
 function watchFirstFrame(el) {
   const mark = () => {
@@ -74,6 +70,10 @@ function watchFirstFrame(el) {
   else el.addEventListener("playing", mark, { once: true });
 }
 
+// The page's own <video>, when the server put the watch page's player in its HTML
+// (web/__init__.py): the browser's own HLS gets its source here, as this module is evaluated
+// (the rest of the app waits for the first frame, see pagePlayerStarted), and the player adopts
+// the element where it is rather than start again.
 let pageVideo = document.getElementById("page-video");
 if (pageVideo) {
   pageVideo.removeAttribute("id");
