@@ -4,8 +4,9 @@ sources by `make web` (`npm ci && npm run build`) into `dist/` (package data, ne
 no Node.js runs at serving time. Without a build, the pages say how to make one.
 
 A watch page for a viewer whose viewer cookie is live (auth/viewer_cookies.py) carries the viewer
-and the lecture's record, playback URL included, in a JSON data block: the player starts on it at
-once instead of after an API round trip. Such a page is `private, no-store`.
+and the lecture's record, playback URL included, in a JSON data block, and its <main> with the
+player's <video> (`watch_shell`): the player starts at once instead of after an API round trip.
+Such a page is `private, no-store`.
 
 Every HTML answer carries its own Content-Security-Policy (no inline script, no workers; media and
 connections as hls.js and the direct-to-storage upload need): middlewares that add a default CSP to
@@ -85,10 +86,10 @@ def page_state_element(state: dict[str, object]) -> str:
 
 def watch_shell(video: dict[str, Any]) -> str:
     """The watch page's <main> as the app will show it, in place of the "Loading…" line: the way
-    back, the title and the player's <video> with its playback URL (`data-src`). The page's first
-    render (the video's controls are most of it) is done before the app's script runs; its first
-    lines hand the URL to the browser's own HLS, or to hls.js, and the rest of the app waits for
-    the first frame (player.js). The app builds around this player and never moves it: a moved
+    back, the title and the player's <video> with its playback URL (`data-src`). The page is laid
+    out (the video's controls are most of it) without waiting for the app; the app's first lines
+    hand the URL to the browser's own HLS, or to hls.js, and the rest of the app waits for the
+    first frame (player.js). The app builds around this player and never moves it: a moved
     <video> has its controls rebuilt, on the first frame's path (docs/benchmarks.md)."""
     course = video.get("course_id")
     back = (f'<a href="/courses/{escape(course)}" data-link>← Back to the course</a>' if course
