@@ -52,23 +52,41 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+def _page_in(browser, width: int = 1280, height: int = 800) -> Page:
+    """A page in a fresh context of `browser` that records CSP violations, dialogs and errors."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(60_000)
+    context.add_init_script(CSP_PROBE)  # an init script is not page script: CSP allows it
+    page = Page(context.new_page())
+    page.page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
+
+
 @pytest.fixture
 def new_page(browser) -> Iterator[Any]:
-    contexts = []
+    pages: list[Page] = []
 
     def make(width: int = 1280, height: int = 800) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
-        context.set_default_timeout(60_000)
-        context.add_init_script(CSP_PROBE)  # an init script is not page script: CSP allows it
-        contexts.append(context)
-        page = Page(context.new_page())
-        page.page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-        page.page.on("pageerror", lambda e: page.errors.append(str(e)))
-        return page
+        pages.append(_page_in(browser, width, height))
+        return pages[-1]
 
     yield make
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.page.context.close()
+
+
+@pytest.fixture
+def page_refusing_autoplay(browser) -> Iterator[Page]:
+    """A page in a second Chromium that, as browsers do by default, plays no sound-bearing media
+    before a user gesture on the page (the other tests' browser autoplays everything)."""
+    strict = browser.browser_type.launch(
+        executable_path=chromium_path(),
+        args=["--autoplay-policy=document-user-activation-required", "--mute-audio"])
+    try:
+        yield _page_in(strict)
+    finally:
+        strict.close()
 
 
 def populate(root, server, gateway=None, clip_seconds: int = 10, size: str = "854x480") -> Site:

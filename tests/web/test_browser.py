@@ -52,8 +52,9 @@ def test_student_signs_in_and_watches_with_quality_menu_poster_and_keyboard(
     else:
         page.get_by_role("link", name="Lecture 1: Sampling").click()
     page.get_by_role("heading", name="Lecture 1: Sampling").wait_for()
-    video = page.locator("video")
-    assert video.get_attribute("poster")
+    # The poster: set once the first frame is in (or where autoplay is refused, see
+    # test_a_watch_page_whose_autoplay_is_refused_shows_its_poster).
+    page.wait_for_function("() => (document.querySelector('video') || {}).poster", timeout=WAIT)
     assert page.evaluate("() => fetch(document.querySelector('video').poster)"
                          ".then(r => r.ok && r.headers.get('content-type'))") == "image/jpeg"
     used = page.locator("#player-engine").get_attribute("data-engine")
@@ -127,6 +128,9 @@ def test_a_watch_page_opened_afresh_plays_before_the_session_answers(any_site: S
     # element, or the player starting it again, would ask for the master playlist again).
     assert page.locator("video").count() == 1
     assert len(loads) == 1, loads
+    # Its controls and poster came with the first frame (player.js, dressAfterFirstFrame).
+    assert page.evaluate("() => { const v = document.querySelector('video');"
+                         " return v.controls && v.poster.endsWith('/poster.jpg'); }")
     assert page.get_by_role("heading", name="Lecture 1: Sampling").is_visible()
     assert page.get_by_role("button", name="Sign out").is_visible()
     page.wait_for_function("() => document.querySelectorAll('#quality option').length === 3",
@@ -140,6 +144,37 @@ def test_a_watch_page_opened_afresh_plays_before_the_session_answers(any_site: S
     page.get_by_role("link", name="Lecture 1: Sampling").wait_for()
     assert p.csp_violations() == []
     assert p.dialogs == [] and p.errors == []
+
+
+def test_a_watch_page_whose_autoplay_is_refused_shows_its_poster(
+        site: Site, page_refusing_autoplay: Page) -> None:
+    """The page's <video> gets its controls and poster after its first frame (player.js says why);
+    a browser that refuses autoplay still loads that frame, paused, and then shows the poster (not
+    the paused first frame) and the controls until the viewer presses play."""
+    p = page_refusing_autoplay
+    page = p.page
+    sign_in(p, site, "sam")
+    page.goto(f"{site.url}/watch/{site.video_id}")  # a new document: no user gesture on it
+    page.wait_for_function("() => { const v = document.querySelector('video');"
+                           " return v && v.poster && v.controls && v.readyState >= 2; }",
+                           timeout=WAIT)
+    shown = page.evaluate("""async () => {
+        const v = document.querySelector('video');
+        const image = new Image();
+        image.src = v.poster;
+        await image.decode();
+        return {paused: v.paused, played: v.played.length, at: v.currentTime, controls: v.controls,
+                width: image.naturalWidth, height: image.naturalHeight}; }""")
+    # Never started (the browser refused it); the element shows the lecture's poster, and the
+    # browser's controls to start it with.
+    assert shown == {"paused": True, "played": 0, "at": 0, "controls": True,
+                     "width": 854, "height": 480}, shown
+    p.shot(f"{site.tag}watch-autoplay-refused-poster")
+    page.get_by_role("heading", name="Lecture 1: Sampling").wait_for()
+    page.keyboard.press("k")  # the player's play/pause key: a user gesture
+    page.wait_for_function("() => document.querySelector('video').currentTime > 1", timeout=WAIT)
+    p.shot(f"{site.tag}watch-autoplay-refused-playing")
+    assert p.csp_violations() == [] and p.errors == [] and p.dialogs == []
 
 
 def test_instructor_creates_publishes_uploads_and_watches(any_site: Site, new_page,

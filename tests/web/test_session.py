@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 from coursecrafter_server.domain import Role
 
 PASSWORD = "correct horse battery"
@@ -122,6 +126,13 @@ def test_pages_carry_a_strict_csp_or_say_how_to_build(api) -> None:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/html")
             assert "<script" in response.text and "<script>" not in response.text  # no inline
+            # The one inline style sheet (build.mjs puts it there) is allowed by its hash alone.
+            styles = re.findall(r"<style>(.*?)</style>", response.text, re.S)
+            assert len(styles) == 1 and ".player-frame" in styles[0]
+            digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+            style_src = next(d for d in csp.split("; ") if d.startswith("style-src "))
+            assert style_src == f"style-src 'self' 'sha256-{digest}'"
+            assert "/assets/style" not in response.text
         else:
             assert response.status_code == 503 and "make web" in response.text
     assert api.get("/assets/..%2Fapp.py").status_code == 404
@@ -246,7 +257,7 @@ def test_a_watch_page_holds_its_viewer_and_lecture_only_for_a_live_viewer_cookie
     for attribute in ("HttpOnly", "Path=/watch", "SameSite=lax", "Max-Age="):
         assert attribute.lower() in viewer_cookie.lower(), viewer_cookie
     ada = {"Authorization": f"Bearer {signed.json()['access_token']}"}
-    hostile = "</script><img src=x onerror=alert(1)> & co"
+    hostile = "</script><style>*{}</style><img src=x onerror=alert(1)> & co"
     course = api.post("/api/v1/courses", headers=ada, json={"title": "Draft course"}).json()
     started = api.post("/api/v1/uploads", headers=ada, json={
         "filename": "l.mp4", "size": 10, "content_type": "video/mp4", "course_id": course["id"],
@@ -261,6 +272,8 @@ def test_a_watch_page_holds_its_viewer_and_lecture_only_for_a_live_viewer_cookie
     assert state is not None and state["user"]["username"] == "ada"
     assert state["video"]["title"] == hostile  # as text, in the data, and nowhere as markup
     assert "<img" not in page.text and page.text.count("</script>") == 1
+    # Nor as a style sheet: only the built page's own <style> blocks (none in this one) get a hash.
+    assert "<style" not in page.text and "'sha256-" not in page.headers["content-security-policy"]
     assert state["video"]["playback_url"] == api.get(
         f"/api/v1/videos/{video_id}", headers=ada).json()["playback_url"]
     # The page's <main> is there too (the way back, the title as text, the player's <video> with

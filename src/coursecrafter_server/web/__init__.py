@@ -1,7 +1,7 @@
 """The browser app: `/`, `/courses/{id}`, `/watch/{video_id}` answer with the single-page app's
-index.html, `/assets/…` with its built scripts and styles. The app is built from this directory's
-sources by `make web` (`npm ci && npm run build`) into `dist/` (package data, never committed);
-no Node.js runs at serving time. Without a build, the pages say how to make one.
+index.html (its style sheet inside, allowed by hash in the CSP), `/assets/…` with its built
+scripts. The app is built from this directory's sources by `make web` (`npm ci && npm run build`)
+into `dist/` (package data, never committed); no Node.js runs at serving time. Without a build, the pages say how to make one.
 
 A watch page for a viewer whose viewer cookie is live (auth/viewer_cookies.py) carries the viewer
 and the lecture's record, playback URL included, in a JSON data block, and its <main> with the
@@ -14,8 +14,11 @@ API answers must leave an existing one alone."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from coursecrafter_server.settings import Settings
 DIST = Path(__file__).resolve().parent / "dist"
 PAGE_STATE_ID = "coursecrafter-page-state"  # read by src/api.js
 LOADING = '<p class="muted">Loading…</p>'  # src/index.html's placeholder in <main>
+_STYLE_BLOCK = re.compile(r"<style>(.*?)</style>", re.S)
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".map": "application/json", ".svg": "image/svg+xml", ".ico": "image/x-icon"}
@@ -57,12 +61,14 @@ def storage_origins(settings: Settings) -> list[str]:
     return origins
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: Settings, style_hashes: Iterable[str] = ()) -> str:
+    """`style_hashes`: the page's own <style> blocks (`inline_style_hashes`), allowed by hash; no
+    other inline style is."""
     extra = " ".join(storage_origins(settings))
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",
-        "style-src 'self'",
+        " ".join(["style-src 'self'", *style_hashes]),
         f"img-src 'self' data: blob: {extra}",
         f"media-src 'self' blob: {extra}",
         f"connect-src 'self' {extra}",
@@ -73,6 +79,13 @@ def content_security_policy(settings: Settings) -> str:
         "form-action 'self'",
         "frame-ancestors 'none'",
     ])
+
+
+def inline_style_hashes(html: str) -> list[str]:
+    """CSP source expressions for the <style> blocks of the built index.html (its style sheet,
+    build.mjs), taken before anything of a user's is put into the page."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()}'"
+            for css in _STYLE_BLOCK.findall(html)]
 
 
 def page_state_element(state: dict[str, object]) -> str:
@@ -86,21 +99,22 @@ def page_state_element(state: dict[str, object]) -> str:
 
 def watch_shell(video: dict[str, Any]) -> str:
     """The watch page's <main> as the app will show it, in place of the "Loading…" line: the way
-    back, the title and the player's <video> with its playback URL (`data-src`). The page is laid
-    out (the video's controls are most of it) without waiting for the app; the app's first lines
-    hand the URL to the browser's own HLS, or to hls.js, and the rest of the app waits for the
-    first frame (player.js). The app builds around this player and never moves it: a moved
-    <video> has its controls rebuilt, on the first frame's path (docs/benchmarks.md)."""
+    back, the title and the player's <video> with its playback URL (`data-src`) and poster
+    (`data-poster`). The page is laid out without waiting for the app; the app's first lines hand
+    the URL to the browser's own HLS, or to hls.js, and the rest of the app, the browser's controls
+    and the poster wait for the first frame (player.js says why). The app builds around this
+    player and never moves it: a moved <video> is set up again, on the first frame's path
+    (docs/benchmarks.md)."""
     course = video.get("course_id")
     back = (f'<a href="/courses/{escape(course)}" data-link>← Back to the course</a>' if course
             else '<a href="/" data-link>← All courses</a>')
-    poster = f' poster="{escape(video["poster_url"])}"' if video.get("poster_url") else ""
+    poster = f' data-poster="{escape(video["poster_url"])}"' if video.get("poster_url") else ""
     return (
         f'<p class="crumbs">{back}</p>'
         f'<h1 tabindex="-1" id="page-heading">{escape(video["title"])}</h1>'
         '<div class="watch"><figure class="player"><div class="player-frame">'
         f'<video id="page-video" data-video-id="{escape(video["id"])}" class="player-video"'
-        f' controls autoplay playsinline preload="auto"{poster}'
+        f' autoplay playsinline preload="auto"{poster}'
         f' aria-label="Lecture video: {escape(video["title"])}"'
         f' data-src="{escape(video["playback_url"])}"></video>'
         '</div></figure></div>'
@@ -109,9 +123,7 @@ def watch_shell(video: dict[str, Any]) -> str:
 
 def web_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    csp = content_security_policy(settings)
     html_headers = {
-        "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
@@ -124,9 +136,13 @@ def web_router(settings: Settings) -> APIRouter:
         try:
             html = index.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return PlainTextResponse(NOT_BUILT, status_code=503,
-                                     headers={**html_headers, "Cache-Control": "no-store"})
-        headers = {**html_headers, "Vary": "Cookie"} if vary else html_headers
+            return PlainTextResponse(NOT_BUILT, status_code=503, headers={
+                **html_headers, "Content-Security-Policy": content_security_policy(settings),
+                "Cache-Control": "no-store"})
+        headers = {**html_headers, "Content-Security-Policy": content_security_policy(
+            settings, inline_style_hashes(html))}
+        if vary:
+            headers["Vary"] = "Cookie"
         if state is not None:  # one viewer's page: never stored by a cache
             html = html.replace("</head>", f"{page_state_element(state)}\n</head>", 1)
             if main is not None:

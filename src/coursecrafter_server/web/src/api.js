@@ -107,9 +107,9 @@ function pageState() {
 // On arrival: the session from its cookie, if there is one; with `videoId` (a watch page) the
 // video's record comes in the same answer (see takeVideo). A watch page whose HTML already names
 // its viewer and lecture starts on those at once. Its access token comes from a refresh after
-// the page's load event (which a playing <video> holds back until its first frame is in, so the
-// refresh does not compete with the playlists), or sooner when an API call needs it.
-export async function restore(videoId) {
+// the page's load event and `settled` (the player's first frame: the refresh does not compete
+// with the playlists), or sooner when an API call needs it.
+export async function restore(videoId, settled = Promise.resolve()) {
   const state = pageState();
   if (state) {
     currentUser = state.user;
@@ -120,8 +120,9 @@ export async function restore(videoId) {
         if (error instanceof ApiError && error.status === 401) signedOut();
       });
     };
-    if (document.readyState === "complete") later();
-    else window.addEventListener("load", later, { once: true });
+    const loaded = document.readyState === "complete" ? Promise.resolve()
+      : new Promise((resolve) => window.addEventListener("load", resolve, { once: true }));
+    Promise.all([loaded, settled]).then(later);
     return currentUser;
   }
   let hinted = false;

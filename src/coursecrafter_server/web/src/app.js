@@ -4,7 +4,7 @@
 
 import { api, ApiError, restore, signIn, signOut, takeVideo, user } from "./api.js";
 import { announce, bytes, duration, h, link, replace, statusText, watchable } from "./dom.js";
-import { mountPlayer, pagePlayerArea, pagePlayerStarted, warmPlayer } from "./player.js";
+import { afterPageFirstFrame, mountPlayer, pagePlayerArea, pagePlayerStarted, warmPlayer } from "./player.js";
 import { ATTACHMENT_TYPES, uploadFile } from "./upload.js";
 
 const main = document.getElementById("main");
@@ -429,7 +429,7 @@ window.addEventListener("coursecrafter:signed-out", () => render());
   const watching = /^\/watch\/([^/]+)$/.exec(location.pathname);
   if (watching) warmPlayer();
   try {
-    await restore(watching ? decodeURIComponent(watching[1]) : undefined);
+    await restore(watching ? decodeURIComponent(watching[1]) : undefined, afterPageFirstFrame());
   } catch { /* offline or server down: show the sign-in form */ }
   await pagePlayerStarted();
   render();

@@ -70,11 +70,38 @@ function watchFirstFrame(el) {
   else el.addEventListener("playing", mark, { once: true });
 }
 
+// Settles once `el` has presented its first frame, failed, or after 3 s at most.
+function firstFrameOf(el) {
+  return new Promise((resolve) => {
+    // The first frame on screen, not `loadeddata` (before it: work done then would hold it back).
+    if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(() => resolve());
+    else el.addEventListener("loadeddata", resolve, { once: true });
+    for (const type of ["error", "abort", "emptied"]) el.addEventListener(type, resolve, { once: true });
+    setTimeout(resolve, 3000); // whatever happens, nothing waits longer
+  });
+}
+
+// The browser's controls and the poster come once `el` has its first frame (or failed, or 3 s
+// went by). The controls cost the first frame 40 ms on a 2-core machine: Chromium lays them out
+// again at each step of the loading, on the page's thread, in the middle of the player's requests
+// (docs/benchmarks.md). The poster would be on screen for a blink, at the price of a request and
+// an image decoded meanwhile. Where autoplay is refused the first frame comes all the same (the
+// element loads it, paused), and the poster then shows: an element that has not started playing
+// shows its poster, not its first frame.
+function dressAfterFirstFrame(el, firstFrame) {
+  const { poster } = el.dataset;
+  firstFrame.then(() => {
+    el.controls = true;
+    if (poster && !el.getAttribute("poster")) el.poster = poster;
+  });
+}
+
 // The page's own <video>, when the server put the watch page's player in its HTML
 // (web/__init__.py): the browser's own HLS gets its source here, as this module is evaluated
 // (the rest of the app waits for the first frame, see pagePlayerStarted), and the player adopts
 // the element where it is rather than start again.
 let pageVideo = document.getElementById("page-video");
+let pageFirstFrame = Promise.resolve();
 if (pageVideo) {
   pageVideo.removeAttribute("id");
   watchFirstFrame(pageVideo);
@@ -83,24 +110,21 @@ if (pageVideo) {
   // position): a remembered position is where the page's autoplaying element begins.
   const at = savedPosition(pageVideo.dataset.videoId);
   if (at) pageVideo.currentTime = at;
+  pageFirstFrame = firstFrameOf(pageVideo);
+  dressAfterFirstFrame(pageVideo, pageFirstFrame);
 }
 
-// Resolves once the page's own player has its first frame, failed, or cannot play here (no HLS
-// of its own: hls.js will); at once without one. The app renders the rest of the page then, so
-// that nothing competes with the player's requests for the page's thread (docs/benchmarks.md).
+// Settles once the page's own element has presented its first frame, failed, or after 3 s; at
+// once without one. What need not come before the first frame waits for it (the session refresh,
+// the poster), so that nothing competes with the player's requests.
+export function afterPageFirstFrame() {
+  return pageFirstFrame;
+}
+
+// The same, but at once where the page's element has no HLS of its own: the app's render mounts
+// hls.js on it, so the render cannot wait (the app renders the rest of the page after this).
 export function pagePlayerStarted() {
-  const el = pageVideo;
-  // (Not networkState: loading starts with NETWORK_NO_SOURCE until the browser picks the source.)
-  if (!el || el.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA || el.error || !nativeHls(el)) {
-    return Promise.resolve();
-  }
-  return new Promise((resolve) => {
-    // The first frame on screen, not `loadeddata` (before it: a render then would hold it back).
-    if (el.requestVideoFrameCallback) el.requestVideoFrameCallback(() => resolve());
-    else el.addEventListener("loadeddata", resolve, { once: true });
-    for (const type of ["error", "abort", "emptied"]) el.addEventListener(type, resolve, { once: true });
-    setTimeout(resolve, 3000); // whatever happens, the page is not held back longer
-  });
+  return pageVideo && nativeHls(pageVideo) ? pageFirstFrame : Promise.resolve();
 }
 
 // The player's area (div.watch) the page came with for `videoId`, still in the page; else null.
