@@ -16,9 +16,12 @@ Variants, each with its browser's own HLS ("native", Chromium 141+) and with hls
 With hls.js, the page's main-thread busy time (CDP `Performance.getMetrics` TaskDuration) from
 navigation until the video has played 3 s is recorded too.
 Every measurement is a fresh browser context (cold HTTP cache), rounds interleave the variants.
-The watch page's user is already signed in (the session cookie is set in the context through
-`POST /api/v1/session` before the navigation), so its time includes the page, its script, the
-session refresh (which brings the video's record and playback URL) and the playlists.
+The watch page's user is already signed in (the session and viewer cookies are set in the
+context through `POST /api/v1/session` before the navigation), so the page comes with its viewer,
+lecture and `<video>` in its HTML (docs/rest.md "Watch pages"); its time includes the page and its
+script from the server, and the playlists and segments through gateway and server. The bare
+page's `<video>` has the browser's controls from the start; the watch page's gets them (and its
+poster) at its first frame (player.js says why).
 Time = `performance.mark` at the first presented frame (requestVideoFrameCallback), from the
 navigation's start; beside it, the medians of when the script, the session answer and the first
 segment ended, when the page set the element's `src` and when the first playlist request started
