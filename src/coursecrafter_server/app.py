@@ -10,7 +10,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from coursecrafter_server.api.body_limit import BodySizeLimitMiddleware
 from coursecrafter_server.api.docs import install_docs
-from coursecrafter_server.api.errors import install_error_handlers
+from coursecrafter_server.api.errors import UnhandledErrorMiddleware, install_error_handlers
 from coursecrafter_server.api.public_host import PublicHostCheckMiddleware
 from coursecrafter_server.api.request_limits import RequestLimitsMiddleware
 from coursecrafter_server.api.security_headers import SecurityHeadersMiddleware
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     app.state.metrics = metrics = ServerMetrics(container)
     install_error_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500s pass all the others
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_json_body_bytes, exempt_prefixes=("/blobs/",)
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from livesupport import start_live_server
@@ -74,3 +76,31 @@ def test_blobs_are_downloads_never_pages(app_factory, tmp_path):
     # A URL without a name (playback files) is still a download, never inline.
     plain = api.get(storage.presign_get("attachments/v1/source", 60))
     assert plain.headers["content-disposition"] == "attachment"
+
+
+def test_an_unexpected_failure_is_a_500_in_the_error_shape_with_the_headers(
+        app_factory, monkeypatch, caplog):
+    """A route that fails unexpectedly (here: the store raising) answers 500 `internal_error`
+    with the security headers and, for an allowed origin, the CORS header a page needs to read it;
+    the cause goes to the log, not to the client."""
+    from fastapi.testclient import TestClient
+
+    origin = "https://app.example.edu"
+    app = app_factory(transcode_concurrency=0, cors_origins=origin).app
+
+    def store_down(*_args, **_kwargs):
+        raise RuntimeError("store down: secret-host:27017")
+
+    monkeypatch.setattr(app.state.container.store, "get_user_by_username", store_down)
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.post("/api/v1/auth/login", headers={"Origin": origin},
+                           json={"username": "ada", "password": "correct horse battery"})
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error",
+                                         "message": "internal server error"}}
+    assert_hardened(response)
+    assert response.headers["access-control-allow-origin"] == origin
+    assert "secret-host" not in response.text
+    assert any("unhandled error" in r.getMessage() and r.exc_info for r in caplog.records)
+    metrics = client.get("/metrics").text
+    assert re.search(r'status="500"', metrics), "the 500 is counted"

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursecrafter_server.domain import DomainError
 from coursecrafter_worker.storage import InvalidKey, StorageError
@@ -73,7 +74,40 @@ def install_error_handlers(app: FastAPI) -> None:
                               "object storage is not answering; try again shortly",
                               {"Retry-After": "5"})
 
+    # Starlette runs this handler outside every middleware, for any exception that reaches it; an
+    # answer it sends has no security or CORS headers, so for the routes' failures
+    # UnhandledErrorMiddleware has already answered (inside the stack) and this only logs.
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal server error")
+
+
+class UnhandledErrorMiddleware:
+    """An unexpected exception from a route is answered with the 500 error shape here, the
+    innermost of the app's middlewares, so that the answer still passes the security-header, CORS
+    and metrics middlewares on its way out (a browser page on an allowed origin can read it). The
+    exception then goes on up: Starlette's handler logs it (and sends nothing more), and a test
+    client can raise it. Pure ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if not started:  # else part of an answer is out: closing the connection is all left
+                await error_response(500, "internal_error", "internal server error")(
+                    scope, receive, send)
+            raise
