@@ -1,6 +1,7 @@
 // Builds the browser app into dist/ (served by coursecrafter-server; never committed):
-// dist/index.html (the style sheet inside it) plus content-hashed scripts in dist/assets/. hls.js is split into its
-// own chunk, loaded only on the watch page and only where the browser has no HLS of its own.
+// dist/index.html (the style sheet inside it) plus content-hashed scripts in dist/assets/. hls.js
+// is split into its own chunk, loaded only on the watch page and only where the browser has no HLS
+// of its own.
 import { build } from "esbuild";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
